@@ -1,0 +1,14 @@
+//! What the gateway, the injector and the tests must agree on.
+//!
+//! Layout:
+//! - [`jsonrpc`]: JSON-RPC 2.0 envelopes (borrowed, `params` kept raw) and the error codes on the wire.
+//! - [`duration`]: human durations (`200ms`, `2s`, `1m`) for flags, env vars and TOML.
+//! - [`shutdown`]: the one `shutdown_signal()` both binaries stop on (SIGTERM from Kubernetes, SIGINT).
+//! - [`telemetry`]: tracing set-up: JSON lines for Fluentd, readable text on a TTY.
+//!
+//! Nothing here is either binary's configuration, health state or nonce logic.
+
+pub mod duration;
+pub mod jsonrpc;
+pub mod shutdown;
+pub mod telemetry;

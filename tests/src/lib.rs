@@ -1,0 +1,1 @@
+//! Test support: real nodes, mock upstreams and the gateway in process.
