@@ -100,8 +100,8 @@ impl<'a> Request<'a> {
         if first_byte(raw.get()) != Some(b'{') {
             return Err(ItemError { id: None, error: InvalidRequest::NotAnObject });
         }
-        let env: RawEnvelope<'a> = serde_json::from_str(raw.get())
-            .map_err(|_| ItemError { id: None, error: InvalidRequest::NotAnObject })?;
+        let env: RawEnvelope<'a> =
+            serde_json::from_str(raw.get()).map_err(|_| ItemError { id: None, error: InvalidRequest::NotAnObject })?;
         // Echo the id only if it is itself valid; an object or array id must not be reflected back.
         let id = env.id.filter(|id| is_valid_id(id));
         let fail = |error| Err(ItemError { id, error });
@@ -302,8 +302,8 @@ mod tests {
         assert_eq!(ok.result.unwrap().get(), "\"0x1\"");
         let null_result = Response::parse(r#"{"jsonrpc":"2.0","id":1,"result":null}"#).unwrap();
         assert_eq!(null_result.result.unwrap().get(), "null");
-        let err = Response::parse(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"already known"}}"#)
-            .unwrap();
+        let err =
+            Response::parse(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"already known"}}"#).unwrap();
         assert_eq!(err.error.unwrap().message, "already known");
         assert!(Response::parse(r#"{"jsonrpc":"2.0","id":1}"#).is_none());
         assert!(Response::parse("<html>").is_none());

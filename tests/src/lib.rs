@@ -1,1 +1,35 @@
-//! Test support: real nodes, mock upstreams and the gateway in process.
+//! Test support: real nodes, raw HTTP, and waiting without fixed sleeps.
+//!
+//! Layout:
+//! - [`nodes`]: real anvil and ganache processes on loopback ports (pinned by `tools/peers`), with the fault
+//!   knobs a real node offers (SIGSTOP, kill, `anvil_mine`).
+//! - [`http`]: a raw HTTP/1.1 client for asserting exact statuses, headers and bodies.
+//! - [`eventually`]: poll a condition until it holds or a bounded deadline passes.
+//!
+//! Every process a helper starts is killed when its handle drops, so a failing test leaves nothing behind.
+
+pub mod http;
+pub mod nodes;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Polls `check` every 50 ms until it returns `Some`, or fails after `within`.
+///
+/// Tests wait on a condition, never a fixed sleep: fast when the machine is fast, patient when it is busy.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out after {within:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
