@@ -1,2 +1,98 @@
-//! Binary entry point.
-fn main() {}
+//! `iotex-gateway` entry point: parse the command line, load the config, bind, run until a signal.
+//!
+//! Exit codes: 0 after a clean shutdown or a valid `check-config`; 1 when a listener cannot be bound or the
+//! gateway fails at start; 2 for an invalid configuration (nothing is bound in that case).
+
+use clap::Parser;
+use iotex_gateway::config::{Cli, Command, Config, Opts};
+use iotex_gateway::{Listeners, run};
+use iotex_shared::duration;
+use iotex_shared::telemetry::{self, LogFormat};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => {
+            let opts = Opts { config: Some(file), ..cli.opts };
+            match opts.load() {
+                Ok(cfg) => {
+                    print_summary(&cfg);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("iotex-gateway: invalid configuration: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        None => serve(cli.opts),
+    }
+}
+
+fn print_summary(cfg: &Config) {
+    println!("configuration is valid");
+    println!("  listen            {}", cfg.listen);
+    println!("  admin-listen      {}", cfg.admin_listen);
+    for u in &cfg.upstreams {
+        let health = u.health_url.as_ref().map(iotex_gateway::config::redact).unwrap_or_default();
+        println!("  upstream          {}={} {}", u.name, iotex_gateway::config::redact(&u.url), health);
+    }
+    println!("  health-interval   {}", duration::format(cfg.health_interval));
+    println!("  max-lag-blocks    {} (readmit at {})", cfg.max_lag_blocks, cfg.readmit_lag_blocks);
+    println!("  request-timeout   {}", duration::format(cfg.request_timeout));
+    match cfg.rate_limit {
+        Some(r) => println!("  rate-limit        {}/s per client, burst {}", r.per_second, r.burst),
+        None => println!("  rate-limit        off"),
+    }
+    println!("  tx-broadcast      {}", cfg.tx_broadcast);
+}
+
+fn serve(opts: Opts) -> ExitCode {
+    let cfg = match opts.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("iotex-gateway: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(cfg.log_format.unwrap_or_else(LogFormat::detect));
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("iotex-gateway: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        let rpc = match bind(cfg.listen, "--listen").await {
+            Ok(l) => l,
+            Err(msg) => return fail(&msg),
+        };
+        let admin = match bind(cfg.admin_listen, "--admin-listen").await {
+            Ok(l) => l,
+            Err(msg) => return fail(&msg),
+        };
+        match run(cfg, Listeners { rpc, admin }, iotex_shared::shutdown::shutdown_signal()).await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => fail(&e.to_string()),
+        }
+    })
+}
+
+fn fail(msg: &str) -> ExitCode {
+    tracing::error!("{msg}");
+    eprintln!("iotex-gateway: {msg}");
+    ExitCode::from(1)
+}
+
+async fn bind(addr: SocketAddr, flag: &str) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!("address {addr} is in use; choose another with {flag}"),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("no permission to bind {addr}; choose a port above 1023 with {flag}")
+        }
+        _ => format!("cannot bind {addr} ({flag}): {e}"),
+    })
+}

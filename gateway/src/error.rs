@@ -1,0 +1,109 @@
+//! The one place gateway errors become wire responses: a JSON-RPC code, a message and an HTTP status.
+
+use crate::metrics::Outcome;
+use crate::upstream::AttemptError;
+use http::StatusCode;
+use iotex_shared::jsonrpc::{InvalidRequest, codes};
+
+/// Why the gateway answered a call itself instead of passing a node's answer through.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The body is not JSON.
+    #[error("parse error: {0}")]
+    Parse(String),
+    /// Not a valid request object.
+    #[error("invalid request: {0}")]
+    Invalid(InvalidRequest),
+    /// `[]`.
+    #[error("invalid request: empty batch")]
+    EmptyBatch,
+    /// More items than `max-batch-size`.
+    #[error("invalid request: batch of {len} exceeds the limit of {max}")]
+    BatchTooLarge {
+        /// Items sent.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The method policy refused the method.
+    #[error("method `{0}` is not available through this gateway")]
+    MethodNotAllowed(String),
+    /// Nothing routable.
+    #[error("no healthy upstream: every node is down, lagging or ejected; try again shortly")]
+    NoUpstream,
+    /// Every routable upstream stayed at its in-flight cap until the deadline.
+    #[error("all upstreams are busy (at their in-flight limit); try again shortly")]
+    Saturated,
+    /// The attempts failed.
+    #[error("upstream failed ({}) and no retry was possible", .0.kind.as_str())]
+    Upstream(AttemptError),
+    /// The deadline passed.
+    #[error("no upstream answered within the request timeout")]
+    Deadline,
+}
+
+impl CallError {
+    /// The JSON-RPC error code.
+    pub fn code(&self) -> i64 {
+        match self {
+            CallError::Parse(_) => codes::PARSE_ERROR,
+            CallError::Invalid(_) | CallError::EmptyBatch | CallError::BatchTooLarge { .. } => codes::INVALID_REQUEST,
+            CallError::MethodNotAllowed(_) => codes::METHOD_NOT_FOUND,
+            CallError::NoUpstream | CallError::Saturated => codes::RESOURCE_UNAVAILABLE,
+            CallError::Upstream(_) => codes::UPSTREAM_FAILED,
+            CallError::Deadline => codes::DEADLINE_EXCEEDED,
+        }
+    }
+
+    /// The HTTP status when this error is the whole answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            CallError::Parse(_) | CallError::Invalid(_) | CallError::EmptyBatch | CallError::BatchTooLarge { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            CallError::MethodNotAllowed(_) => StatusCode::OK,
+            CallError::NoUpstream | CallError::Saturated => StatusCode::SERVICE_UNAVAILABLE,
+            CallError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            CallError::Deadline => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The metrics outcome.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            CallError::Parse(_) | CallError::Invalid(_) | CallError::EmptyBatch | CallError::BatchTooLarge { .. } => {
+                Outcome::Invalid
+            }
+            CallError::MethodNotAllowed(_) => Outcome::Denied,
+            CallError::NoUpstream | CallError::Saturated => Outcome::NoUpstream,
+            CallError::Upstream(_) => Outcome::UpstreamError,
+            CallError::Deadline => Outcome::Timeout,
+        }
+    }
+
+    /// The message on the wire. Method names are truncated so a hostile name is not reflected at length.
+    pub fn message(&self) -> String {
+        match self {
+            CallError::MethodNotAllowed(m) if m.len() > 64 => {
+                let cut: String = m.chars().take(64).collect();
+                format!("method `{cut}…` is not available through this gateway")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes() {
+        assert_eq!(CallError::NoUpstream.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(CallError::NoUpstream.code(), -32002);
+        assert_eq!(CallError::MethodNotAllowed("x".into()).code(), -32601);
+        assert_eq!(CallError::EmptyBatch.code(), -32600);
+        assert_eq!(CallError::Parse("x".into()).code(), -32700);
+        assert!(CallError::MethodNotAllowed("a".repeat(10_000)).message().len() < 200);
+    }
+}

@@ -1,0 +1,219 @@
+//! Per-client rate limiting (GCRA, from governor), keyed by the client's IP address.
+//!
+//! Refuses with HTTP 429, a `Retry-After` header and a JSON-RPC `-32005` error; a refused request is never
+//! queued. The key is the TCP peer's address; `X-Forwarded-For` is believed only when the peer is one of the
+//! configured trusted proxies, and then the right-most address that is not itself a trusted proxy is used
+//! (the left part of the header is whatever the client chose to write). Keys idle for a while are dropped by
+//! a periodic sweep, so a flood of spoofed sources cannot grow memory without bound.
+
+use crate::metrics::Metrics;
+use crate::server::ClientAddr;
+use bytes::Bytes;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use iotex_shared::jsonrpc::{codes, error_response};
+use ipnet::IpNet;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tower::{Layer, Service};
+
+/// Shared limiter state.
+pub struct Limiter {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    trusted: Vec<IpNet>,
+    metrics: Arc<Metrics>,
+}
+
+impl Limiter {
+    /// A limiter of `per_second` with `burst`.
+    pub fn new(
+        per_second: std::num::NonZeroU32,
+        burst: std::num::NonZeroU32,
+        trusted: Vec<IpNet>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Limiter> {
+        let quota = Quota::per_second(per_second).allow_burst(burst);
+        Arc::new(Limiter { limiter: RateLimiter::keyed(quota), trusted, metrics })
+    }
+
+    /// Drops idle keys every `period` until the returned task is aborted.
+    pub fn spawn_sweeper(self: &Arc<Self>, period: Duration) -> tokio::task::JoinHandle<()> {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(period);
+            loop {
+                t.tick().await;
+                me.limiter.retain_recent();
+                me.limiter.shrink_to_fit();
+            }
+        })
+    }
+
+    fn is_trusted(&self, ip: &IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(ip))
+    }
+
+    /// The client address this request is accounted to.
+    pub fn client_ip(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        if !self.is_trusted(&peer) {
+            return peer;
+        }
+        let mut client = peer;
+        // Walk the chain right to left: each hop was appended by the proxy in front of the next.
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.is_trusted(&ip) {
+                        break;
+                    }
+                }
+                // Garbage in the header: stop believing it at this point.
+                Err(_) => break,
+            }
+        }
+        client
+    }
+
+    /// `Ok` to proceed, or the wait until the client may try again.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.limiter.check_key(&ip).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// Wraps a service with the per-client limit.
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    limiter: Arc<Limiter>,
+}
+
+impl RateLimitLayer {
+    /// A layer over a shared limiter.
+    pub fn new(limiter: Arc<Limiter>) -> Self {
+        RateLimitLayer { limiter }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit { inner, limiter: Arc::clone(&self.limiter) }
+    }
+}
+
+/// The rate-limiting service.
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    limiter: Arc<Limiter>,
+}
+
+/// The 429 answer: `Retry-After` in whole seconds (at least 1) and a JSON-RPC error body.
+pub fn rate_limited_response(wait: Duration) -> Response<Full<Bytes>> {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let body = error_response(
+        None,
+        codes::LIMIT_EXCEEDED,
+        "rate limit exceeded; slow down and retry after the Retry-After delay",
+    );
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    resp
+}
+
+impl<S, B> Service<Request<B>> for RateLimit<S>
+where
+    S: Service<Request<B>, Response = Response<Full<Bytes>>> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let peer = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+        if let Some(peer) = peer {
+            let ip = self.limiter.client_ip(peer, req.headers());
+            if let Err(wait) = self.limiter.check(ip) {
+                self.limiter.metrics.rate_limited.inc();
+                return Box::pin(async move { Ok(rate_limited_response(wait)) });
+            }
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    fn limiter(trusted: &[&str]) -> Arc<Limiter> {
+        Limiter::new(
+            NonZeroU32::new(1).unwrap(),
+            NonZeroU32::new(2).unwrap(),
+            trusted.iter().map(|s| s.parse().unwrap()).collect(),
+            Arc::new(Metrics::new().unwrap()),
+        )
+    }
+
+    fn xff(v: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-forwarded-for", v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let l = limiter(&["10.0.0.0/8"]);
+        let client: IpAddr = "203.0.113.9".parse().unwrap();
+        // Untrusted peer: the header is ignored.
+        assert_eq!(
+            l.client_ip("198.51.100.1".parse().unwrap(), &xff("1.2.3.4")),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
+        // Trusted peer: right-most untrusted hop; a spoofed left part is ignored.
+        assert_eq!(l.client_ip("10.1.1.1".parse().unwrap(), &xff("6.6.6.6, 203.0.113.9, 10.2.2.2")), client);
+        // Garbage stops the walk.
+        assert_eq!(l.client_ip("10.1.1.1".parse().unwrap(), &xff("not-an-ip")), "10.1.1.1".parse::<IpAddr>().unwrap());
+        // No header: the proxy itself.
+        assert_eq!(
+            l.client_ip("10.1.1.1".parse().unwrap(), &http::HeaderMap::new()),
+            "10.1.1.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn burst_then_refusal_with_a_wait() {
+        let l = limiter(&[]);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(l.check(ip).is_ok());
+        assert!(l.check(ip).is_ok());
+        let wait = l.check(ip).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
+        // Another client has its own bucket.
+        assert!(l.check("127.0.0.2".parse().unwrap()).is_ok());
+        let r = rate_limited_response(Duration::from_millis(300));
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+}

@@ -1,0 +1,466 @@
+//! Every metric the gateway exports, registered and documented in one place.
+//!
+//! Names are a contract for the chart's dashboards and alerts: `iotex_gateway_<subsystem>_<thing>_<unit|total>`.
+//! Labels are bounded: `method` comes from [`KNOWN_METHODS`] (anything else is `other`), `upstream` from the
+//! configuration, `outcome` and `reason` from fixed enums; never a client address, token or tx hash.
+//!
+//! The request path uses handles resolved once per (method, outcome) and per upstream, so counting a call is
+//! an atomic add, not a label lookup. Exposition is the classic Prometheus text format, which both Prometheus
+//! and `promtool check metrics` read.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::sync::OnceLock;
+
+/// Methods that get their own label value. Sorted, for binary search. Everything else is `other`.
+pub const KNOWN_METHODS: &[&str] = &[
+    "eth_accounts",
+    "eth_blobBaseFee",
+    "eth_blockNumber",
+    "eth_call",
+    "eth_chainId",
+    "eth_coinbase",
+    "eth_createAccessList",
+    "eth_estimateGas",
+    "eth_feeHistory",
+    "eth_gasPrice",
+    "eth_getBalance",
+    "eth_getBlockByHash",
+    "eth_getBlockByNumber",
+    "eth_getBlockReceipts",
+    "eth_getBlockTransactionCountByHash",
+    "eth_getBlockTransactionCountByNumber",
+    "eth_getCode",
+    "eth_getFilterChanges",
+    "eth_getFilterLogs",
+    "eth_getLogs",
+    "eth_getProof",
+    "eth_getStorageAt",
+    "eth_getTransactionByBlockHashAndIndex",
+    "eth_getTransactionByBlockNumberAndIndex",
+    "eth_getTransactionByHash",
+    "eth_getTransactionCount",
+    "eth_getTransactionReceipt",
+    "eth_getUncleByBlockHashAndIndex",
+    "eth_getUncleByBlockNumberAndIndex",
+    "eth_getUncleCountByBlockHash",
+    "eth_getUncleCountByBlockNumber",
+    "eth_maxPriorityFeePerGas",
+    "eth_mining",
+    "eth_newBlockFilter",
+    "eth_newFilter",
+    "eth_newPendingTransactionFilter",
+    "eth_protocolVersion",
+    "eth_sendRawTransaction",
+    "eth_syncing",
+    "eth_uninstallFilter",
+    "net_listening",
+    "net_peerCount",
+    "net_version",
+    "web3_clientVersion",
+    "web3_sha3",
+];
+
+/// The label value for a method: itself if known, else `other`.
+pub fn method_label(method: &str) -> &'static str {
+    method_index(method).map_or("other", |i| KNOWN_METHODS[i])
+}
+
+fn method_index(method: &str) -> Option<usize> {
+    KNOWN_METHODS.binary_search(&method).ok()
+}
+
+/// What became of one client call (one batch item counts as one call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A node answered with a result.
+    Ok,
+    /// A node answered with a JSON-RPC error (e.g. execution reverted): passed through, not the gateway's fault.
+    RpcError,
+    /// The method policy refused it.
+    Denied,
+    /// Not a valid JSON-RPC request.
+    Invalid,
+    /// No upstream was routable.
+    NoUpstream,
+    /// Every attempt failed (connection, 5xx, 429, malformed answer) or the retry budget ran out.
+    UpstreamError,
+    /// The request deadline passed.
+    Timeout,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 7] = [
+        Outcome::Ok,
+        Outcome::RpcError,
+        Outcome::Denied,
+        Outcome::Invalid,
+        Outcome::NoUpstream,
+        Outcome::UpstreamError,
+        Outcome::Timeout,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::RpcError => "rpc_error",
+            Outcome::Denied => "denied",
+            Outcome::Invalid => "invalid",
+            Outcome::NoUpstream => "no_upstream",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::Timeout => "timeout",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What became of one upstream attempt; also the retry reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// 2xx with a result.
+    Ok,
+    /// 2xx with a JSON-RPC error.
+    RpcError,
+    /// Could not connect (the request never left).
+    Connect,
+    /// No complete answer within the attempt timeout.
+    Timeout,
+    /// HTTP 5xx.
+    Http5xx,
+    /// HTTP 429 (IoTeX's "busy", often with an empty body).
+    Http429,
+    /// Another non-2xx status without a JSON-RPC body.
+    Http4xx,
+    /// The connection broke while sending or reading.
+    Transport,
+    /// 2xx but not a JSON-RPC response.
+    InvalidResponse,
+}
+
+impl AttemptOutcome {
+    /// Every value, in label order.
+    pub const ALL: [AttemptOutcome; 9] = [
+        AttemptOutcome::Ok,
+        AttemptOutcome::RpcError,
+        AttemptOutcome::Connect,
+        AttemptOutcome::Timeout,
+        AttemptOutcome::Http5xx,
+        AttemptOutcome::Http429,
+        AttemptOutcome::Http4xx,
+        AttemptOutcome::Transport,
+        AttemptOutcome::InvalidResponse,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::RpcError => "rpc_error",
+            AttemptOutcome::Connect => "connect",
+            AttemptOutcome::Timeout => "timeout",
+            AttemptOutcome::Http5xx => "http_5xx",
+            AttemptOutcome::Http429 => "http_429",
+            AttemptOutcome::Http4xx => "http_4xx",
+            AttemptOutcome::Transport => "transport",
+            AttemptOutcome::InvalidResponse => "invalid_response",
+        }
+    }
+
+    /// Index into [`Self::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// True when the upstream answered as a node should (even with a JSON-RPC error).
+    pub fn is_answer(self) -> bool {
+        matches!(self, AttemptOutcome::Ok | AttemptOutcome::RpcError)
+    }
+}
+
+/// Per-upstream handles, resolved once.
+#[derive(Clone)]
+pub struct UpstreamMetrics {
+    /// `iotex_gateway_upstream_requests_total{upstream, outcome}` by [`AttemptOutcome::index`].
+    pub requests: Vec<IntCounter>,
+    /// `iotex_gateway_upstream_up{upstream}`.
+    pub up: IntGauge,
+    /// `iotex_gateway_upstream_head_block{upstream}`.
+    pub head: IntGauge,
+    /// `iotex_gateway_upstream_lag_blocks{upstream}`.
+    pub lag: IntGauge,
+    /// `iotex_gateway_upstream_in_flight{upstream}`.
+    pub in_flight: IntGauge,
+    /// `iotex_gateway_upstream_latency_seconds{upstream}` (peak EWMA used for balancing).
+    pub latency: prometheus::Gauge,
+}
+
+/// The gateway's registry and hot-path handles.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    request_slots: Vec<OnceLock<IntCounter>>,
+    duration_slots: Vec<OnceLock<Histogram>>,
+    upstream_requests: IntCounterVec,
+    upstream_up: IntGaugeVec,
+    upstream_head: IntGaugeVec,
+    upstream_lag: IntGaugeVec,
+    upstream_in_flight: IntGaugeVec,
+    upstream_latency: prometheus::GaugeVec,
+    /// `iotex_gateway_best_head_block`.
+    pub best_head: IntGauge,
+    /// `iotex_gateway_rate_limited_total`.
+    pub rate_limited: IntCounter,
+    retries: IntCounterVec,
+    /// `iotex_gateway_retry_budget_exhausted_total`.
+    pub retry_budget_exhausted: IntCounter,
+    /// `iotex_gateway_ejections_total`.
+    pub ejections: IntCounterVec,
+    /// `iotex_gateway_draining` (1 after a shutdown signal).
+    pub draining: IntGauge,
+    /// `iotex_gateway_body_rejected_total{reason}`.
+    pub body_rejected: IntCounterVec,
+}
+
+/// Registration failed: only possible through a programming error (duplicate or invalid name).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics registration failed: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> Result<T, MetricsError> {
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Result<Metrics, MetricsError> {
+        let r = Registry::new();
+        let requests = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "iotex_gateway_requests_total",
+                    "Client JSON-RPC calls (batch items count one each) by method and outcome.",
+                ),
+                &["method", "outcome"],
+            )?,
+        )?;
+        let duration = reg(
+            &r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "iotex_gateway_request_duration_seconds",
+                    "Time from a call's arrival to its answer, by method, retries included.",
+                )
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                &["method"],
+            )?,
+        )?;
+        let upstream_requests = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new("iotex_gateway_upstream_requests_total", "Attempts sent to each upstream, by outcome."),
+                &["upstream", "outcome"],
+            )?,
+        )?;
+        let upstream_up = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("iotex_gateway_upstream_up", "1 if the upstream is routable, else 0."),
+                &["upstream"],
+            )?,
+        )?;
+        let upstream_head = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("iotex_gateway_upstream_head_block", "The upstream's head block at its last good probe."),
+                &["upstream"],
+            )?,
+        )?;
+        let upstream_lag = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("iotex_gateway_upstream_lag_blocks", "Blocks the upstream is behind the best head."),
+                &["upstream"],
+            )?,
+        )?;
+        let upstream_in_flight = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("iotex_gateway_upstream_in_flight", "Calls in flight to the upstream."),
+                &["upstream"],
+            )?,
+        )?;
+        let upstream_latency = reg(
+            &r,
+            prometheus::GaugeVec::new(
+                Opts::new(
+                    "iotex_gateway_upstream_latency_seconds",
+                    "Peak-EWMA latency the balancer uses for the upstream.",
+                ),
+                &["upstream"],
+            )?,
+        )?;
+        let best_head = reg(
+            &r,
+            IntGauge::new(
+                "iotex_gateway_best_head_block",
+                "The best head: highest head within max-lag of the nodes' upper median.",
+            )?,
+        )?;
+        let rate_limited = reg(
+            &r,
+            IntCounter::new("iotex_gateway_rate_limited_total", "HTTP requests refused by the per-client rate limit.")?,
+        )?;
+        let retries = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "iotex_gateway_retries_total",
+                    "Calls retried on another upstream, by the failure that caused it.",
+                ),
+                &["reason"],
+            )?,
+        )?;
+        let retry_budget_exhausted = reg(
+            &r,
+            IntCounter::new(
+                "iotex_gateway_retry_budget_exhausted_total",
+                "Retries not made because the retry budget (share of recent traffic) was spent.",
+            )?,
+        )?;
+        let ejections = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new("iotex_gateway_ejections_total", "Times an upstream was ejected after consecutive failures."),
+                &["upstream"],
+            )?,
+        )?;
+        let draining = reg(&r, IntGauge::new("iotex_gateway_draining", "1 once shutdown has begun, else 0.")?)?;
+        let body_rejected = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "iotex_gateway_http_rejected_total",
+                    "HTTP requests refused before JSON-RPC parsing, by reason.",
+                ),
+                &["reason"],
+            )?,
+        )?;
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+
+        let slots = (KNOWN_METHODS.len() + 1) * Outcome::ALL.len();
+        Ok(Metrics {
+            registry: r,
+            requests,
+            duration,
+            request_slots: (0..slots).map(|_| OnceLock::new()).collect(),
+            duration_slots: (0..=KNOWN_METHODS.len()).map(|_| OnceLock::new()).collect(),
+            upstream_requests,
+            upstream_up,
+            upstream_head,
+            upstream_lag,
+            upstream_in_flight,
+            upstream_latency,
+            best_head,
+            rate_limited,
+            retries,
+            retry_budget_exhausted,
+            ejections,
+            draining,
+            body_rejected,
+        })
+    }
+
+    /// Counts one client call and its duration.
+    pub fn observe_call(&self, method: &str, outcome: Outcome, seconds: f64) {
+        let m = method_index(method).unwrap_or(KNOWN_METHODS.len());
+        let label = KNOWN_METHODS.get(m).copied().unwrap_or("other");
+        let slot = m * Outcome::ALL.len() + outcome.index();
+        if let Some(c) = self.request_slots.get(slot) {
+            c.get_or_init(|| self.requests.with_label_values(&[label, outcome.as_str()])).inc();
+        }
+        if let Some(h) = self.duration_slots.get(m) {
+            h.get_or_init(|| self.duration.with_label_values(&[label])).observe(seconds);
+        }
+    }
+
+    /// Resolves the handles for one upstream.
+    pub fn upstream(&self, name: &str) -> UpstreamMetrics {
+        UpstreamMetrics {
+            requests: AttemptOutcome::ALL
+                .iter()
+                .map(|o| self.upstream_requests.with_label_values(&[name, o.as_str()]))
+                .collect(),
+            up: self.upstream_up.with_label_values(&[name]),
+            head: self.upstream_head.with_label_values(&[name]),
+            lag: self.upstream_lag.with_label_values(&[name]),
+            in_flight: self.upstream_in_flight.with_label_values(&[name]),
+            latency: self.upstream_latency.with_label_values(&[name]),
+        }
+    }
+
+    /// Counts a retry caused by `reason`.
+    pub fn retry(&self, reason: AttemptOutcome) {
+        self.retries.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// Counts an ejection.
+    pub fn ejected(&self, upstream: &str) {
+        self.ejections.with_label_values(&[upstream]).inc();
+    }
+
+    /// Renders the text exposition.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec cannot fail for I/O reasons; a failure would mean a malformed metric, which
+        // registration already rules out. Serve what was written rather than nothing.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_methods_are_sorted_and_unknown_ones_are_other() {
+        assert!(KNOWN_METHODS.windows(2).all(|w| w[0] < w[1]), "KNOWN_METHODS must stay sorted");
+        assert_eq!(method_label("eth_call"), "eth_call");
+        assert_eq!(method_label("eth_call\u{0}"), "other");
+        assert_eq!(method_label(&"x".repeat(10_000)), "other");
+    }
+
+    #[test]
+    fn render_has_the_contract_names() {
+        let m = Metrics::new().unwrap();
+        m.observe_call("eth_blockNumber", Outcome::Ok, 0.001);
+        m.observe_call("made_up", Outcome::Denied, 0.0);
+        let u = m.upstream("a");
+        u.up.set(1);
+        m.rate_limited.inc();
+        m.retry(AttemptOutcome::Connect);
+        let text = String::from_utf8(m.render()).unwrap();
+        for name in [
+            "iotex_gateway_requests_total{method=\"eth_blockNumber\",outcome=\"ok\"} 1",
+            "iotex_gateway_requests_total{method=\"other\",outcome=\"denied\"} 1",
+            "iotex_gateway_request_duration_seconds_bucket",
+            "iotex_gateway_upstream_up{upstream=\"a\"} 1",
+            "iotex_gateway_upstream_requests_total{outcome=\"ok\",upstream=\"a\"} 0",
+            "iotex_gateway_best_head_block 0",
+            "iotex_gateway_rate_limited_total 1",
+            "iotex_gateway_retries_total{reason=\"connect\"} 1",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The JSON-RPC listener's request path, outermost first.
+//!
+//! ```text
+//! RateLimitLayer (optional)   per-client GCRA: 429 + -32005 + Retry-After, never queued
+//! RpcHttp                     POST only; body cap (413) before any JSON is read; then the JSON-RPC tier
+//! Proxy                       parse, policy, route, retry, broadcast, assemble (proxy.rs)
+//! ```
+
+use crate::layers::rate_limit::{Limiter, RateLimitLayer};
+use crate::metrics::Metrics;
+use crate::proxy::Proxy;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use iotex_shared::jsonrpc::{codes, error_response};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceBuilder};
+
+/// The JSON-RPC listener's service, type-erased so optional layers do not change its type.
+pub type RpcService = BoxCloneSyncService<Request<hyper::body::Incoming>, Response<Full<Bytes>>, Infallible>;
+
+/// Builds the request path.
+pub fn build(proxy: Arc<Proxy>, limiter: Option<Arc<Limiter>>, max_body: usize, metrics: Arc<Metrics>) -> RpcService {
+    let svc = ServiceBuilder::new().option_layer(limiter.map(RateLimitLayer::new)).service(RpcHttp {
+        proxy,
+        max_body,
+        metrics,
+    });
+    BoxCloneSyncService::new(svc)
+}
+
+/// HTTP concerns of the JSON-RPC listener.
+#[derive(Clone)]
+pub struct RpcHttp {
+    proxy: Arc<Proxy>,
+    max_body: usize,
+    metrics: Arc<Metrics>,
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn refuse(status: StatusCode, code: i64, message: &str) -> Response<Full<Bytes>> {
+    json(status, Bytes::from(error_response(None, code, message)))
+}
+
+impl<B> Service<Request<B>> for RpcHttp
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            if req.method() != Method::POST {
+                this.metrics.body_rejected.with_label_values(&["method"]).inc();
+                let mut r =
+                    refuse(StatusCode::METHOD_NOT_ALLOWED, codes::INVALID_REQUEST, "JSON-RPC requests must be POSTed");
+                r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+                return Ok(r);
+            }
+            let too_large = || {
+                this.metrics.body_rejected.with_label_values(&["too_large"]).inc();
+                let msg = format!("request body exceeds {} bytes", this.max_body);
+                Ok(refuse(StatusCode::PAYLOAD_TOO_LARGE, codes::INVALID_REQUEST, &msg))
+            };
+            // Refuse on the declared length before reading a byte.
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > this.max_body as u64) {
+                return too_large();
+            }
+            let body = match Limited::new(req.into_body(), this.max_body).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(),
+                Err(e) => {
+                    this.metrics.body_rejected.with_label_values(&["read"]).inc();
+                    tracing::debug!(error = %e, "client body broke off");
+                    return Ok(refuse(StatusCode::BAD_REQUEST, codes::PARSE_ERROR, "request body could not be read"));
+                }
+            };
+            let reply = this.proxy.handle(body).await;
+            Ok(match reply.body {
+                Some(b) => json(reply.status, b),
+                None => {
+                    let mut r = Response::new(Full::new(Bytes::new()));
+                    *r.status_mut() = reply.status;
+                    r
+                }
+            })
+        })
+    }
+}

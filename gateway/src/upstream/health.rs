@@ -1,0 +1,529 @@
+//! Upstream health: one supervisor task owns every upstream's state; the request path reads a snapshot.
+//!
+//! Inputs: an active probe round every `health-interval` (`eth_blockNumber`, plus an optional HTTP health URL
+//! such as an IoTeX node's `:8080/readiness`), and passive outcomes reported by the request path over an
+//! `mpsc` channel. Output: a [`ClusterView`] published on a `watch` channel whenever something changes.
+//!
+//! Rules (each has a unit test below):
+//! - **Down**: the last probe failed. A good probe brings the upstream back at once.
+//! - **Ejected**: `eject-after-failures` consecutive failures on real traffic (connection, timeout, 5xx, 429,
+//!   malformed answer). It stays out for a backoff that starts at `eject-backoff` and doubles on each repeat up
+//!   to `eject-backoff-max`; after that, the next good probe readmits it. A minute of good health resets the
+//!   backoff.
+//! - **Best head**: the highest head within `max-lag-blocks` of the *upper median* of the heads of upstreams
+//!   whose last probe succeeded. One node (of three or more) reporting an absurd height moves the median by
+//!   at most one position, so it cannot drag the best head up and make every honest node look lagging; with
+//!   two nodes the higher head wins, since nothing can tell which of two is wrong.
+//! - **Lagging**: more than `max-lag-blocks` behind the best head. It returns when it is at most
+//!   `readmit-lag-blocks` behind (hysteresis), so a node hovering at the threshold does not flap.
+
+use super::Upstream;
+use crate::metrics::{AttemptOutcome, Metrics};
+use futures::future::join_all;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// After this long without ejection, an upstream's ejection backoff starts from the base again.
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// An upstream's routing state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Not probed yet.
+    Starting,
+    /// Routable.
+    Up,
+    /// Too far behind the best head.
+    Lagging,
+    /// Out after consecutive failures on real traffic, until its backoff ends and a probe succeeds.
+    Ejected,
+    /// The last probe failed.
+    Down,
+}
+
+/// One upstream in a [`ClusterView`].
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamStatus {
+    /// Routing state.
+    pub state: State,
+    /// Head at the last good probe.
+    pub head: Option<u64>,
+    /// Blocks behind the best head.
+    pub lag: Option<u64>,
+    /// The last probe's round trip, in milliseconds.
+    pub probe_latency_ms: Option<f64>,
+    /// Consecutive failures on real traffic.
+    pub consecutive_failures: u32,
+    /// The last failure seen, for operators.
+    pub last_error: Option<String>,
+}
+
+/// The snapshot the request path routes on.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterView {
+    /// The best head (see the module doc for the rule).
+    pub best_head: Option<u64>,
+    /// Per upstream, in configuration order.
+    pub upstreams: Vec<UpstreamStatus>,
+    /// Indices of routable upstreams.
+    pub routable: Vec<usize>,
+}
+
+impl ClusterView {
+    fn starting(n: usize) -> ClusterView {
+        let s = UpstreamStatus {
+            state: State::Starting,
+            head: None,
+            lag: None,
+            probe_latency_ms: None,
+            consecutive_failures: 0,
+            last_error: None,
+        };
+        ClusterView { best_head: None, upstreams: vec![s; n], routable: Vec::new() }
+    }
+}
+
+/// An outcome of real traffic, reported by the request path.
+#[derive(Debug, Clone, Copy)]
+pub enum Passive {
+    /// The upstream answered (a JSON-RPC error is still an answer).
+    Success(usize),
+    /// The attempt failed.
+    Failure(usize, AttemptOutcome),
+}
+
+/// Health settings.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    /// Probe period.
+    pub interval: Duration,
+    /// Probe timeout.
+    pub probe_timeout: Duration,
+    /// Lag that excludes.
+    pub max_lag: u64,
+    /// Lag that readmits.
+    pub readmit_lag: u64,
+    /// Consecutive passive failures that eject.
+    pub eject_after: u32,
+    /// First ejection period.
+    pub backoff: Duration,
+    /// Longest ejection period.
+    pub backoff_max: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct Tracker {
+    probe_ok: Option<bool>,
+    head: Option<u64>,
+    probe_latency: Option<Duration>,
+    last_error: Option<String>,
+    failures: u32,
+    ejected_until: Option<Instant>,
+    next_backoff: Duration,
+    lagging: bool,
+    healthy_since: Option<Instant>,
+}
+
+impl Tracker {
+    fn new(base: Duration) -> Tracker {
+        Tracker {
+            probe_ok: None,
+            head: None,
+            probe_latency: None,
+            last_error: None,
+            failures: 0,
+            ejected_until: None,
+            next_backoff: base,
+            lagging: false,
+            healthy_since: None,
+        }
+    }
+
+    fn state(&self) -> State {
+        match (self.probe_ok, self.ejected_until.is_some(), self.lagging) {
+            (None, _, _) => State::Starting,
+            (Some(false), _, _) => State::Down,
+            (Some(true), true, _) => State::Ejected,
+            (Some(true), false, true) => State::Lagging,
+            (Some(true), false, false) => State::Up,
+        }
+    }
+}
+
+/// The pure state machine the supervisor drives; separate from I/O so it is tested directly.
+#[derive(Debug)]
+pub struct HealthState {
+    cfg: HealthConfig,
+    trackers: Vec<Tracker>,
+}
+
+/// The best head: highest head within `max_lag` of the upper median of `heads` (see the module doc).
+pub fn best_head(heads: &[u64], max_lag: u64) -> Option<u64> {
+    let mut sorted = heads.to_vec();
+    sorted.sort_unstable();
+    let median = *sorted.get(sorted.len() / 2)?;
+    let ceiling = median.saturating_add(max_lag);
+    sorted.into_iter().filter(|h| *h <= ceiling).max()
+}
+
+impl HealthState {
+    /// All upstreams start in [`State::Starting`].
+    pub fn new(cfg: HealthConfig, n: usize) -> HealthState {
+        let trackers = (0..n).map(|_| Tracker::new(cfg.backoff)).collect();
+        HealthState { cfg, trackers }
+    }
+
+    /// Applies one probe result. `Ok((head, rtt))` or `Err(reason)`.
+    pub fn probe(&mut self, i: usize, result: Result<(u64, Duration), String>, now: Instant) {
+        let cfg = self.cfg.clone();
+        let Some(t) = self.trackers.get_mut(i) else { return };
+        match result {
+            Ok((head, rtt)) => {
+                t.probe_ok = Some(true);
+                t.head = Some(head);
+                t.probe_latency = Some(rtt);
+                if let Some(until) = t.ejected_until
+                    && now >= until
+                {
+                    t.ejected_until = None;
+                    t.failures = 0;
+                    t.healthy_since = Some(now);
+                }
+                if t.ejected_until.is_none() {
+                    let since = *t.healthy_since.get_or_insert(now);
+                    if now.saturating_duration_since(since) >= BACKOFF_RESET_AFTER {
+                        t.next_backoff = cfg.backoff;
+                    }
+                }
+            }
+            Err(reason) => {
+                t.probe_ok = Some(false);
+                t.last_error = Some(reason);
+                t.healthy_since = None;
+                if let Some(until) = t.ejected_until
+                    && now >= until
+                {
+                    // Still bad after its backoff: stay out, for longer.
+                    t.ejected_until = Some(now + t.next_backoff);
+                    t.next_backoff = (t.next_backoff * 2).min(cfg.backoff_max);
+                }
+            }
+        }
+    }
+
+    /// Applies one passive outcome. Returns true when the upstream was ejected by it.
+    pub fn passive(&mut self, p: Passive, now: Instant) -> bool {
+        let cfg = &self.cfg;
+        match p {
+            Passive::Success(i) => {
+                if let Some(t) = self.trackers.get_mut(i) {
+                    t.failures = 0;
+                }
+                false
+            }
+            Passive::Failure(i, kind) => {
+                let Some(t) = self.trackers.get_mut(i) else { return false };
+                if t.ejected_until.is_some() {
+                    return false;
+                }
+                t.failures += 1;
+                t.last_error = Some(format!("traffic: {}", kind.as_str()));
+                if t.failures >= cfg.eject_after {
+                    t.ejected_until = Some(now + t.next_backoff);
+                    t.next_backoff = (t.next_backoff * 2).min(cfg.backoff_max);
+                    t.healthy_since = None;
+                    return true;
+                }
+                false
+            }
+        }
+    }
+
+    /// Recomputes the best head and lag (with hysteresis) and returns the view to publish.
+    pub fn view(&mut self) -> ClusterView {
+        let heads: Vec<u64> =
+            self.trackers.iter().filter(|t| t.probe_ok == Some(true)).filter_map(|t| t.head).collect();
+        let best = best_head(&heads, self.cfg.max_lag);
+        let mut upstreams = Vec::with_capacity(self.trackers.len());
+        let mut routable = Vec::new();
+        for (i, t) in self.trackers.iter_mut().enumerate() {
+            let lag = match (best, t.head) {
+                (Some(b), Some(h)) => Some(b.saturating_sub(h)),
+                _ => None,
+            };
+            if let Some(lag) = lag {
+                let limit = if t.lagging { self.cfg.readmit_lag } else { self.cfg.max_lag };
+                t.lagging = lag > limit;
+            }
+            let state = t.state();
+            if state == State::Up {
+                routable.push(i);
+            }
+            upstreams.push(UpstreamStatus {
+                state,
+                head: t.head,
+                lag,
+                probe_latency_ms: t.probe_latency.map(|d| d.as_secs_f64() * 1000.0),
+                consecutive_failures: t.failures,
+                last_error: t.last_error.clone(),
+            });
+        }
+        ClusterView { best_head: best, upstreams, routable }
+    }
+}
+
+/// The running supervisor's handles.
+pub struct Health {
+    /// Snapshots for the request path.
+    pub view: watch::Receiver<Arc<ClusterView>>,
+    /// Where the request path reports outcomes.
+    pub passive: mpsc::Sender<Passive>,
+    /// The supervisor task (aborted on shutdown).
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the supervisor; the first probe round runs at once.
+pub fn spawn(upstreams: Vec<Arc<Upstream>>, cfg: HealthConfig, metrics: Arc<Metrics>) -> Health {
+    let (view_tx, view_rx) = watch::channel(Arc::new(ClusterView::starting(upstreams.len())));
+    // Passive reports are dropped rather than awaited when the channel is full: counting them is best
+    // effort, and the request path must never wait on health bookkeeping.
+    let (passive_tx, passive_rx) = mpsc::channel(4096);
+    let state = HealthState::new(cfg.clone(), upstreams.len());
+    let task = tokio::spawn(run(upstreams, cfg, state, view_tx, passive_rx, metrics));
+    Health { view: view_rx, passive: passive_tx, task }
+}
+
+async fn run(
+    upstreams: Vec<Arc<Upstream>>,
+    cfg: HealthConfig,
+    mut state: HealthState,
+    view_tx: watch::Sender<Arc<ClusterView>>,
+    mut passive_rx: mpsc::Receiver<Passive>,
+    metrics: Arc<Metrics>,
+) {
+    let mut tick = tokio::time::interval(cfg.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Probe rounds run in their own task so a hung node's probe never delays passive ejections.
+    let (round_tx, mut round_rx) = mpsc::channel::<Vec<Result<(u64, Duration), String>>>(1);
+    let mut round_running = false;
+    let mut last: Vec<State> = vec![State::Starting; upstreams.len()];
+    loop {
+        tokio::select! {
+            _ = tick.tick(), if !round_running => {
+                round_running = true;
+                let ups = upstreams.clone();
+                let tx = round_tx.clone();
+                let timeout = cfg.probe_timeout;
+                tokio::spawn(async move {
+                    let results = join_all(ups.iter().map(|u| u.probe(timeout))).await;
+                    let _ = tx.send(results).await;
+                });
+            }
+            Some(results) = round_rx.recv() => {
+                round_running = false;
+                let now = Instant::now();
+                for (i, r) in results.into_iter().enumerate() {
+                    state.probe(i, r, now);
+                }
+                publish(&mut state, &upstreams, &view_tx, &metrics, &mut last);
+            }
+            msg = passive_rx.recv() => {
+                let Some(p) = msg else { return };
+                if state.passive(p, Instant::now()) {
+                    if let Passive::Failure(i, _) = p && let Some(u) = upstreams.get(i) {
+                        metrics.ejected(&u.name);
+                    }
+                    publish(&mut state, &upstreams, &view_tx, &metrics, &mut last);
+                }
+            }
+        }
+    }
+}
+
+fn publish(
+    state: &mut HealthState,
+    upstreams: &[Arc<Upstream>],
+    tx: &watch::Sender<Arc<ClusterView>>,
+    metrics: &Metrics,
+    last: &mut [State],
+) {
+    let view = state.view();
+    if let Some(b) = view.best_head {
+        metrics.best_head.set(i64::try_from(b).unwrap_or(i64::MAX));
+    }
+    for ((u, s), prev) in upstreams.iter().zip(&view.upstreams).zip(last.iter_mut()) {
+        u.metrics.up.set(i64::from(s.state == State::Up));
+        if let Some(h) = s.head {
+            u.metrics.head.set(i64::try_from(h).unwrap_or(i64::MAX));
+        }
+        if let Some(l) = s.lag {
+            u.metrics.lag.set(i64::try_from(l).unwrap_or(i64::MAX));
+        }
+        if *prev != s.state {
+            if s.state == State::Up {
+                tracing::info!(upstream = %u.name, from = ?prev, head = ?s.head, "upstream routable");
+            } else {
+                tracing::warn!(upstream = %u.name, from = ?prev, to = ?s.state, head = ?s.head, lag = ?s.lag,
+                    error = s.last_error.as_deref().unwrap_or(""), "upstream not routable");
+            }
+            *prev = s.state;
+        }
+    }
+    let had_routable = !tx.borrow().routable.is_empty();
+    if view.routable.is_empty() && had_routable {
+        tracing::error!("no routable upstream: calls are answered 503 until one recovers");
+    }
+    tx.send_replace(Arc::new(view));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> HealthConfig {
+        HealthConfig {
+            interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_secs(1),
+            max_lag: 10,
+            readmit_lag: 5,
+            eject_after: 3,
+            backoff: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(8),
+        }
+    }
+
+    fn ok(h: u64) -> Result<(u64, Duration), String> {
+        Ok((h, Duration::from_millis(1)))
+    }
+
+    #[test]
+    fn best_head_ignores_one_far_ahead_node() {
+        assert_eq!(best_head(&[100, 101, 1_000_000], 10), Some(101));
+        assert_eq!(best_head(&[100, 101, 102, u64::MAX], 10), Some(102));
+        assert_eq!(best_head(&[100, 150], 10), Some(150), "two nodes: the higher wins");
+        assert_eq!(best_head(&[100, 108, 150, 151], 10), Some(151));
+        assert_eq!(best_head(&[7], 10), Some(7));
+        assert_eq!(best_head(&[], 10), None);
+    }
+
+    #[test]
+    fn starting_until_probed_then_up() {
+        let mut s = HealthState::new(cfg(), 2);
+        let v = s.view();
+        assert!(v.routable.is_empty());
+        assert_eq!(v.upstreams[0].state, State::Starting);
+        s.probe(0, ok(5), Instant::now());
+        let v = s.view();
+        assert_eq!(v.routable, vec![0]);
+    }
+
+    #[test]
+    fn lagging_with_hysteresis() {
+        let mut s = HealthState::new(cfg(), 3);
+        let now = Instant::now();
+        for (i, h) in [100, 100, 100].into_iter().enumerate() {
+            s.probe(i, ok(h), now);
+        }
+        assert_eq!(s.view().routable, vec![0, 1, 2]);
+        // Two nodes move 50 blocks ahead: node 2 is 50 behind.
+        s.probe(0, ok(150), now);
+        s.probe(1, ok(150), now);
+        let v = s.view();
+        assert_eq!(v.upstreams[2].state, State::Lagging);
+        assert_eq!(v.upstreams[2].lag, Some(50));
+        // Within max-lag but above readmit-lag: still out (no flapping at the edge).
+        s.probe(2, ok(142), now);
+        assert_eq!(s.view().upstreams[2].state, State::Lagging);
+        // At readmit-lag: back.
+        s.probe(2, ok(145), now);
+        assert_eq!(s.view().routable, vec![0, 1, 2]);
+        // Just over max-lag again: out.
+        s.probe(0, ok(156), now);
+        s.probe(1, ok(156), now);
+        assert_eq!(s.view().upstreams[2].state, State::Lagging);
+    }
+
+    #[test]
+    fn a_far_ahead_liar_does_not_make_others_lag() {
+        let mut s = HealthState::new(cfg(), 3);
+        let now = Instant::now();
+        s.probe(0, ok(100), now);
+        s.probe(1, ok(101), now);
+        s.probe(2, ok(10_000_000), now);
+        let v = s.view();
+        assert_eq!(v.best_head, Some(101));
+        assert!(v.routable.contains(&0) && v.routable.contains(&1));
+    }
+
+    #[test]
+    fn probe_failure_is_down_and_a_good_probe_returns_it() {
+        let mut s = HealthState::new(cfg(), 1);
+        let now = Instant::now();
+        s.probe(0, ok(1), now);
+        s.probe(0, Err("connection refused".into()), now);
+        let v = s.view();
+        assert_eq!(v.upstreams[0].state, State::Down);
+        assert_eq!(v.upstreams[0].last_error.as_deref(), Some("connection refused"));
+        s.probe(0, ok(2), now);
+        assert_eq!(s.view().routable, vec![0]);
+    }
+
+    #[test]
+    fn consecutive_failures_eject_with_capped_exponential_backoff() {
+        let mut s = HealthState::new(cfg(), 1);
+        let t0 = Instant::now();
+        s.probe(0, ok(1), t0);
+        assert!(!s.passive(Passive::Failure(0, AttemptOutcome::Timeout), t0));
+        assert!(!s.passive(Passive::Failure(0, AttemptOutcome::Timeout), t0));
+        // A success in between resets the count.
+        s.passive(Passive::Success(0), t0);
+        assert!(!s.passive(Passive::Failure(0, AttemptOutcome::Connect), t0));
+        assert!(!s.passive(Passive::Failure(0, AttemptOutcome::Connect), t0));
+        assert!(s.passive(Passive::Failure(0, AttemptOutcome::Connect), t0));
+        assert_eq!(s.view().upstreams[0].state, State::Ejected);
+        // A good probe before the backoff ends does not readmit.
+        s.probe(0, ok(2), t0 + Duration::from_millis(500));
+        assert_eq!(s.view().upstreams[0].state, State::Ejected);
+        // A bad probe after it extends the ejection with a doubled backoff (2 s).
+        let t1 = t0 + Duration::from_secs(1);
+        s.probe(0, Err("refused".into()), t1);
+        s.probe(0, ok(2), t1 + Duration::from_millis(1900));
+        assert_ne!(s.view().upstreams[0].state, State::Up);
+        // After the doubled backoff, a good probe readmits.
+        s.probe(0, ok(2), t1 + Duration::from_secs(2));
+        assert_eq!(s.view().upstreams[0].state, State::Up);
+        // The backoff keeps doubling up to the cap on repeated ejections.
+        let mut now = t1 + Duration::from_secs(3);
+        let mut periods = Vec::new();
+        for _ in 0..5 {
+            for _ in 0..3 {
+                s.passive(Passive::Failure(0, AttemptOutcome::Http5xx), now);
+            }
+            let until = s.trackers[0].ejected_until.unwrap();
+            periods.push(until - now);
+            now = until;
+            s.probe(0, ok(3), now);
+        }
+        assert_eq!(periods.last().copied(), Some(Duration::from_secs(8)), "{periods:?}");
+        assert!(periods.windows(2).all(|w| w[1] >= w[0]), "{periods:?}");
+    }
+
+    #[test]
+    fn ejected_nodes_ignore_further_failures_and_backoff_resets_after_a_healthy_minute() {
+        let mut s = HealthState::new(cfg(), 1);
+        let t0 = Instant::now();
+        s.probe(0, ok(1), t0);
+        for _ in 0..3 {
+            s.passive(Passive::Failure(0, AttemptOutcome::Timeout), t0);
+        }
+        assert!(!s.passive(Passive::Failure(0, AttemptOutcome::Timeout), t0));
+        let back = t0 + Duration::from_secs(1);
+        s.probe(0, ok(2), back);
+        assert_eq!(s.trackers[0].next_backoff, Duration::from_secs(2));
+        s.probe(0, ok(3), back + BACKOFF_RESET_AFTER);
+        assert_eq!(s.trackers[0].next_backoff, Duration::from_secs(1));
+    }
+}

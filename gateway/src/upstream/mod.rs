@@ -1,0 +1,389 @@
+//! Upstream nodes: one pooled HTTP client each, the in-flight cap, and the latency the balancer reads.
+//!
+//! Layout:
+//! - this file: [`Upstream`] and one attempt ([`Upstream::call`]), classified into [`AttemptOutcome`]s.
+//! - [`health`]: the health supervisor that owns every upstream's state and publishes a [`health::ClusterView`].
+//! - [`pool`]: the picker: power of two choices over routable upstreams, on peak-EWMA latency × in-flight.
+
+pub mod health;
+pub mod pool;
+
+use crate::config::{UpstreamConfig, redact};
+use crate::metrics::{AttemptOutcome, UpstreamMetrics};
+use bytes::Bytes;
+use http::{HeaderValue, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use iotex_shared::jsonrpc::Response as RpcResponse;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How quickly a latency spike is forgotten: tower and linkerd use the same order of magnitude.
+const EWMA_DECAY: Duration = Duration::from_secs(10);
+/// The latency assumed before the first measurement, so a fresh upstream is neither favoured nor shunned.
+const DEFAULT_RTT: Duration = Duration::from_millis(5);
+
+/// Why one attempt failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("upstream {upstream}: {}: {detail}", kind.as_str())]
+pub struct AttemptError {
+    /// The upstream's name.
+    pub upstream: String,
+    /// The class of failure.
+    pub kind: AttemptOutcome,
+    /// What happened, for logs.
+    pub detail: String,
+}
+
+impl AttemptError {
+    /// True when the request provably never reached the node (safe to resend even a transaction).
+    pub fn never_sent(&self) -> bool {
+        self.kind == AttemptOutcome::Connect
+    }
+}
+
+/// A node's answer to one attempt: the body as received, and whether it carried a JSON-RPC error.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Response body bytes, passed through unchanged.
+    pub body: Bytes,
+    /// `Some(message)` when the answer is a JSON-RPC error.
+    pub error: Option<(i64, String)>,
+}
+
+/// One upstream node.
+pub struct Upstream {
+    /// Position in the configuration (stable index into views).
+    pub index: usize,
+    /// Name for metrics, logs and /status.
+    pub name: String,
+    /// URL without credentials.
+    pub display_url: String,
+    uri: Uri,
+    auth: Option<HeaderValue>,
+    health_uri: Option<Uri>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    permits: Arc<Semaphore>,
+    max_in_flight: usize,
+    ewma: Mutex<PeakEwma>,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    /// Pre-resolved metric handles.
+    pub metrics: UpstreamMetrics,
+}
+
+/// A configuration value that is valid as a URL but not as an HTTP request target.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream {name}: `{url}` cannot be used as a request URI: {reason}")]
+pub struct UpstreamUriError {
+    name: String,
+    url: String,
+    reason: String,
+}
+
+fn to_uri(name: &str, url: &url::Url) -> Result<Uri, UpstreamUriError> {
+    let mut clean = url.clone();
+    let _ = clean.set_username("");
+    let _ = clean.set_password(None);
+    clean.as_str().parse::<Uri>().map_err(|e| UpstreamUriError {
+        name: name.to_owned(),
+        url: redact(url),
+        reason: e.to_string(),
+    })
+}
+
+impl Upstream {
+    /// Builds an upstream with its own keep-alive pool, sized to its in-flight cap.
+    pub fn new(
+        index: usize,
+        cfg: &UpstreamConfig,
+        max_in_flight: usize,
+        metrics: UpstreamMetrics,
+    ) -> Result<Upstream, UpstreamUriError> {
+        let uri = to_uri(&cfg.name, &cfg.url)?;
+        let health_uri = cfg.health_url.as_ref().map(|u| to_uri(&cfg.name, u)).transpose()?;
+        let auth = (!cfg.url.username().is_empty()).then(|| {
+            use base64::Engine;
+            let creds = format!("{}:{}", cfg.url.username(), cfg.url.password().unwrap_or(""));
+            let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(creds));
+            HeaderValue::from_str(&value).ok()
+        });
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(max_in_flight)
+            .build(connector);
+        metrics.latency.set(DEFAULT_RTT.as_secs_f64());
+        Ok(Upstream {
+            index,
+            name: cfg.name.clone(),
+            display_url: redact(&cfg.url),
+            uri,
+            auth: auth.flatten(),
+            health_uri,
+            client,
+            permits: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            ewma: Mutex::new(PeakEwma::new(DEFAULT_RTT)),
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            metrics,
+        })
+    }
+
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight.saturating_sub(self.permits.available_permits())
+    }
+
+    /// Takes an in-flight slot if one is free.
+    pub fn try_acquire(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.permits).try_acquire_owned().ok()
+    }
+
+    /// Waits for an in-flight slot.
+    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.permits).acquire_owned().await.ok()
+    }
+
+    /// The balancer's cost: peak-EWMA latency × (in-flight + 1), as in tower's `PeakEwma`.
+    pub fn cost(&self) -> f64 {
+        let ewma = self.ewma.lock().map(|e| e.current()).unwrap_or(DEFAULT_RTT.as_secs_f64());
+        ewma * (self.in_flight() as f64 + 1.0)
+    }
+
+    /// Current peak-EWMA latency in seconds.
+    pub fn latency(&self) -> f64 {
+        self.ewma.lock().map(|e| e.current()).unwrap_or(DEFAULT_RTT.as_secs_f64())
+    }
+
+    /// Total attempts and failed attempts so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.requests.load(Ordering::Relaxed), self.errors.load(Ordering::Relaxed))
+    }
+
+    fn observe_latency(&self, rtt: Duration) {
+        if let Ok(mut e) = self.ewma.lock() {
+            e.observe(rtt);
+            self.metrics.latency.set(e.current());
+        }
+    }
+
+    /// Sends one JSON-RPC body and classifies the result. The caller holds an in-flight permit.
+    pub async fn call(&self, body: Bytes, timeout: Duration) -> Result<Answer, AttemptError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.metrics.in_flight.inc();
+        let started = Instant::now();
+        let result = match tokio::time::timeout(timeout, self.send(body)).await {
+            Ok(r) => r,
+            Err(_) => Err((AttemptOutcome::Timeout, format!("no answer within {timeout:?}"))),
+        };
+        self.metrics.in_flight.dec();
+        let outcome = match &result {
+            Ok(a) if a.error.is_some() => AttemptOutcome::RpcError,
+            Ok(_) => AttemptOutcome::Ok,
+            Err((kind, _)) => *kind,
+        };
+        if let Some(c) = self.metrics.requests.get(outcome.index()) {
+            c.inc();
+        }
+        // A failed attempt's elapsed time is a floor on this node's latency: feeding it in makes the
+        // balancer shy away from a node that hangs, even before health ejects it.
+        self.observe_latency(started.elapsed());
+        result.map_err(|(kind, detail)| {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            AttemptError { upstream: self.name.clone(), kind, detail }
+        })
+    }
+
+    async fn send(&self, body: Bytes) -> Result<Answer, (AttemptOutcome, String)> {
+        let mut req = Request::post(self.uri.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| (AttemptOutcome::Connect, e.to_string()))?;
+        if let Some(auth) = &self.auth {
+            req.headers_mut().insert(header::AUTHORIZATION, auth.clone());
+        }
+        let resp = self.client.request(req).await.map_err(|e| {
+            let kind = if e.is_connect() { AttemptOutcome::Connect } else { AttemptOutcome::Transport };
+            (kind, error_chain(&e))
+        })?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| (AttemptOutcome::Transport, format!("body broke off: {}", error_chain(&e))))?
+            .to_bytes();
+        classify(status, body)
+    }
+
+    /// One health probe: `eth_blockNumber`, plus the health URL when configured. Returns the head.
+    pub async fn probe(&self, timeout: Duration) -> Result<(u64, Duration), String> {
+        let started = Instant::now();
+        let probe = async {
+            if let Some(uri) = &self.health_uri {
+                let req = Request::get(uri.clone()).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+                let resp = self.client.request(req).await.map_err(|e| format!("health URL: {}", error_chain(&e)))?;
+                if !resp.status().is_success() {
+                    return Err(format!("health URL answered HTTP {}", resp.status().as_u16()));
+                }
+                // Drain so the connection returns to the pool.
+                let _ = resp.into_body().collect().await;
+            }
+            let body = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"health","method":"eth_blockNumber","params":[]}"#);
+            let answer = self.send(body).await.map_err(|(k, d)| format!("{}: {d}", k.as_str()))?;
+            if let Some((code, msg)) = answer.error {
+                return Err(format!("eth_blockNumber error {code}: {msg}"));
+            }
+            parse_block_number(&answer.body).ok_or_else(|| "eth_blockNumber result is not a quantity".to_owned())
+        };
+        match tokio::time::timeout(timeout, probe).await {
+            Ok(Ok(head)) => {
+                let rtt = started.elapsed();
+                Ok((head, rtt))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!("probe timed out after {timeout:?}")),
+        }
+    }
+}
+
+/// Maps an HTTP answer to an [`Answer`] or a failure class.
+fn classify(status: StatusCode, body: Bytes) -> Result<Answer, (AttemptOutcome, String)> {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Err((AttemptOutcome::Http429, format!("HTTP 429 ({} body bytes)", body.len())));
+    }
+    if status.is_server_error() {
+        return Err((AttemptOutcome::Http5xx, format!("HTTP {}", status.as_u16())));
+    }
+    let text = std::str::from_utf8(&body).ok();
+    let parsed = text.and_then(RpcResponse::parse);
+    match parsed {
+        Some(r) => {
+            let error = r.error.map(|e| (e.code, e.message.into_owned()));
+            Ok(Answer { body, error })
+        }
+        None if status.is_success() => Err((AttemptOutcome::InvalidResponse, snippet(&body))),
+        None => Err((AttemptOutcome::Http4xx, format!("HTTP {}: {}", status.as_u16(), snippet(&body)))),
+    }
+}
+
+/// An error and its sources on one line: hyper's top-level messages ("client error (Connect)") say little.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        src = s.source();
+    }
+    out
+}
+
+fn snippet(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(120)]);
+    format!("not a JSON-RPC response: {s:?}")
+}
+
+fn parse_block_number(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct R<'a> {
+        #[serde(borrow)]
+        result: &'a str,
+    }
+    let r: R<'_> = serde_json::from_slice(body).ok()?;
+    u64::from_str_radix(r.result.strip_prefix("0x")?, 16).ok()
+}
+
+/// Peak-sensitive exponentially weighted moving average of latency (tower's `PeakEwma` / Finagle's
+/// "peak EWMA"): a slower sample replaces the estimate at once; faster samples pull it down gradually.
+#[derive(Debug)]
+struct PeakEwma {
+    estimate: f64,
+    stamp: Instant,
+}
+
+impl PeakEwma {
+    fn new(initial: Duration) -> Self {
+        PeakEwma { estimate: initial.as_secs_f64(), stamp: Instant::now() }
+    }
+
+    fn observe(&mut self, rtt: Duration) {
+        let now = Instant::now();
+        let rtt = rtt.as_secs_f64();
+        if rtt > self.estimate {
+            self.estimate = rtt;
+        } else {
+            let elapsed = now.saturating_duration_since(self.stamp).as_secs_f64();
+            let w = (-elapsed / EWMA_DECAY.as_secs_f64()).exp();
+            self.estimate = self.estimate * w + rtt * (1.0 - w);
+        }
+        self.stamp = now;
+    }
+
+    fn current(&self) -> f64 {
+        self.estimate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_maps_statuses_and_bodies() {
+        let ok = classify(StatusCode::OK, Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#)).unwrap();
+        assert!(ok.error.is_none());
+        let rpc_err = classify(
+            StatusCode::OK,
+            Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"error":{"code":3,"message":"execution reverted"}}"#),
+        )
+        .unwrap();
+        assert_eq!(rpc_err.error.unwrap().1, "execution reverted");
+        let cases = [
+            (StatusCode::TOO_MANY_REQUESTS, "", AttemptOutcome::Http429),
+            (StatusCode::BAD_GATEWAY, "x", AttemptOutcome::Http5xx),
+            (StatusCode::OK, "{not json", AttemptOutcome::InvalidResponse),
+            (StatusCode::OK, "", AttemptOutcome::InvalidResponse),
+            (StatusCode::BAD_REQUEST, "bad", AttemptOutcome::Http4xx),
+        ];
+        for (status, body, want) in cases {
+            assert_eq!(classify(status, Bytes::from(body)).unwrap_err().0, want, "{status} {body:?}");
+        }
+        // A node that answers a JSON-RPC error with HTTP 400 (ganache does) is still a node's answer.
+        let g = classify(
+            StatusCode::BAD_REQUEST,
+            Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32700,"message":"x"}}"#),
+        );
+        assert!(g.is_ok());
+    }
+
+    #[test]
+    fn peak_ewma_jumps_up_and_decays_down() {
+        let mut e = PeakEwma::new(Duration::from_millis(5));
+        e.observe(Duration::from_millis(100));
+        assert!((e.current() - 0.1).abs() < 1e-9);
+        e.observe(Duration::from_millis(1));
+        assert!(e.current() <= 0.1 && e.current() > 0.001);
+    }
+
+    #[test]
+    fn block_number_parsing() {
+        assert_eq!(parse_block_number(br#"{"jsonrpc":"2.0","id":1,"result":"0x1a"}"#), Some(26));
+        assert_eq!(parse_block_number(br#"{"result":"26"}"#), None);
+        assert_eq!(parse_block_number(br#"{"result":"0xzz"}"#), None);
+        assert_eq!(parse_block_number(b"garbage"), None);
+    }
+}
