@@ -3,12 +3,16 @@
 //! Layout:
 //! - [`nodes`]: real anvil and ganache processes on loopback ports (pinned by `tools/peers`), with the fault
 //!   knobs a real node offers (SIGSTOP, kill, `anvil_mine`).
+//! - [`gateway`]: the real gateway in process on port 0, configured through its own flag parser.
+//! - [`mock`]: a hand-rolled upstream for faults real nodes cannot stage (429 with an empty body, resets).
 //! - [`http`]: a raw HTTP/1.1 client for asserting exact statuses, headers and bodies.
 //! - [`eventually`]: poll a condition until it holds or a bounded deadline passes.
 //!
 //! Every process a helper starts is killed when its handle drops, so a failing test leaves nothing behind.
 
+pub mod gateway;
 pub mod http;
+pub mod mock;
 pub mod nodes;
 
 use std::future::Future;

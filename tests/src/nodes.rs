@@ -77,8 +77,13 @@ pub fn free_port() -> anyhow::Result<u16> {
 impl Node {
     /// Starts anvil with `extra` arguments (e.g. `["--block-time", "1"]`).
     pub async fn anvil(extra: &[&str]) -> anyhow::Result<Node> {
+        Self::anvil_on(None, extra).await
+    }
+
+    /// Starts anvil on a given port (to bring a killed node back at the same address), or any free port.
+    pub async fn anvil_on(port: Option<u16>, extra: &[&str]) -> anyhow::Result<Node> {
         let bin = anvil_bin()?;
-        Self::start(Kind::Anvil, |port| {
+        Self::start(Kind::Anvil, port, |port| {
             let mut c = Command::new(&bin);
             c.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", &CHAIN_ID.to_string()])
                 .args(["--silent", "--mnemonic", DEV_MNEMONIC])
@@ -91,7 +96,7 @@ impl Node {
     /// Starts ganache with `extra` arguments (e.g. `["--miner.instamine", "strict"]`).
     pub async fn ganache(extra: &[&str]) -> anyhow::Result<Node> {
         let cli = ganache_cli()?;
-        Self::start(Kind::Ganache, |port| {
+        Self::start(Kind::Ganache, None, |port| {
             let mut c = Command::new("node");
             c.arg(&cli)
                 .args(["--server.host", "127.0.0.1", "--server.port", &port.to_string(), "--logging.quiet"])
@@ -103,10 +108,13 @@ impl Node {
         .await
     }
 
-    async fn start(kind: Kind, mut make: impl FnMut(u16) -> Command) -> anyhow::Result<Node> {
+    async fn start(kind: Kind, fixed: Option<u16>, mut make: impl FnMut(u16) -> Command) -> anyhow::Result<Node> {
         let mut last_err = None;
         for _attempt in 0..3 {
-            let port = free_port()?;
+            let port = match fixed {
+                Some(p) => p,
+                None => free_port()?,
+            };
             let mut cmd = make(port);
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
             let child = cmd.spawn()?;

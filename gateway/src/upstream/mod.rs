@@ -195,9 +195,9 @@ impl Upstream {
         if let Some(c) = self.metrics.requests.get(outcome.index()) {
             c.inc();
         }
-        // A failed attempt's elapsed time is a floor on this node's latency: feeding it in makes the
-        // balancer shy away from a node that hangs, even before health ejects it.
-        self.observe_latency(started.elapsed());
+        // A failure is charged as a full attempt timeout: a node that fails fast (connection refused, instant
+        // 5xx) must not look fast to the balancer, and one that hangs must look slow before health ejects it.
+        self.observe_latency(if result.is_ok() { started.elapsed() } else { timeout });
         result.map_err(|(kind, detail)| {
             self.errors.fetch_add(1, Ordering::Relaxed);
             AttemptError { upstream: self.name.clone(), kind, detail }
