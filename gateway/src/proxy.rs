@@ -248,12 +248,16 @@ impl Proxy {
             if Instant::now() >= deadline {
                 return Err(CallError::Deadline);
             }
+            tried.push(index);
+            // Spend budget only on a retry that can happen: somewhere untried must be routable.
+            if !self.routable().iter().any(|i| !tried.contains(i)) {
+                return Err(CallError::Upstream(err));
+            }
             if !self.budget.withdraw() {
                 self.metrics.retry_budget_exhausted.inc();
                 return Err(CallError::Upstream(err));
             }
             self.metrics.retry(err.kind);
-            tried.push(index);
             last = Some(err);
         }
     }

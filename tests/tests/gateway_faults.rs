@@ -1,0 +1,218 @@
+//! Faults a real node cannot stage on demand, from mock upstreams: slow answers, HTTP 429 with an empty
+//! body, malformed JSON, a connection reset mid-response, a node that dies while still marked routable,
+//! and shutdown with calls in flight.
+//!
+//! Calls are fired in concurrent waves: with two upstreams, power-of-two-choices compares both on every
+//! pick and the in-flight counts make it use both, so the faulty one is certain to be tried.
+
+use iotex_tests::gateway::{TestGateway, sample};
+use iotex_tests::http::RawClient;
+use iotex_tests::mock::{MockUpstream, Mode};
+use serde_json::json;
+use std::time::Duration;
+
+async fn wave(c: &RawClient, url: &str, method: &str, n: usize) -> Vec<anyhow::Result<serde_json::Value>> {
+    futures::future::join_all((0..n).map(|_| c.call(url, method, json!(["0x0", "latest"])))).await
+}
+
+async fn pair() -> anyhow::Result<(MockUpstream, MockUpstream)> {
+    Ok((MockUpstream::spawn(100).await?, MockUpstream::spawn(100).await?))
+}
+
+fn gw(a: &MockUpstream, b: &MockUpstream) -> TestGateway {
+    TestGateway::new().upstream("a", &a.url).upstream("b", &b.url).arg("--attempt-timeout", "300ms")
+}
+
+/// For each fault: reads keep succeeding through the other upstream, and the fault is counted by kind.
+#[tokio::test]
+async fn reads_fail_over_on_every_kind_of_upstream_fault() -> anyhow::Result<()> {
+    let cases = [
+        (Mode::Slow(Duration::from_secs(3)), "timeout"),
+        (Mode::Busy429, "http_429"),
+        (Mode::Unavailable503, "http_5xx"),
+        (Mode::Malformed, "invalid_response"),
+        (Mode::ResetMidResponse, "transport"),
+    ];
+    for (mode, kind) in cases {
+        let (a, b) = pair().await?;
+        // Probes stay healthy: only real traffic fails, which is what passive health and retries are for.
+        a.traffic(mode.clone());
+        let g = gw(&a, &b).arg("--eject-after-failures", "1000").spawn().await?;
+        let c = g.client();
+        for r in wave(&c, &g.url, "eth_getBalance", 10).await {
+            assert_eq!(r?, json!("mock:eth_getBalance"), "{mode:?}");
+        }
+        assert!(a.seen("eth_getBalance") >= 1, "{mode:?}: the faulty upstream was never tried");
+        let m = g.metrics().await?;
+        let attempts =
+            sample(&m, &format!("iotex_gateway_upstream_requests_total{{outcome=\"{kind}\",upstream=\"a\"}}"));
+        assert!(attempts.unwrap_or(0.0) >= 1.0, "{mode:?}: attempts by kind not counted\n{m}");
+        let retries = sample(&m, &format!("iotex_gateway_retries_total{{reason=\"{kind}\"}}"));
+        assert!(retries.unwrap_or(0.0) >= 1.0, "{mode:?}: retry not counted");
+        assert_eq!(sample(&m, "iotex_gateway_requests_total{method=\"eth_getBalance\",outcome=\"ok\"}"), Some(10.0));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn consecutive_failures_eject_and_a_good_probe_readmits_after_the_backoff() -> anyhow::Result<()> {
+    let (a, b) = pair().await?;
+    a.traffic(Mode::Unavailable503);
+    let g = gw(&a, &b).arg("--eject-after-failures", "2").arg("--eject-backoff", "500ms").spawn().await?;
+    let c = g.client();
+    for _ in 0..5 {
+        for r in wave(&c, &g.url, "eth_call", 6).await {
+            r?;
+        }
+    }
+    g.wait_state("a", "ejected", Duration::from_secs(5)).await?;
+    let m = g.metrics().await?;
+    assert!(sample(&m, "iotex_gateway_ejections_total{upstream=\"a\"}").unwrap_or(0.0) >= 1.0);
+    assert_eq!(sample(&m, "iotex_gateway_upstream_up{upstream=\"a\"}"), Some(0.0));
+    a.traffic(Mode::Normal);
+    g.wait_state("a", "up", Duration::from_secs(10)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_retry_budget_stops_retry_storms() -> anyhow::Result<()> {
+    // Both upstreams fail real traffic, so every call fails. With a 0 % budget only the floor remains
+    // (10 retries/s over a 10 s window = 100): 300 failing calls must not turn into 300 retries.
+    let (a, b) = pair().await?;
+    a.traffic(Mode::Unavailable503);
+    b.traffic(Mode::Unavailable503);
+    let g = gw(&a, &b).arg("--eject-after-failures", "100000").arg("--retry-budget-percent", "0").spawn().await?;
+    let c = g.client();
+    let mut failures = 0;
+    for _ in 0..30 {
+        for r in wave(&c, &g.url, "eth_call", 10).await {
+            failures += usize::from(r.is_err());
+        }
+    }
+    assert_eq!(failures, 300);
+    let m = g.metrics().await?;
+    let retries = sample(&m, "iotex_gateway_retries_total{reason=\"http_5xx\"}").unwrap_or(0.0);
+    let exhausted = sample(&m, "iotex_gateway_retry_budget_exhausted_total").unwrap_or(0.0);
+    // Two upstreams: each failed call either retried once or was refused a retry.
+    assert_eq!(retries + exhausted, 300.0, "retries {retries}, exhausted {exhausted}");
+    assert!(retries <= 110.0, "retries {retries} exceed the budget's floor");
+    assert_eq!(a.seen("eth_call") + b.seen("eth_call"), 300 + retries as u64);
+    // The answer says the upstream failed, with the caller's id.
+    let r = c.post(&g.url, r#"{"jsonrpc":"2.0","id":"q","method":"eth_call","params":[]}"#).await?;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error"]["code"], -32010);
+    assert_eq!(r.json()["id"], "q");
+    Ok(())
+}
+
+#[tokio::test]
+async fn raw_transactions_are_not_resent_after_they_may_have_reached_a_node() -> anyhow::Result<()> {
+    let (a, b) = pair().await?;
+    a.traffic(Mode::ResetMidResponse);
+    b.traffic(Mode::ResetMidResponse);
+    let g = gw(&a, &b).arg("--eject-after-failures", "1000").spawn().await?;
+    let c = g.client();
+    let r = c.post(&g.url, r#"{"jsonrpc":"2.0","id":1,"method":"eth_sendRawTransaction","params":["0x00"]}"#).await?;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(a.seen("eth_sendRawTransaction") + b.seen("eth_sendRawTransaction"), 1, "a raw tx was resent");
+    // The same fault on a read is retried on the other node.
+    let _ = c.post(&g.url, r#"{"jsonrpc":"2.0","id":1,"method":"eth_getBalance","params":[]}"#).await?;
+    assert_eq!(a.seen("eth_getBalance") + b.seen("eth_getBalance"), 2, "a read must be retried once elsewhere");
+    Ok(())
+}
+
+#[tokio::test]
+async fn raw_transactions_are_resent_when_they_provably_never_left() -> anyhow::Result<()> {
+    let (a, b) = pair().await?;
+    // Long probe interval: after `a` dies it stays routable, so real traffic meets the refused connection.
+    let g = gw(&a, &b).arg("--health-interval", "1m").arg("--eject-after-failures", "1000").spawn().await?;
+    a.stop();
+    let c = g.client();
+    for r in wave(&c, &g.url, "eth_sendRawTransaction", 8).await {
+        assert_eq!(r?, json!("mock:eth_sendRawTransaction"));
+    }
+    let m = g.metrics().await?;
+    assert!(sample(&m, "iotex_gateway_retries_total{reason=\"connect\"}").unwrap_or(0.0) >= 1.0, "{m}");
+    assert_eq!(b.seen("eth_sendRawTransaction"), 8);
+    Ok(())
+}
+
+#[tokio::test]
+async fn already_known_from_a_node_is_a_success_with_the_transaction_hash() -> anyhow::Result<()> {
+    let (a, b) = pair().await?;
+    a.traffic(Mode::RpcError("already known".into()));
+    b.traffic(Mode::RpcError("already known".into()));
+    let g = gw(&a, &b).spawn().await?;
+    let hash = g.client().call(&g.url, "eth_sendRawTransaction", json!(["0x00"])).await?;
+    assert_eq!(hash, json!("0xbc36789e7a1e281436464229828f817d6612f7b477d66591ff96a9e064bcc98a"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_far_ahead_node_does_not_make_the_others_look_lagging() -> anyhow::Result<()> {
+    let (a, b) = pair().await?;
+    let liar = MockUpstream::spawn(1_000_000_000).await?;
+    let g = gw(&a, &b).upstream("liar", &liar.url).arg("--max-lag-blocks", "10").spawn().await?;
+    g.wait_state("a", "up", Duration::from_secs(5)).await?;
+    let s = g.status().await?;
+    assert_eq!(s["best_head"], 100, "{s}");
+    assert_eq!(s["routable"], 3, "{s}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn shutdown_lets_calls_in_flight_finish_and_refuses_new_connections() -> anyhow::Result<()> {
+    let a = MockUpstream::spawn(1).await?;
+    a.traffic(Mode::Slow(Duration::from_millis(1500)));
+    let mut g = TestGateway::new()
+        .upstream("a", &a.url)
+        .arg("--attempt-timeout", "5s")
+        .arg("--shutdown-delay", "300ms")
+        .arg("--shutdown-grace", "10s")
+        .spawn()
+        .await?;
+    let c = g.client();
+    let url = g.url.clone();
+    let in_flight = tokio::spawn({
+        let c = c.clone();
+        let url = url.clone();
+        async move { c.call(&url, "eth_call", json!([])).await }
+    });
+    iotex_tests::eventually(Duration::from_secs(5), "call in flight", || async {
+        (a.seen("eth_call") >= 1).then_some(())
+    })
+    .await?;
+    let done = g.begin_shutdown().ok_or_else(|| anyhow::anyhow!("no task"))?;
+    let readyz = c.get(&format!("{}/readyz", g.admin)).await?;
+    assert_eq!(readyz.status, 503, "draining must turn /readyz 503");
+    assert!(readyz.text().contains("draining"));
+    assert_eq!(in_flight.await??, json!("mock:eth_call"), "the call in flight must complete");
+    let report = done.await??;
+    assert!(!report.cut, "nothing should have been cut");
+    assert!(RawClient::new().post(&url, "{}").await.is_err(), "the listener must be closed after shutdown");
+    Ok(())
+}
+
+#[tokio::test]
+async fn shutdown_cuts_what_outlives_the_grace_period() -> anyhow::Result<()> {
+    let a = MockUpstream::spawn(1).await?;
+    a.traffic(Mode::Slow(Duration::from_secs(10)));
+    let mut g = TestGateway::new()
+        .upstream("a", &a.url)
+        .arg("--request-timeout", "20s")
+        .arg("--attempt-timeout", "20s")
+        .arg("--shutdown-grace", "200ms")
+        .spawn()
+        .await?;
+    let c = g.client();
+    let url = g.url.clone();
+    let in_flight = tokio::spawn(async move { c.call(&url, "eth_call", json!([])).await });
+    iotex_tests::eventually(Duration::from_secs(5), "call in flight", || async {
+        (a.seen("eth_call") >= 1).then_some(())
+    })
+    .await?;
+    let report = g.begin_shutdown().ok_or_else(|| anyhow::anyhow!("no task"))?.await??;
+    assert!(report.cut, "a 10 s call must be cut by a 200 ms grace period");
+    in_flight.abort();
+    Ok(())
+}
