@@ -18,6 +18,7 @@ use std::time::Duration;
 /// Command line of `iotex-gateway`.
 #[derive(Debug, Parser)]
 #[command(name = "iotex-gateway", version, about = "Health-checked, lag-aware JSON-RPC gateway for IoTeX nodes")]
+#[command(allow_negative_numbers = true)]
 pub struct Cli {
     /// What to do; without a subcommand the gateway serves.
     #[command(subcommand)]

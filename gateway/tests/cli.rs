@@ -1,0 +1,140 @@
+//! The `iotex-gateway` binary's command line: `check-config`, env vars, precedence, and refusing bad
+//! configuration before binding anything.
+
+use std::process::{Command, Output};
+
+fn gateway() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_iotex-gateway"));
+    // Start from a clean slate: no IOTEX_GATEWAY_* from the environment running the tests.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("IOTEX_GATEWAY_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, body: &str) -> std::path::PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+#[test]
+fn check_config_accepts_a_good_file_and_prints_what_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "gw.toml",
+        r#"
+listen = "127.0.0.1:15014"
+admin-listen = "127.0.0.1:8080"
+upstream = ["node0=http://10.0.0.1:15014", "node1=http://10.0.0.2:15014"]
+upstream-health = ["node0=http://10.0.0.1:8080/readiness"]
+health-interval = "500ms"
+max-lag-blocks = 12
+request-timeout = "8s"
+rate-limit-per-client = 50
+rate-limit-burst = 100
+log-format = "json"
+"#,
+    );
+    let o = gateway().arg("check-config").arg(&f).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("configuration is valid"), "{out}");
+    assert!(out.contains("node1=http://10.0.0.2:15014"), "{out}");
+    assert!(out.contains("50/s per client, burst 100"), "{out}");
+    assert!(out.contains("max-lag-blocks    12"), "{out}");
+}
+
+#[test]
+fn check_config_names_the_bad_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for (body, want) in [
+        ("upstream = [\"http://x:1\"]\nmax-lag-blocks = -3\n", "max-lag-blocks"),
+        ("upstream = [\"http://x:1\"]\nhealth-interval = \"soon\"\n", "health-interval"),
+        ("upstream = [\"http://x:1\"]\nlisten-addr = \"x\"\n", "listen-addr"),
+        ("upstream = \"http://x:1\"\n", "upstream"),
+        ("upstream = [\"gopher://x\"]\n", "upstream"),
+        ("[[[\n", "config file"),
+    ] {
+        let f = write(&dir, "bad.toml", body);
+        let o = gateway().arg("check-config").arg(&f).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{body}: {}", text(&o));
+        assert!(text(&o).contains(want), "{body}: {}", text(&o));
+    }
+    let o = gateway().arg("check-config").arg(dir.path().join("missing.toml")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("cannot read config file"));
+}
+
+#[test]
+fn env_vars_fill_every_key_and_flags_win_over_env_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(&dir, "gw.toml", "upstream = [\"a=http://10.0.0.1:15014\"]\nmax-lag-blocks = 5\n");
+    let o = gateway()
+        .arg("check-config")
+        .arg(&f)
+        .env("IOTEX_GATEWAY_MAX_LAG_BLOCKS", "7")
+        .env("IOTEX_GATEWAY_UPSTREAM", "e1=http://10.0.0.9:15014,e2=http://10.0.0.10:15014")
+        .env("IOTEX_GATEWAY_RATE_LIMIT_PER_CLIENT", "9")
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("max-lag-blocks    7"), "env wins over file: {out}");
+    assert!(out.contains("e2=http://10.0.0.10:15014") && !out.contains("a=http"), "{out}");
+    assert!(out.contains("9/s per client"), "{out}");
+    let o = gateway()
+        .args(["--max-lag-blocks", "8", "check-config"])
+        .arg(&f)
+        .env("IOTEX_GATEWAY_MAX_LAG_BLOCKS", "7")
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("max-lag-blocks    8"), "flag wins over env: {}", text(&o));
+    let o = gateway().arg("check-config").arg(&f).env("IOTEX_GATEWAY_MAX_LAG_BLOCKS", "many").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("max-lag-blocks"), "{}", text(&o));
+}
+
+#[test]
+fn a_bad_config_exits_before_binding_and_a_busy_port_is_named() {
+    // Invalid: exits 2 and leaves the port free.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let o = gateway()
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--upstream", "http://x:1", "--request-timeout", "never"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("request-timeout"));
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "the port must not have been bound");
+    // Port in use: exits 1 with a message that says what to do.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap();
+    let o = gateway()
+        .args(["--listen", &addr.to_string(), "--admin-listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1"])
+        .args(["--log-format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("is in use; choose another with --listen"), "{}", text(&o));
+}
+
+#[test]
+fn malformed_flags_are_refused_by_name() {
+    for (args, want) in [
+        (vec!["--max-lag-blocks", "x"], "--max-lag-blocks"),
+        (vec!["--rate-limit-per-client", "-1"], "--rate-limit-per-client"),
+        (vec!["--no-such-flag"], "--no-such-flag"),
+        (vec!["--upstream"], "--upstream"),
+    ] {
+        let o = gateway().args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
+    }
+}
