@@ -7,8 +7,12 @@ cd "$root"
 start=$(date +%s)
 step() { printf '\n==> %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 
-step "install test peers"
+step "install test peers and tools"
 scripts/install-peers.sh
+if ! command -v promtool >/dev/null 2>&1; then
+  # promtool checks the gateway's /metrics exposition (and the chart's rules).
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
