@@ -36,7 +36,9 @@ async fn differential(node: Node) -> anyhow::Result<()> {
     let cases = corpus()?;
     assert!(cases.len() > 200, "corpus looks truncated: {}", cases.len());
     let policy_denied = |m: &str| {
-        ["debug_", "admin_", "personal_", "miner_", "txpool_", "anvil_", "hardhat_", "evm_", "eth_sign"].iter().any(|p| m.starts_with(p))
+        ["debug_", "admin_", "personal_", "miner_", "txpool_", "anvil_", "hardhat_", "evm_", "eth_sign"]
+            .iter()
+            .any(|p| m.starts_with(p))
             || m == "eth_sendTransaction"
     };
     let (mut compared, mut denied, mut mismatches) = (0, 0, Vec::new());
