@@ -1,6 +1,9 @@
 //! The `iotex-gateway` binary's command line: `check-config`, env vars, precedence, and refusing bad
 //! configuration before binding anything.
 
+// A test binary: a set-up step that fails should panic with its location, which is what unwrap does.
+#![allow(clippy::unwrap_used)]
+
 use std::process::{Command, Output};
 
 fn gateway() -> Command {
