@@ -25,8 +25,9 @@ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked --quiet
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
+  # Doc tests first (nextest does not run them), so the test runner's closing summary is nextest's.
+  cargo test --workspace --doc --locked --quiet
   cargo nextest run --workspace --locked --no-fail-fast
-  cargo test --workspace --doc --locked
 else
   cargo test --workspace --locked --no-fail-fast
 fi
