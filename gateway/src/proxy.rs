@@ -215,8 +215,9 @@ impl Proxy {
         }
     }
 
-    fn routable(&self) -> Vec<usize> {
-        self.view.borrow().routable.clone()
+    /// The current health snapshot (an `Arc` clone: no copy of the routable set per call).
+    fn snapshot(&self) -> Arc<ClusterView> {
+        Arc::clone(&self.view.borrow())
     }
 
     /// A read: any upstream will do; retry elsewhere on failure, within deadline and budget.
@@ -225,7 +226,7 @@ impl Proxy {
         let mut tried: Vec<usize> = Vec::new();
         let mut last: Option<AttemptError> = None;
         loop {
-            let picked = match pool::pick(&self.upstreams, &self.routable(), &tried, deadline).await {
+            let picked = match pool::pick(&self.upstreams, &self.snapshot().routable, &tried, deadline).await {
                 Ok(p) => p,
                 Err(PickError::NoneRoutable) => return Err(last.map_or(CallError::NoUpstream, CallError::Upstream)),
                 Err(PickError::Saturated) => return Err(CallError::Saturated),
@@ -250,7 +251,7 @@ impl Proxy {
             }
             tried.push(index);
             // Spend budget only on a retry that can happen: somewhere untried must be routable.
-            if !self.routable().iter().any(|i| !tried.contains(i)) {
+            if !self.snapshot().routable.iter().any(|i| !tried.contains(i)) {
                 return Err(CallError::Upstream(err));
             }
             if !self.budget.withdraw() {
@@ -270,7 +271,7 @@ impl Proxy {
         let mut tried: Vec<usize> = Vec::new();
         let mut last: Option<AttemptError> = None;
         loop {
-            let picked = match pool::pick(&self.upstreams, &self.routable(), &tried, deadline).await {
+            let picked = match pool::pick(&self.upstreams, &self.snapshot().routable, &tried, deadline).await {
                 Ok(p) => p,
                 Err(PickError::NoneRoutable) => return Err(last.map_or(CallError::NoUpstream, CallError::Upstream)),
                 Err(PickError::Saturated) => return Err(CallError::Saturated),
@@ -296,11 +297,12 @@ impl Proxy {
     }
 
     async fn broadcast(&self, req: &Request<'_>, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
-        let routable = self.routable();
+        let view = self.snapshot();
+        let routable = &view.routable;
         let mut picks = Vec::new();
         let mut chosen: Vec<usize> = Vec::new();
         while picks.len() < self.settings.tx_broadcast {
-            match pool::pick(&self.upstreams, &routable, &chosen, deadline).await {
+            match pool::pick(&self.upstreams, routable, &chosen, deadline).await {
                 Ok(p) => {
                     chosen.push(p.upstream.index);
                     picks.push(p);

@@ -56,8 +56,15 @@ pub async fn pick(
     exclude: &[usize],
     deadline: Instant,
 ) -> Result<Picked, PickError> {
-    let candidates: Vec<usize> = routable.iter().copied().filter(|i| !exclude.contains(i)).collect();
-    let first = choose(upstreams, &candidates, &mut rand::rng()).ok_or(PickError::NoneRoutable)?;
+    // The common case (no exclusions) borrows the routable set as it is; only retries build a new list.
+    let filtered: Vec<usize>;
+    let candidates: &[usize] = if exclude.is_empty() {
+        routable
+    } else {
+        filtered = routable.iter().copied().filter(|i| !exclude.contains(i)).collect();
+        &filtered
+    };
+    let first = choose(upstreams, candidates, &mut rand::rng()).ok_or(PickError::NoneRoutable)?;
     let take = |i: usize| {
         let u = upstreams.get(i)?;
         u.try_acquire().map(|permit| Picked { upstream: Arc::clone(u), permit })
@@ -66,7 +73,7 @@ pub async fn pick(
         return Ok(p);
     }
     // The chosen one is full: take the cheapest candidate with a free slot.
-    let mut by_cost: Vec<usize> = candidates.clone();
+    let mut by_cost: Vec<usize> = candidates.to_vec();
     by_cost.sort_by(|a, b| {
         let ca = upstreams.get(*a).map_or(f64::INFINITY, |u| u.cost());
         let cb = upstreams.get(*b).map_or(f64::INFINITY, |u| u.cost());
