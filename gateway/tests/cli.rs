@@ -141,3 +141,39 @@ fn malformed_flags_are_refused_by_name() {
         assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
     }
 }
+
+#[test]
+fn sigterm_drains_and_exits_0_with_json_log_lines_when_stdout_is_not_a_tty() {
+    use std::io::Read;
+    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut child = gateway()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            &admin.to_string(),
+            "--upstream",
+            "dead=http://127.0.0.1:1",
+        ])
+        .args(["--shutdown-grace", "1s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the admin listener answers, then ask the process to stop as Kubernetes does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(admin).is_err() {
+        assert!(std::time::Instant::now() < deadline, "admin listener never came up");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(status.code(), Some(0), "{out}");
+    let lines: Vec<serde_json::Value> =
+        out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))).collect();
+    assert!(lines.iter().any(|l| l["message"] == "iotex-gateway serving"), "{out}");
+    assert!(lines.iter().any(|l| l["message"] == "iotex-gateway stopped"), "{out}");
+    assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()), "{out}");
+}

@@ -216,3 +216,21 @@ async fn shutdown_cuts_what_outlives_the_grace_period() -> anyhow::Result<()> {
     in_flight.abort();
     Ok(())
 }
+
+#[tokio::test]
+async fn an_upstream_health_url_that_fails_takes_the_upstream_out_until_it_recovers() -> anyhow::Result<()> {
+    let a = MockUpstream::spawn(5).await?;
+    let readiness = MockUpstream::spawn(0).await?;
+    let g = TestGateway::new()
+        .upstream("a", &a.url)
+        .arg("--upstream-health", &format!("a={}/readiness", readiness.url))
+        .spawn()
+        .await?;
+    readiness.traffic(Mode::Unavailable503);
+    g.wait_state("a", "down", Duration::from_secs(5)).await?;
+    let s = g.status().await?;
+    assert!(s["upstreams"][0]["last_error"].as_str().unwrap_or("").contains("health URL answered HTTP 503"), "{s}");
+    readiness.traffic(Mode::Normal);
+    g.wait_state("a", "up", Duration::from_secs(5)).await?;
+    Ok(())
+}
