@@ -129,6 +129,9 @@ pub struct Opts {
     /// Log format, `json` or `text` [default: json unless stdout is a terminal].
     #[arg(long, env = "IOTEX_GATEWAY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Runtime worker threads [default: one per CPU the process may use].
+    #[arg(long, env = "IOTEX_GATEWAY_WORKER_THREADS", value_name = "N")]
+    pub worker_threads: Option<usize>,
 }
 
 /// The methods denied by default: node administration, signing with node-held keys, dev-node controls.
@@ -216,6 +219,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Log format (None = detect).
     pub log_format: Option<LogFormat>,
+    /// Runtime worker threads (None = one per CPU).
+    pub worker_threads: Option<usize>,
 }
 
 /// A setting that cannot be used, named by its key.
@@ -292,6 +297,7 @@ impl Opts {
             shutdown_delay: self.shutdown_delay.or(file.shutdown_delay),
             shutdown_grace: self.shutdown_grace.or(file.shutdown_grace),
             log_format: self.log_format.or(file.log_format),
+            worker_threads: self.worker_threads.or(file.worker_threads),
         }
     }
 
@@ -389,6 +395,9 @@ impl Opts {
                 globset::Glob::new(g).map_err(|e| invalid(key, format!("`{g}` is not a glob: {e}")))?;
             }
         }
+        if self.worker_threads == Some(0) {
+            return Err(invalid("worker-threads", "must be at least 1"));
+        }
         let log_format = self
             .log_format
             .as_deref()
@@ -421,6 +430,7 @@ impl Opts {
             shutdown_delay,
             shutdown_grace,
             log_format,
+            worker_threads: self.worker_threads,
         })
     }
 }
@@ -609,6 +619,7 @@ mod tests {
             (&["--upstream", "http://x", "--log-format", "xml"], "`log-format`"),
             (&["--upstream", "http://x", "--attempt-timeout", "20s"], "`attempt-timeout`"),
             (&["--upstream", "http://x", "--admin-listen", "0.0.0.0:15014"], "`admin-listen`"),
+            (&["--upstream", "http://x", "--worker-threads", "0"], "`worker-threads`"),
         ];
         for (args, want) in cases {
             let e = err(args);
