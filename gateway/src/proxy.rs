@@ -220,28 +220,43 @@ impl Proxy {
         Arc::clone(&self.view.borrow())
     }
 
+    /// One attempt on an upstream not in `tried`: pick, call within what is left of the deadline, report
+    /// the outcome to health. `Err` when no attempt could be made; `Ok((index, result))` otherwise.
+    async fn attempt(
+        &self,
+        body: &Bytes,
+        tried: &[usize],
+        last: &mut Option<AttemptError>,
+        deadline: Instant,
+    ) -> Result<(usize, Result<Answer, AttemptError>), CallError> {
+        let picked = match pool::pick(&self.upstreams, &self.snapshot().routable, tried, deadline).await {
+            Ok(p) => p,
+            Err(PickError::NoneRoutable) => return Err(last.take().map_or(CallError::NoUpstream, CallError::Upstream)),
+            Err(PickError::Saturated) => return Err(CallError::Saturated),
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(CallError::Deadline);
+        }
+        let index = picked.upstream.index;
+        let result = picked.upstream.call(body.clone(), self.settings.attempt_timeout.min(remaining)).await;
+        drop(picked.permit);
+        self.report_attempt(index, &result);
+        Ok((index, result))
+    }
+
     /// A read: any upstream will do; retry elsewhere on failure, within deadline and budget.
     async fn read(&self, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
         self.budget.deposit();
         let mut tried: Vec<usize> = Vec::new();
         let mut last: Option<AttemptError> = None;
         loop {
-            let picked = match pool::pick(&self.upstreams, &self.snapshot().routable, &tried, deadline).await {
-                Ok(p) => p,
-                Err(PickError::NoneRoutable) => return Err(last.map_or(CallError::NoUpstream, CallError::Upstream)),
-                Err(PickError::Saturated) => return Err(CallError::Saturated),
-            };
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(CallError::Deadline);
-            }
-            let index = picked.upstream.index;
-            let result = picked.upstream.call(body.clone(), self.settings.attempt_timeout.min(remaining)).await;
-            drop(picked.permit);
-            self.report_attempt(index, &result);
-            let err = match result {
-                Ok(answer) => return Ok(answer),
-                Err(e) => e,
+            let err = match self.attempt(&body, &tried, &mut last, deadline).await? {
+                (_, Ok(answer)) => return Ok(answer),
+                (index, Err(e)) => {
+                    tried.push(index);
+                    e
+                }
             };
             if err.kind == AttemptOutcome::Http4xx {
                 return Err(CallError::Upstream(err));
@@ -249,7 +264,6 @@ impl Proxy {
             if Instant::now() >= deadline {
                 return Err(CallError::Deadline);
             }
-            tried.push(index);
             // Spend budget only on a retry that can happen: somewhere untried must be routable.
             if !self.snapshot().routable.iter().any(|i| !tried.contains(i)) {
                 return Err(CallError::Upstream(err));
@@ -271,27 +285,14 @@ impl Proxy {
         let mut tried: Vec<usize> = Vec::new();
         let mut last: Option<AttemptError> = None;
         loop {
-            let picked = match pool::pick(&self.upstreams, &self.snapshot().routable, &tried, deadline).await {
-                Ok(p) => p,
-                Err(PickError::NoneRoutable) => return Err(last.map_or(CallError::NoUpstream, CallError::Upstream)),
-                Err(PickError::Saturated) => return Err(CallError::Saturated),
-            };
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(CallError::Deadline);
-            }
-            let index = picked.upstream.index;
-            let result = picked.upstream.call(body.clone(), self.settings.attempt_timeout.min(remaining)).await;
-            drop(picked.permit);
-            self.report_attempt(index, &result);
-            match result {
-                Ok(answer) => return Ok(known_as_success(req, answer)),
-                Err(e) if e.never_sent() => {
+            match self.attempt(&body, &tried, &mut last, deadline).await? {
+                (_, Ok(answer)) => return Ok(known_as_success(req, answer)),
+                (index, Err(e)) if e.never_sent() => {
                     self.metrics.retry(e.kind);
                     tried.push(index);
                     last = Some(e);
                 }
-                Err(e) => return Err(CallError::Upstream(e)),
+                (_, Err(e)) => return Err(CallError::Upstream(e)),
             }
         }
     }
