@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Validates the Helm chart k8s/iotex offline, as scripts/test.sh (and so CI) runs it:
+#   tools      pinned helm, kubernetes-validate, yamllint, moto, CRD models, promtool, rclone (install-tools.sh)
+#   drift      values.schema.json and the dashboards match their generators
+#   yamllint   the chart's own YAML, then every rendered manifest
+#   per environment x size: helm lint --strict, helm template
+#   schemas    every rendered object against the Kubernetes schemas (unknown non-CRD kinds fail)
+#   CRDs       ServiceMonitor and PrometheusRule objects against the prometheus-operator models
+#   promtool   check rules + unit tests of the alert rules; every dashboard panel's PromQL
+#   assertions behavioural checks over the rendered output (assertions.py)
+#   backup     backup/restore scripts run for real against moto (S3) on 127.0.0.1 with rclone
+# Every step runs even after a failure; the script ends with the failed steps and exits 1 if any.
+set -uo pipefail
+ci="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+k8s="$(cd "$ci/.." && pwd)"
+chart="$k8s/iotex"
+tools="$k8s/.tools"
+started=$(date +%s)
+envs=(testing staging production)
+sizes=(21 101)
+
+bash "$ci/install-tools.sh" || { echo "validate: FAILED to install the validation tools (see above)" >&2; exit 1; }
+export PATH="$tools/bin:$PATH"
+py="$tools/venv/bin/python"
+helm="$tools/bin/helm"
+out="$tools/rendered"
+rm -rf "$out" && mkdir -p "$out"
+
+passed=0
+failed_steps=()
+step() {
+  local name="$1"; shift
+  printf '\n--- %s (%ss)\n' "$name" "$(( $(date +%s) - started ))"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    echo "validate: FAILED: $name" >&2
+    failed_steps+=("$name")
+  fi
+}
+
+drift() {
+  local tmp rc=0
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && "$py" "$ci/gen_schema.py") && cmp "$tmp/values.schema.json" "$chart/values.schema.json" \
+    || { echo "values.schema.json differs from k8s/ci/gen_schema.py: regenerate it (cd k8s/iotex && python3 ../ci/gen_schema.py)"; rc=1; }
+  "$py" "$ci/gen_dashboards.py" "$tmp" && diff -r -q "$tmp" "$chart/files/dashboards" -x values.schema.json \
+    || { echo "dashboards differ from k8s/ci/gen_dashboards.py: regenerate them"; rc=1; }
+  rm -rf "$tmp"
+  return $rc
+}
+
+lint_and_render() {
+  local env size rc=0
+  for env in "${envs[@]}"; do
+    for size in "${sizes[@]}"; do
+      local values=(-f "$chart/values-$env.yaml" -f "$chart/values-$size.yaml")
+      "$helm" lint --strict --quiet "$chart" "${values[@]}" >"$out/lint-$env-$size.log" 2>&1 \
+        || { echo "helm lint --strict failed for $env x $size:"; cat "$out/lint-$env-$size.log"; rc=1; }
+      "$helm" template "$env" "$chart" -n "iotex-$env" "${values[@]}" >"$out/$env-$size.yaml" \
+        || { echo "helm template failed for $env x $size"; rc=1; }
+      echo "$env x $size: lint ok, $(grep -c '^kind:' "$out/$env-$size.yaml") objects"
+    done
+  done
+  # Every optional part switched on at once, so every template is validated.
+  "$helm" template all "$chart" -n iotex-all -f "$chart/values-testing.yaml" -f "$chart/values-21.yaml" \
+    --set injector.job.enabled=true --set injector.soak.enabled=true --set logging.enabled=true \
+    --set gateway.autoscaling.enabled=true --set injector.keyMode=keysFile --set injector.secret.keysFile=k \
+    --set-string 'injector.run.steps=100@30s\,200@1m' --set-string 'injector.run.failIf=achieved_ratio<0.9' \
+    >"$out/all-features.yaml" || { echo "helm template with every feature on failed"; rc=1; }
+  return $rc
+}
+
+yaml_lint() {
+  "$tools/venv/bin/yamllint" -s -c "$ci/yamllint.yaml" "$chart"/values*.yaml "$chart/Chart.yaml" \
+    "$chart/files/prometheus" "$chart/files/logging" "$ci/promtool" "$ci"/*.yaml \
+  && "$tools/venv/bin/yamllint" -s -c "$ci/yamllint-rendered.yaml" "$out"/*.yaml
+}
+
+rules() {
+  promtool check rules "$chart"/files/prometheus/*.yaml && promtool test rules "$ci"/promtool/*.test.yaml
+}
+
+scripts_syntax() {
+  local f rc=0
+  for f in "$chart"/files/scripts/*.sh; do
+    busybox sh -n "$f" || { echo "busybox sh cannot parse $f"; rc=1; }
+  done
+  return $rc
+}
+
+step "generated files up to date" drift
+step "helm lint --strict + helm template (3 environments x 2 sizes)" lint_and_render
+step "yamllint (chart YAML and rendered manifests)" yaml_lint
+step "Kubernetes schemas (kubernetes-validate, strict)" "$py" "$ci/check_k8s_schemas.py" "$out"/*.yaml
+step "CRD models (ServiceMonitor, PrometheusRule)" node "$ci/validate_crds.mjs" "$tools/npm/node_modules" "$out"/*.yaml
+step "promtool check rules + test rules" rules
+step "dashboard PromQL" "$py" "$ci/check_dashboards.py" "$chart/files/dashboards"
+step "shell scripts parse under busybox sh" scripts_syntax
+step "behavioural assertions" "$py" "$ci/assertions.py" --helm "$helm" --chart "$chart" --readme "$k8s/README.md"
+step "backup/restore against moto + rclone" env -u AWS_CA_BUNDLE "$py" "$ci/test_backup_restore.py"
+
+elapsed=$(( $(date +%s) - started ))
+echo
+if [ "${#failed_steps[@]}" -gt 0 ]; then
+  echo "validate: FAILED steps:"
+  printf '  - %s\n' "${failed_steps[@]}"
+fi
+echo "k8s/ci/validate.sh finished in ${elapsed}s"
+echo "validate: ${passed} passed, ${#failed_steps[@]} failed"
+[ "${#failed_steps[@]}" -eq 0 ]
