@@ -430,6 +430,19 @@ def cross_checks(chart: Chart, readme: Path) -> None:
     check("injector ServiceMonitor finds the injector metrics Service (port metrics)",
           len(svc) == 1 and selects(svc[0]["spec"]["selector"], jobs[0]["spec"]["template"]["metadata"]["labels"]))
 
+    # images: the Dockerfiles build what the chart runs, multi-stage, non-root
+    repo = chart.chart.resolve().parent.parent
+    for b in ("gateway", "injector"):
+        df = (repo / b / "Dockerfile").read_text() if (repo / b / "Dockerfile").is_file() else ""
+        froms = re.findall(r"^FROM\s+(\S+)", df, re.M)
+        user = re.findall(r"^USER\s+(\S+)", df, re.M)
+        check(f"{b}/Dockerfile is multi-stage with a distroless final image",
+              len(froms) >= 2 and "distroless" in froms[-1], froms)
+        check(f"{b}/Dockerfile's final image runs as a non-root user",
+              user and user[-1].split(":")[0] not in ("0", "root"), user)
+        check(f"{b}/Dockerfile installs /usr/local/bin/iotex-{b}, the path the chart runs",
+              re.search(rf"^COPY --from=\S+ \S+ /usr/local/bin/iotex-{b}$", df, re.M)
+              and re.search(rf"cargo build --release --locked -p iotex-{b}\b", df))
     # README: one install command per environment x size, naming values files that exist
     text = readme.read_text()
     cmds = re.findall(r"^helm install (\S+) k8s/iotex .*?-f k8s/iotex/(values-[a-z]+\.yaml) -f k8s/iotex/(values-\d+\.yaml)", text, re.M)

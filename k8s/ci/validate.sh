@@ -8,6 +8,7 @@
 #   CRDs       ServiceMonitor and PrometheusRule objects against the prometheus-operator models
 #   promtool   check rules + unit tests of the alert rules; every dashboard panel's PromQL
 #   assertions behavioural checks over the rendered output (assertions.py)
+#   images     hadolint on gateway/Dockerfile and injector/Dockerfile (there is no Docker engine to build them)
 #   backup     backup/restore scripts run for real against moto (S3) on 127.0.0.1 with rclone
 # Every step runs even after a failure; the script ends with the failed steps and exits 1 if any.
 set -uo pipefail
@@ -97,6 +98,7 @@ step "CRD models (ServiceMonitor, PrometheusRule)" node "$ci/validate_crds.mjs" 
 step "promtool check rules + test rules" rules
 step "dashboard PromQL" "$py" "$ci/check_dashboards.py" "$chart/files/dashboards"
 step "shell scripts parse under busybox sh" scripts_syntax
+step "hadolint (gateway/Dockerfile, injector/Dockerfile)" "$tools/venv/bin/hadolint" "$k8s/../gateway/Dockerfile" "$k8s/../injector/Dockerfile"
 step "behavioural assertions" "$py" "$ci/assertions.py" --helm "$helm" --chart "$chart" --readme "$k8s/README.md"
 step "backup/restore against moto + rclone" env -u AWS_CA_BUNDLE "$py" "$ci/test_backup_restore.py"
 
