@@ -7,6 +7,7 @@ IoTeX address of that key (bech32 "io" of keccak256(pubkey)[12:]).
 
     devkeys.py delegates --size 21 [--seed S]     # the `genesis.delegates` YAML for values-21.yaml
     devkeys.py address HEXKEY                     # the io1 address of one key (used by the assertions)
+    devkeys.py secret --size 21 --seed S --name iotex-producer-keys   # a Secret manifest of those keys
 
 The dev seed is public: its keys are for the testing environment only. Staging and production use a
 Secret of their own keys (`keys.existingSecret`) and a delegate list generated from them.
@@ -94,11 +95,21 @@ def main() -> int:
     d.add_argument("--size", type=int, required=True)
     d.add_argument("--seed", default=DEV_SEED)
     d.add_argument("--votes", default="10000000000000000000000000")
+    s = sub.add_parser("secret")
+    s.add_argument("--size", type=int, required=True)
+    s.add_argument("--seed", required=True)
+    s.add_argument("--name", default="iotex-producer-keys")
     a = sub.add_parser("address")
     a.add_argument("key")
     args = ap.parse_args()
     if args.cmd == "address":
         print(address(args.key))
+        return 0
+    if args.cmd == "secret":
+        print(f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: {args.name}\ntype: Opaque\nstringData:")
+        for i in range(args.size):
+            name = "bootnode-0" if i == 0 else f"delegate-{i - 1}"
+            print(f"  {name}: \"{dev_key(args.seed, i)}\"")
         return 0
     print("  delegates:")
     for i in range(args.size):
