@@ -301,8 +301,9 @@ def checks_for(chart: Chart, env: str, size: int) -> None:
           selects(aff["labelSelector"]["matchLabels"], boot["spec"]["template"]["metadata"]["labels"])
           and aff["topologyKey"] == "kubernetes.io/hostname")
     role = r.one("Role", f"{rel}-backup")
-    check(f"{tag} backup Role may only scale the boot node StatefulSet",
+    check(f"{tag} backup Role may only scale the boot node StatefulSet and read its pod",
           all(rule.get("resourceNames") == [boot["metadata"]["name"]] for rule in role["rules"] if "apps" in rule["apiGroups"])
+          and all(rule.get("resourceNames") for rule in role["rules"])
           and not any(v in ("delete", "create", "*") for rule in role["rules"] for v in rule["verbs"]))
     scripts = r.one("ConfigMap", f"{rel}-backup-scripts")["data"]
     files = chart.chart / "files" / "scripts"

@@ -213,30 +213,43 @@ def main():
         r = env.run("restore.sh", DATA_DIR=d5, S3_REMOTE=remote, RESTORE_ATTEMPTS=2, RESTORE_RETRY_DELAY=0)
         check("restore picks up the newest backup", r.returncode == 0 and same_tree(data, d5), r.stderr)
 
-        # --- bootnode-scale.sh against a fake kubectl
+        # --- bootnode-scale.sh against a fake kubectl: `get` shows the pod FAKE_POD_POLLS times, then not
         calls = root / "kubectl.calls"
+        polls = root / "polls"
         fake = env.bin / "kubectl"
         fake.write_text('#!/bin/sh\necho "$*" >>"$KUBECTL_LOG"\n'
-                        'case "$1" in wait) exit "${FAKE_WAIT_RC:-0}";; esac\nexit 0\n')
+                        'if [ "$1" = get ]; then\n'
+                        '  [ "${FAKE_GET_RC:-0}" = 0 ] || exit "$FAKE_GET_RC"\n'
+                        '  n=$(cat "$POLLS"); if [ "$n" -gt 0 ]; then echo "pod/$3"; echo $((n - 1)) >"$POLLS"; fi\n'
+                        'fi\nexit 0\n')
         fake.chmod(0o755)
-        r = env.run("bootnode-scale.sh", "stop", BOOTNODE_STS="rel-bootnode", KUBECTL_LOG=calls)
+        scale_env = dict(BOOTNODE_STS="rel-bootnode", KUBECTL_LOG=calls, POLLS=polls, POLL_SECONDS=0)
+        get = "get pod rel-bootnode-0 --ignore-not-found -o name"
+        polls.write_text("2")
+        r = env.run("bootnode-scale.sh", "stop", **scale_env)
         log = calls.read_text().splitlines()
-        check("stop scales the boot node to 0 and waits for its pod to go",
-              r.returncode == 0 and log[:2] == ["scale statefulset rel-bootnode --replicas=0",
-                                                "wait --for=delete pod/rel-bootnode-0 --timeout=300s"], log)
+        check("stop scales the boot node to 0 and polls until its pod is gone",
+              r.returncode == 0 and log == ["scale statefulset rel-bootnode --replicas=0", get, get, get], log)
         calls.unlink()
-        r = env.run("bootnode-scale.sh", "stop", BOOTNODE_STS="rel-bootnode", KUBECTL_LOG=calls, FAKE_WAIT_RC=1)
+        polls.write_text("1000")
+        r = env.run("bootnode-scale.sh", "stop", **{**scale_env, "STOP_TIMEOUT": 1, "POLL_SECONDS": 1})
         log = calls.read_text().splitlines()
-        check("stop that times out restarts the boot node and fails",
+        check("stop that times out restarts the boot node and fails (bounded)",
+              r.returncode == 1 and log[-1] == "scale statefulset rel-bootnode --replicas=1" and r.elapsed < 10, log)
+        calls.unlink()
+        polls.write_text("0")
+        r = env.run("bootnode-scale.sh", "stop", **scale_env, FAKE_GET_RC=1)
+        log = calls.read_text().splitlines()
+        check("stop that cannot read the pod restarts the boot node and fails (never backs up a live node)",
               r.returncode == 1 and log[-1] == "scale statefulset rel-bootnode --replicas=1", log)
         calls.unlink()
         status.write_text("1\n")
-        r = env.run("bootnode-scale.sh", "start", BOOTNODE_STS="rel-bootnode", KUBECTL_LOG=calls, STATUS_FILE=status)
+        r = env.run("bootnode-scale.sh", "start", **scale_env, STATUS_FILE=status)
         log = calls.read_text().splitlines()
         check("start restarts the boot node even after a failed backup, then fails the job",
               r.returncode == 1 and log == ["scale statefulset rel-bootnode --replicas=1"], (r.returncode, log))
         status.write_text("0\n")
-        r = env.run("bootnode-scale.sh", "start", BOOTNODE_STS="rel-bootnode", KUBECTL_LOG=calls, STATUS_FILE=status)
+        r = env.run("bootnode-scale.sh", "start", **scale_env, STATUS_FILE=status)
         check("start after a good backup exits 0", r.returncode == 0, r.stderr)
     except Exception:  # a crash in the middle is a failure, not a silent stop
         check("test run completed without an exception", False, traceback.format_exc())

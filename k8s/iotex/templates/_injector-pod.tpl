@@ -86,6 +86,6 @@ spec:
       emptyDir: {sizeLimit: 64Mi}
     {{- if eq $inj.keyMode "keysFile" }}
     - name: keys
-      secret: {secretName: {{ $secret }}, defaultMode: 0400, items: [{key: keys-file, path: keys-file}]}
+      secret: {secretName: {{ $secret }}, defaultMode: 0440, items: [{key: keys-file, path: keys-file}]}
     {{- end }}
 {{- end -}}

@@ -112,7 +112,7 @@ spec:
     - name: config
       configMap: {name: {{ include "iotex.fullname" $ }}-node-config}
     - name: keys
-      secret: {secretName: {{ include "iotex.keysSecret" $ }}, defaultMode: 0400}
+      secret: {secretName: {{ include "iotex.keysSecret" $ }}, defaultMode: 0440}
     - name: tmp
       emptyDir: {sizeLimit: 1Gi}
     {{- if eq $role "delegate" }}
