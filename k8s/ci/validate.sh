@@ -7,6 +7,7 @@
 #   schemas    every rendered object against the Kubernetes schemas (unknown non-CRD kinds fail)
 #   CRDs       ServiceMonitor and PrometheusRule objects against the prometheus-operator models
 #   promtool   check rules + unit tests of the alert rules; every dashboard panel's PromQL
+#   gateway    the real iotex-gateway's check-config on the rendered gateway.toml (when the workspace is built)
 #   assertions behavioural checks over the rendered output (assertions.py)
 #   images     hadolint on gateway/Dockerfile and injector/Dockerfile (there is no Docker engine to build them)
 #   backup     backup/restore scripts run for real against moto (S3) on 127.0.0.1 with rclone
@@ -90,6 +91,41 @@ scripts_syntax() {
   return $rc
 }
 
+# The real gateway must accept the rendered gateway.toml. When the workspace has been built (scripts/test.sh
+# builds it before running this), the gateway binary is brought up to date (incremental, debug) and its
+# `check-config` runs on two renders. Skipped, with a note, when nothing was built or when the binary does
+# not yet tell a valid config (minimal) from an invalid one (unknown key): the gateway is developed
+# alongside the chart.
+gateway_check_config() {
+  local repo bin tmp f rc=0
+  repo="$(cd "$k8s/.." && pwd)"
+  bin="$repo/target/debug/iotex-gateway"
+  if ! command -v cargo >/dev/null 2>&1 || [ ! -d "$repo/target/debug" ]; then
+    echo "skipped: the workspace has not been built here (run scripts/test.sh for this check)"; return 0
+  fi
+  (cd "$repo" && cargo build --locked --quiet -p iotex-gateway --bin iotex-gateway) \
+    || { echo "cargo build -p iotex-gateway failed"; return 1; }
+  tmp="$(mktemp -d)"
+  printf 'upstream = ["a=http://127.0.0.1:15014"]\n' >"$tmp/minimal.toml"
+  printf 'upstream = ["a=http://127.0.0.1:15014"]\nno-such-key = 1\n' >"$tmp/invalid.toml"
+  if ! "$bin" check-config "$tmp/minimal.toml" >/dev/null 2>&1 || "$bin" check-config "$tmp/invalid.toml" >/dev/null 2>&1; then
+    echo "skipped: this iotex-gateway's check-config does not validate configs yet"; rm -rf "$tmp"; return 0
+  fi
+  for f in "$out"/testing-21.yaml "$out"/production-101.yaml; do
+    "$py" -c 'import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-gateway-config"):
+        sys.stdout.write(d["data"]["gateway.toml"])' "$f" >"$tmp/gateway.toml"
+    if "$bin" check-config "$tmp/gateway.toml" >"$tmp/check.log" 2>&1; then
+      echo "iotex-gateway check-config accepts the gateway.toml of $(basename "$f")"
+    else
+      cat "$tmp/check.log"; echo "iotex-gateway rejects the gateway.toml rendered in $(basename "$f")"; rc=1
+    fi
+  done
+  rm -rf "$tmp"
+  return $rc
+}
+
 step "generated files up to date" drift
 step "helm lint --strict + helm template (3 environments x 2 sizes)" lint_and_render
 step "yamllint (chart YAML and rendered manifests)" yaml_lint
@@ -99,6 +135,7 @@ step "promtool check rules + test rules" rules
 step "dashboard PromQL" "$py" "$ci/check_dashboards.py" "$chart/files/dashboards"
 step "shell scripts parse under busybox sh" scripts_syntax
 step "hadolint (gateway/Dockerfile, injector/Dockerfile)" "$tools/venv/bin/hadolint" "$k8s/../gateway/Dockerfile" "$k8s/../injector/Dockerfile"
+step "iotex-gateway check-config on the rendered gateway.toml" gateway_check_config
 step "behavioural assertions" "$py" "$ci/assertions.py" --helm "$helm" --chart "$chart" --readme "$k8s/README.md"
 step "backup/restore against moto + rclone" env -u AWS_CA_BUNDLE "$py" "$ci/test_backup_restore.py"
 
