@@ -61,6 +61,12 @@ schema = {
         "rate-limit-per-client": I(minimum=0), "rate-limit-burst": I(minimum=0),
         "trusted-proxy": {"type": "array", "items": S()}, "tx-broadcast": I(minimum=1),
         "shutdown-delay": DUR, "shutdown-grace": DUR, "log-format": S(enum=["json", "text"]),
+        # further iotex-gateway keys (no chart default: the gateway's own applies)
+        "probe-timeout": DUR, "readmit-lag-blocks": I(minimum=0), "attempt-timeout": DUR,
+        "max-body-bytes": I(minimum=1), "max-batch-size": I(minimum=1), "max-in-flight-per-upstream": I(minimum=1),
+        "eject-after-failures": I(minimum=1), "eject-backoff": DUR, "eject-backoff-max": DUR,
+        "retry-budget-percent": {"type": "number", "minimum": 0, "maximum": 100},
+        "allow-method": {"type": "array", "items": S()}, "deny-method": {"type": "array", "items": S()},
       }, ["listen", "admin-listen", "shutdown-delay", "shutdown-grace"], extra=False,
         description="iotex-gateway config keys (kebab-case, as its flags); upstream lists are generated"),
       "terminationGracePeriodSeconds": I(minimum=1), "resources": RES,
