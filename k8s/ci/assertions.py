@@ -423,6 +423,11 @@ def cross_checks(chart: Chart, readme: Path) -> None:
     check("injector Job (when enabled) runs against the iotex Service with rate and duration from values",
           len(jobs) == 1 and args[0] == "run" and f"--endpoint=http://iotex.{NS}.svc:15014" in args
           and "--rate=250" in args and "--duration=10m" in args and "--metrics-listen=0.0.0.0:9464" in args)
+    stepped = chart.render("testing", 21, "--set", "injector.job.enabled=true",
+                           "--set-string", "injector.run.steps=100@30s\\,200@1m")
+    sargs = stepped.all("Job")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    check("a stepped injector profile passes --steps instead of --rate/--duration (the injector refuses both)",
+          "--steps=100@30s,200@1m" in sargs and not any(a.startswith(("--rate=", "--duration=")) for a in sargs), sargs)
     check("injector keys come from a Secret, never from args",
           any(e["name"] == "IOTEX_INJECTOR_MNEMONIC" and "secretKeyRef" in e["valueFrom"] for e in envs)
           and not any("test test" in a for a in args))

@@ -8,6 +8,7 @@
 #   CRDs       ServiceMonitor and PrometheusRule objects against the prometheus-operator models
 #   promtool   check rules + unit tests of the alert rules; every dashboard panel's PromQL
 #   gateway    the real iotex-gateway's check-config on the rendered gateway.toml (when the workspace is built)
+#   injector   the real iotex-injector accepts the rendered Job flags (when the workspace is built)
 #   assertions behavioural checks over the rendered output (assertions.py)
 #   images     hadolint on gateway/Dockerfile and injector/Dockerfile (there is no Docker engine to build them)
 #   backup     backup/restore scripts run for real against moto (S3) on 127.0.0.1 with rclone
@@ -68,7 +69,7 @@ lint_and_render() {
   "$helm" template all "$chart" -n iotex-all -f "$chart/values-testing.yaml" -f "$chart/values-21.yaml" \
     --set injector.job.enabled=true --set injector.soak.enabled=true --set logging.enabled=true \
     --set gateway.autoscaling.enabled=true --set injector.keyMode=keysFile --set injector.secret.keysFile=k \
-    --set-string 'injector.run.steps=100@30s\,200@1m' --set-string 'injector.run.failIf=achieved_ratio<0.9' \
+    --set-string 'injector.run.steps=100@30s\,200@1m' --set-string 'injector.run.failIf=error_rate>0.01\,inclusion_p99_ms>5000' \
     >"$out/all-features.yaml" || { echo "helm template with every feature on failed"; rc=1; }
   return $rc
 }
@@ -126,6 +127,60 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
   return $rc
 }
 
+# The real iotex-injector must accept the flags the chart gives it. Same conditions as the gateway check;
+# each rendered Job's args run against a closed loopback port: exit 2 means the chart's flags are wrong,
+# exit 1 ("endpoint not reachable at start") means they were accepted.
+injector_flags_check() {
+  local repo bin tmp f rc=0 code
+  repo="$(cd "$k8s/.." && pwd)"
+  bin="$repo/target/debug/iotex-injector"
+  if [ ! -f "$repo/injector/Cargo.toml" ] || ! command -v cargo >/dev/null 2>&1 || [ ! -d "$repo/target/debug" ]; then
+    echo "skipped: no built injector crate here (run scripts/test.sh for this check)"; return 0
+  fi
+  (cd "$repo" && cargo build --locked --quiet -p iotex-injector --bin iotex-injector) \
+    || { echo "cargo build -p iotex-injector failed"; return 1; }
+  if "$bin" run --no-such-flag >/dev/null 2>&1; [ $? -ne 2 ]; then
+    echo "skipped: this iotex-injector does not reject unknown flags with exit 2 yet"; return 0
+  fi
+  tmp="$(mktemp -d)"
+  echo ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80 >"$tmp/keys"
+  "$helm" template ci "$chart" -f "$chart/values-testing.yaml" -f "$chart/values-21.yaml" \
+    --set injector.job.enabled=true >"$tmp/mnemonic.yaml" || rc=1
+  for f in "$tmp/mnemonic.yaml" "$out/all-features.yaml"; do
+    # args as rendered (endpoint, report, metrics and keys file pointed here), env as the pod gets it from
+    # the rendered Secret (an optional key that is absent stays unset)
+    "$py" - "$f" "$tmp" >"$tmp/args" 2>"$tmp/env" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+secrets = {d["metadata"]["name"]: d.get("stringData") or {} for d in docs if d["kind"] == "Secret"}
+for d in docs:
+    if d["kind"] == "Job":
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        for a in c["args"]:
+            k = a.split("=", 1)[0]
+            a = {"--endpoint": "--endpoint=http://127.0.0.1:9", "--report": f"--report={sys.argv[2]}/report.json",
+                 "--metrics-listen": "--metrics-listen=127.0.0.1:0", "--keys-file": f"--keys-file={sys.argv[2]}/keys"}.get(k, a)
+            print(a)
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            value = secrets.get(ref["name"], {}).get(ref["key"]) if ref else e.get("value")
+            if value is not None:
+                print(f"{e['name']}={value}", file=sys.stderr)
+PY
+    mapfile -t args <"$tmp/args"
+    mapfile -t envs <"$tmp/env"
+    env "${envs[@]}" timeout 60 "$bin" "${args[@]}" >"$tmp/log" 2>&1
+    code=$?
+    if [ "$code" = 1 ] && grep -q "not reachable" "$tmp/log"; then
+      echo "iotex-injector accepts the flags of the Job in $(basename "$f"): ${args[*]}"
+    else
+      tail -5 "$tmp/log"; echo "iotex-injector exit $code for the Job in $(basename "$f"): ${args[*]}"; rc=1
+    fi
+  done
+  rm -rf "$tmp"
+  return $rc
+}
+
 step "generated files up to date" drift
 step "helm lint --strict + helm template (3 environments x 2 sizes)" lint_and_render
 step "yamllint (chart YAML and rendered manifests)" yaml_lint
@@ -136,6 +191,7 @@ step "dashboard PromQL" "$py" "$ci/check_dashboards.py" "$chart/files/dashboards
 step "shell scripts parse under busybox sh" scripts_syntax
 step "hadolint (gateway/Dockerfile, injector/Dockerfile)" "$tools/venv/bin/hadolint" "$k8s/../gateway/Dockerfile" "$k8s/../injector/Dockerfile"
 step "iotex-gateway check-config on the rendered gateway.toml" gateway_check_config
+step "iotex-injector accepts the rendered Job flags" injector_flags_check
 step "behavioural assertions" "$py" "$ci/assertions.py" --helm "$helm" --chart "$chart" --readme "$k8s/README.md"
 step "backup/restore against moto + rclone" env -u AWS_CA_BUNDLE "$py" "$ci/test_backup_restore.py"
 

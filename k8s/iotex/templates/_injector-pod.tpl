@@ -1,4 +1,4 @@
-{{/* Injector pod: (dict "ctx" $ "rate" R "duration" D). Keys come from the injector Secret as env. */}}
+{{/* Injector pod: (dict "ctx" $ "rate" R "duration" D "steps" S). Keys come from the injector Secret as env. */}}
 {{- define "iotex.injectorPod" -}}
 {{- $ := .ctx -}}
 {{- $inj := $.Values.injector -}}
@@ -24,13 +24,15 @@ spec:
       args:
         - run
         - --endpoint={{ include "iotex.apiUrl" $ }}
+        {{- if .steps }}
+        # a stepped profile replaces --rate/--duration (the injector refuses both)
+        - {{ printf "--steps=%s" .steps | quote }}
+        {{- else }}
         - --rate={{ .rate }}
         - --duration={{ .duration }}
         {{- if $run.rampTo }}
         - --ramp-to={{ $run.rampTo }}
         {{- end }}
-        {{- with $run.steps }}
-        - {{ printf "--steps=%s" . | quote }}
         {{- end }}
         {{- if eq $inj.keyMode "mnemonic" }}
         - --accounts={{ $run.accounts }}
