@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Validates the Helm chart k8s/iotex offline, as scripts/test.sh (and so CI) runs it:
-#   tools      pinned helm, kubernetes-validate, yamllint, moto, CRD models, promtool, rclone (install-tools.sh)
+#   tools      pinned helm, kubernetes-validate, yamllint, moto, checkov, hadolint, CRD models, promtool,
+#              rclone, busybox (install-tools.sh)
 #   drift      values.schema.json and the dashboards match their generators
 #   yamllint   the chart's own YAML, then every rendered manifest
 #   per environment x size: helm lint --strict, helm template
@@ -182,13 +183,6 @@ PY
   return $rc
 }
 
-step "generated files up to date" drift
-step "helm lint --strict + helm template (3 environments x 2 sizes)" lint_and_render
-step "yamllint (chart YAML and rendered manifests)" yaml_lint
-step "Kubernetes schemas (kubernetes-validate, strict)" "$py" "$ci/check_k8s_schemas.py" "$out"/*.yaml
-step "CRD models (ServiceMonitor, PrometheusRule)" node "$ci/validate_crds.mjs" "$tools/npm/node_modules" "$out"/*.yaml
-step "promtool check rules + test rules" rules
-step "dashboard PromQL" "$py" "$ci/check_dashboards.py" "$chart/files/dashboards"
 # Checks skipped for the whole chart, and why: namespaces come from `helm install -n` (21); tags are pinned
 # in values, digests are the operator's choice (43); IfNotPresent with pinned tags (15); no CPU limits on
 # purpose, they throttle nodes and the gateway (11); rclone and the injector read credentials from env (35).
@@ -201,6 +195,13 @@ policy() {
     --skip-check CKV_K8S_21,CKV_K8S_43,CKV_K8S_15,CKV_K8S_11,CKV_K8S_35
 }
 
+step "generated files up to date" drift
+step "helm lint --strict + helm template (3 environments x 2 sizes)" lint_and_render
+step "yamllint (chart YAML and rendered manifests)" yaml_lint
+step "Kubernetes schemas (kubernetes-validate, strict)" "$py" "$ci/check_k8s_schemas.py" "$out"/*.yaml
+step "CRD models (ServiceMonitor, PrometheusRule)" node "$ci/validate_crds.mjs" "$tools/npm/node_modules" "$out"/*.yaml
+step "promtool check rules + test rules" rules
+step "dashboard PromQL" "$py" "$ci/check_dashboards.py" "$chart/files/dashboards"
 step "shell scripts parse under busybox sh" scripts_syntax
 step "checkov policy checks (rendered manifests)" policy
 step "hadolint (gateway/Dockerfile, injector/Dockerfile)" "$tools/venv/bin/hadolint" "$k8s/../gateway/Dockerfile" "$k8s/../injector/Dockerfile"
