@@ -1,0 +1,502 @@
+#!/usr/bin/env python3
+"""Behavioural assertions over `helm template` output of the iotex chart, for every environment x size.
+
+Each check is named for what it proves and fails if the chart broke it. Run by k8s/ci/validate.sh:
+    assertions.py --helm k8s/.tools/bin/helm --chart k8s/iotex --readme k8s/README.md
+Prints one line per failed check and `N passed, N failed` at the end; exits non-zero on any failure.
+"""
+import argparse
+import functools
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import devkeys  # noqa: E402  (same derivation as the chart's generateDevKeys)
+
+ENVS = ["testing", "staging", "production"]
+SIZES = [21, 101]
+NS = "iotex-ci"
+results: list[tuple[str, bool]] = []
+
+
+def check(name: str, ok, detail="") -> None:
+    results.append((name, bool(ok)))
+    if not ok:
+        print(f"FAIL {name}" + (f"\n     {detail}" if detail != "" else ""))
+
+
+class Chart:
+    def __init__(self, helm: str, chart: Path):
+        self.helm, self.chart = helm, chart
+
+    def run(self, env, size, *extra, release=None):
+        args = [self.helm, "template", release or env, str(self.chart), "-n", NS,
+                "-f", str(self.chart / f"values-{env}.yaml"), "-f", str(self.chart / f"values-{size}.yaml"), *extra]
+        return subprocess.run(args, capture_output=True, text=True)
+
+    @functools.lru_cache(maxsize=None)
+    def render(self, env, size, *extra, release=None):
+        p = self.run(env, size, *extra, release=release)
+        if p.returncode != 0:
+            raise RuntimeError(f"helm template {env} {size} {extra} failed:\n{p.stderr}")
+        return Render([d for d in yaml.safe_load_all(p.stdout) if d], release or env)
+
+
+class Render:
+    def __init__(self, docs, release):
+        self.docs, self.release = docs, release
+
+    def all(self, kind):
+        return [d for d in self.docs if d["kind"] == kind]
+
+    def one(self, kind, name):
+        found = [d for d in self.docs if d["kind"] == kind and d["metadata"]["name"] == name]
+        if len(found) != 1:
+            raise KeyError(f"expected one {kind}/{name}, found {len(found)}")
+        return found[0]
+
+    def sts(self, role):
+        return self.one("StatefulSet", f"{self.release}-{role}")
+
+    def workloads(self):
+        """(kind/name, pod spec, pod metadata) for every object that makes pods."""
+        for d in self.docs:
+            k, n = d["kind"], d["metadata"]["name"]
+            if k in ("StatefulSet", "Deployment", "DaemonSet", "Job"):
+                t = d["spec"]["template"]
+                yield f"{k}/{n}", t["spec"], t["metadata"]
+            elif k == "CronJob":
+                t = d["spec"]["jobTemplate"]["spec"]["template"]
+                yield f"{k}/{n}", t["spec"], t["metadata"]
+            elif k == "Pod":
+                yield f"{k}/{n}", d["spec"], d["metadata"]
+
+    def node_config(self):
+        data = self.one("ConfigMap", f"{self.release}-node-config")["data"]
+        return yaml.safe_load(data["config.yaml"]), yaml.safe_load(data["genesis.yaml"]), data
+
+    def gateway_toml(self):
+        return tomllib.loads(self.one("ConfigMap", f"{self.release}-gateway-config")["data"]["gateway.toml"])
+
+
+def containers(spec):
+    return spec.get("initContainers", []) + spec.get("containers", [])
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def port_number(container, port):
+    if isinstance(port, int):
+        return port
+    return next(p["containerPort"] for p in container["ports"] if p["name"] == port)
+
+
+def dur(s: str) -> float:
+    m = re.fullmatch(r"(\d+)(ms|s|m|h)", s)
+    return int(m[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m[2]]
+
+
+def checks_for(chart: Chart, env: str, size: int) -> None:
+    tag = f"[{env}-{size}]"
+    r = chart.render(env, size)
+    rel = r.release
+    boot, dele = r.sts("bootnode"), r.sts("delegate")
+
+    # --- pod counts and delegate list
+    replicas = boot["spec"]["replicas"] + dele["spec"]["replicas"]
+    check(f"{tag} node pods (boot node + delegates) = {size}", replicas == size and boot["spec"]["replicas"] == 1,
+          f"boot {boot['spec']['replicas']} + delegates {dele['spec']['replicas']}")
+    config, genesis, cm = r.node_config()
+    check(f"{tag} genesis numDelegates = numCandidateDelegates = {size}",
+          genesis["blockchain"]["numDelegates"] == size == genesis["blockchain"]["numCandidateDelegates"])
+    check(f"{tag} genesis lists {size} distinct delegates",
+          len({d["operatorAddr"] for d in genesis["poll"]["delegates"]}) == size)
+
+    # --- only the boot node has a PersistentVolumeClaim
+    with_claims = [d["metadata"]["name"] for d in r.all("StatefulSet") if d["spec"].get("volumeClaimTemplates")]
+    check(f"{tag} only the boot node StatefulSet has volumeClaimTemplates", with_claims == [boot["metadata"]["name"]],
+          with_claims)
+    check(f"{tag} no standalone PersistentVolumeClaim objects", not r.all("PersistentVolumeClaim"))
+    claim = f"data-{rel}-bootnode-0"
+    for name, spec, _ in r.workloads():
+        pvcs = [v["persistentVolumeClaim"] for v in spec.get("volumes", []) if "persistentVolumeClaim" in v]
+        if name.endswith("-backup"):
+            check(f"{tag} backup job mounts only the boot node's claim, read-only",
+                  pvcs == [{"claimName": claim, "readOnly": True}], pvcs)
+        else:
+            check(f"{tag} {name} mounts no PersistentVolumeClaim", not pvcs, pvcs)
+    dvols = {v["name"]: v for v in dele["spec"]["template"]["spec"]["volumes"]}
+    check(f"{tag} delegates keep /var/data in an emptyDir", "emptyDir" in dvols.get("data", {}), dvols.get("data"))
+
+    # --- restore init container on delegates only
+    for name, spec, _ in r.workloads():
+        inits = [c["name"] for c in spec.get("initContainers", [])]
+        if name == f"StatefulSet/{rel}-delegate":
+            restore = [c for c in spec.get("initContainers", []) if c["name"] == "restore"]
+            check(f"{tag} delegates run the restore init container (restore.sh into /var/data)",
+                  restore and restore[0]["command"][-1].endswith("restore.sh")
+                  and {"name": "data", "mountPath": "/var/data"} in restore[0]["volumeMounts"], restore)
+        else:
+            check(f"{tag} {name} has no restore init container", "restore" not in inits, inits)
+
+    # --- gateway upstreams are exactly the node pods
+    headless = r.one("Service", f"{rel}-nodes")
+    check(f"{tag} both StatefulSets use the headless Service for pod DNS",
+          boot["spec"]["serviceName"] == dele["spec"]["serviceName"] == headless["metadata"]["name"]
+          and headless["spec"]["clusterIP"] == "None")
+    pods = [f"{boot['metadata']['name']}-0"] + [f"{dele['metadata']['name']}-{i}" for i in range(dele["spec"]["replicas"])]
+    suffix = f".{headless['metadata']['name']}.{NS}.svc"
+    web3 = port_number(boot["spec"]["template"]["spec"]["containers"][0], "web3")
+    stats = port_number(boot["spec"]["template"]["spec"]["containers"][0], "stats")
+    want_up = sorted(f"{p.removeprefix(rel + '-')}=http://{p}{suffix}:{web3}" for p in pods)
+    want_health = sorted(f"{p.removeprefix(rel + '-')}=http://{p}{suffix}:{stats}/readiness" for p in pods)
+    gw = r.gateway_toml()
+    check(f"{tag} gateway upstreams are exactly the {size} node pods (stable DNS, :15014)",
+          sorted(gw["upstream"]) == want_up and len(set(gw["upstream"])) == size,
+          sorted(set(gw["upstream"]) ^ set(want_up))[:4])
+    check(f"{tag} gateway upstream-health is each node pod's :8080/readiness",
+          sorted(gw["upstream-health"]) == want_health)
+    check(f"{tag} headless Service selects both boot node and delegate pods",
+          selects(headless["spec"]["selector"], boot["spec"]["template"]["metadata"]["labels"])
+          and selects(headless["spec"]["selector"], dele["spec"]["template"]["metadata"]["labels"]))
+
+    # --- Services
+    dep = r.one("Deployment", f"{rel}-gateway")
+    gw_labels = dep["spec"]["template"]["metadata"]["labels"]
+    api = r.one("Service", "iotex")
+    check(f"{tag} the iotex Service selects the gateway pods on 15014, and no node pod",
+          selects(api["spec"]["selector"], gw_labels)
+          and not selects(api["spec"]["selector"], dele["spec"]["template"]["metadata"]["labels"])
+          and [p["port"] for p in api["spec"]["ports"]] == [15014])
+    bsvc = r.one("Service", "bootnode")
+    check(f"{tag} the bootnode Service selects only the boot node, P2P 4689",
+          selects(bsvc["spec"]["selector"], boot["spec"]["template"]["metadata"]["labels"])
+          and not selects(bsvc["spec"]["selector"], dele["spec"]["template"]["metadata"]["labels"])
+          and [p["port"] for p in bsvc["spec"]["ports"]] == [4689])
+
+    # --- node pods: probes, entrypoint bypassed, config
+    for sts in (boot, dele):
+        c = next(c for c in sts["spec"]["template"]["spec"]["containers"] if c["name"] == "iotex")
+        lp, rp = c["livenessProbe"]["httpGet"], c["readinessProbe"]["httpGet"]
+        check(f"{tag} {sts['metadata']['name']} probes /liveness and /readiness on :8080",
+              lp["path"] == "/liveness" and rp["path"] == "/readiness"
+              and port_number(c, lp["port"]) == 8080 == port_number(c, rp["port"]))
+        check(f"{tag} {sts['metadata']['name']} bypasses the image entrypoint (command set, start.sh execs iotex-server)",
+              c.get("command") == ["/bin/sh", "/etc/iotex/start.sh"]
+              and re.search(r"^exec iotex-server -config-path=\S+ -genesis-path=\S+ -plugin=gateway$", cm["start.sh"], re.M))
+        check(f"{tag} {sts['metadata']['name']} runs as uid 65534",
+              sts["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 65534)
+        ann = sts["spec"]["template"]["metadata"]["annotations"]
+        check(f"{tag} {sts['metadata']['name']} pods carry checksum/config", re.fullmatch(r"[0-9a-f]{64}", ann.get("checksum/config", "")))
+    check(f"{tag} config.yaml keeps data and systemLogDB under /var/data, logs to stdout",
+          config["system"]["systemLogDBPath"].startswith("/var/data/")
+          and all(v.startswith("/var/data/") for k, v in config["chain"].items() if k.endswith("DBPath"))
+          and "stderrRedirectFile" not in json.dumps(config) and config["log"]["zap"]["outputPaths"] == ["stdout"])
+    check(f"{tag} producer key reaches config.yaml only as ${{IOTEX_PRODUCER_PRIVKEY}}",
+          config["chain"]["producerPrivKey"] == "${IOTEX_PRODUCER_PRIVKEY}")
+    keys_vol = next(v for v in boot["spec"]["template"]["spec"]["volumes"] if v["name"] == "keys")
+    check(f"{tag} producer keys are mounted from a Secret", "secret" in keys_vol)
+    secrets = {s["metadata"]["name"]: s for s in r.all("Secret")}
+    secret_values = [v for s in secrets.values() for v in (s.get("stringData") or {}).values() if len(v) >= 32]
+    cm_text = json.dumps([c.get("data") for c in r.all("ConfigMap")])
+    check(f"{tag} no Secret value appears in any ConfigMap", not any(v in cm_text for v in secret_values))
+    if env == "testing":
+        ks = secrets[keys_vol["secret"]["secretName"]]["stringData"]
+        by_name = {d["name"]: d["operatorAddr"] for d in chart_values(chart, size)["genesis"]["delegates"]}
+        pod_keys = [p.removeprefix(rel + "-") for p in pods]
+        check(f"{tag} dev Secret has one producer key per node pod", sorted(k for k in ks if k != "bootnode-master-key") == sorted(pod_keys))
+        mismatched = [k for k in pod_keys if devkeys.address(ks[k]) != by_name.get(k)]
+        check(f"{tag} each pod's dev producer key is the genesis delegate of the same name", not mismatched, mismatched[:3])
+        gaddrs = [d["operatorAddr"] for d in genesis["poll"]["delegates"]]
+        check(f"{tag} genesis.yaml delegates are in pod order (bootnode-0 first)",
+              gaddrs == [by_name[k] for k in pod_keys])
+    else:
+        check(f"{tag} {env} renders no producer-key Secret (uses keys.existingSecret)",
+              keys_vol["secret"]["secretName"] not in secrets)
+
+    # --- gateway
+    g = next(c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "iotex-gateway")
+    check(f"{tag} gateway readiness on /readyz, liveness on /healthz (admin port)",
+          g["readinessProbe"]["httpGet"]["path"] == "/readyz" and g["livenessProbe"]["httpGet"]["path"] == "/healthz"
+          and port_number(g, g["readinessProbe"]["httpGet"]["port"]) == int(gw["admin-listen"].rsplit(":", 1)[1]))
+    check(f"{tag} gateway runs /usr/local/bin/iotex-gateway --config <gateway.toml>",
+          g["command"] == ["/usr/local/bin/iotex-gateway"] and g["args"] == ["--config", "/etc/iotex-gateway/gateway.toml"])
+    tgp = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    check(f"{tag} gateway termination grace ({tgp}s) exceeds shutdown-delay + shutdown-grace",
+          tgp > dur(gw["shutdown-delay"]) + dur(gw["shutdown-grace"]))
+    gpdb = r.one("PodDisruptionBudget", f"{rel}-gateway")
+    check(f"{tag} gateway PDB (policy/v1) selects the gateway pods",
+          gpdb["apiVersion"] == "policy/v1" and selects(gpdb["spec"]["selector"]["matchLabels"], gw_labels))
+    npdb = r.one("PodDisruptionBudget", f"{rel}-nodes")
+    check(f"{tag} node PDB (policy/v1) covers boot node and delegates",
+          npdb["apiVersion"] == "policy/v1"
+          and selects(npdb["spec"]["selector"]["matchLabels"], dele["spec"]["template"]["metadata"]["labels"])
+          and selects(npdb["spec"]["selector"]["matchLabels"], boot["spec"]["template"]["metadata"]["labels"]))
+    hpa = r.all("HorizontalPodAutoscaler")
+    if env == "production":
+        check(f"{tag} production autoscales the gateway (HPA on the Deployment, no fixed replicas)",
+              len(hpa) == 1 and hpa[0]["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"]
+              and "replicas" not in dep["spec"])
+    else:
+        check(f"{tag} no HPA unless enabled; fixed gateway replicas", not hpa and dep["spec"]["replicas"] >= 2)
+
+    # --- hardening
+    for name, spec, meta in r.workloads():
+        psc = spec.get("securityContext", {})
+        if "fluentd" in name:
+            check(f"{tag} {name} (root to read host logs) drops every capability, read-only root",
+                  all(c["securityContext"]["capabilities"]["drop"] == ["ALL"] and c["securityContext"]["readOnlyRootFilesystem"]
+                      and c["securityContext"]["allowPrivilegeEscalation"] is False for c in containers(spec)))
+            continue
+        check(f"{tag} {name} pod runs as non-root with RuntimeDefault seccomp",
+              psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) != 0
+              and psc.get("seccompProfile", {}).get("type") == "RuntimeDefault")
+        bad = [c["name"] for c in containers(spec)
+               if not (c.get("securityContext", {}).get("readOnlyRootFilesystem") is True
+                       and c["securityContext"].get("allowPrivilegeEscalation") is False
+                       and c["securityContext"].get("capabilities", {}).get("drop") == ["ALL"])]
+        check(f"{tag} {name} containers: read-only root, no privilege escalation, all capabilities dropped", not bad, bad)
+        nores = [c["name"] for c in containers(spec) if not c.get("resources", {}).get("requests")]
+        check(f"{tag} {name} containers all request resources", not nores, nores)
+    for sts_or_dep in (boot, dele, dep):
+        tsc = sts_or_dep["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+        check(f"{tag} {sts_or_dep['metadata']['name']} spreads over machines and zones",
+              {t["topologyKey"] for t in tsc} == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"})
+
+    # --- NetworkPolicies
+    np = r.one("NetworkPolicy", f"{rel}-nodes")
+    node_labels = dele["spec"]["template"]["metadata"]["labels"]
+    rules = {tuple(sorted(p["port"] for p in rule["ports"])): rule["from"] for rule in np["spec"]["ingress"]}
+    check(f"{tag} NetworkPolicy: node P2P (4689) only from node pods",
+          list(rules.get((4689,), [])) and all(selects(f.get("podSelector", {}).get("matchLabels"), node_labels)
+                                              for f in rules[(4689,)]))
+    rpc_from = rules.get((14014, 15014, 16014), [])
+    rpc_clients = [meta["labels"] for name, _, meta in r.workloads()
+                   if any(s in name for s in ("gateway", "injector", "test-rpc"))]
+    check(f"{tag} NetworkPolicy: node JSON-RPC only from pods labelled as RPC clients (gateway, injector, tests)",
+          len(rpc_from) == 1 and all(selects(rpc_from[0]["podSelector"]["matchLabels"], l) for l in rpc_clients)
+          and not selects(rpc_from[0]["podSelector"]["matchLabels"], node_labels))
+    check(f"{tag} NetworkPolicy: node :8080 from the gateway and the monitoring namespace",
+          any("namespaceSelector" in f and f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "monitoring"
+              for f in rules.get((8080,), []))
+          and any(selects(f.get("podSelector", {}).get("matchLabels"), gw_labels) for f in rules.get((8080,), [])))
+
+    # --- backup
+    cj = r.one("CronJob", f"{rel}-backup")
+    jspec = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    check(f"{tag} backup CronJob: concurrencyPolicy Forbid", cj["spec"]["concurrencyPolicy"] == "Forbid")
+    steps = [(c["name"], c["command"][-1]) for c in containers(jspec)]
+    check(f"{tag} backup stops the boot node, backs up, then always restarts it",
+          steps == [("stop-bootnode", "stop"), ("backup", "/scripts/backup.sh"), ("start-bootnode", "start")], steps)
+    aff = jspec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    check(f"{tag} backup pod is pinned to the boot node's machine (required pod affinity)",
+          selects(aff["labelSelector"]["matchLabels"], boot["spec"]["template"]["metadata"]["labels"])
+          and aff["topologyKey"] == "kubernetes.io/hostname")
+    role = r.one("Role", f"{rel}-backup")
+    check(f"{tag} backup Role may only scale the boot node StatefulSet and read its pod",
+          all(rule.get("resourceNames") == [boot["metadata"]["name"]] for rule in role["rules"] if "apps" in rule["apiGroups"])
+          and all(rule.get("resourceNames") for rule in role["rules"])
+          and not any(v in ("delete", "create", "*") for rule in role["rules"] for v in rule["verbs"]))
+    scripts = r.one("ConfigMap", f"{rel}-backup-scripts")["data"]
+    files = chart.chart / "files" / "scripts"
+    check(f"{tag} backup scripts ConfigMap carries files/scripts verbatim",
+          all(scripts[n] == (files / n).read_text() for n in ("backup.sh", "restore.sh", "bootnode-scale.sh")))
+
+    # --- monitoring
+    sms = r.all("ServiceMonitor")
+    check(f"{tag} ServiceMonitors for nodes, gateway and injector, labelled release: kube-prometheus-stack",
+          sorted(s["metadata"]["name"] for s in sms) == sorted(f"{rel}-{n}" for n in ("nodes", "gateway", "injector"))
+          and all(s["metadata"]["labels"].get("release") == "kube-prometheus-stack" for s in sms))
+    services = r.all("Service")
+    for sm in sms:
+        if sm["metadata"]["name"].endswith("injector") and not r.all("Job") and not [c for c in r.all("CronJob") if "injector" in c["metadata"]["name"]]:
+            continue
+        port = sm["spec"]["endpoints"][0]["port"]
+        target = [s for s in services if selects(sm["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])]
+        check(f"{tag} {sm['metadata']['name']} selects exactly one Service that has its port '{port}'",
+              len(target) == 1 and port in [p["name"] for p in target[0]["spec"]["ports"]],
+              [t["metadata"]["name"] for t in target])
+    node_sm = r.one("ServiceMonitor", f"{rel}-nodes")
+    check(f"{tag} node ServiceMonitor scrapes :8080/metrics",
+          node_sm["spec"]["endpoints"][0]["path"] == "/metrics"
+          and next(p["port"] for p in headless["spec"]["ports"] if p["name"] == node_sm["spec"]["endpoints"][0]["port"]) == 8080)
+    pr = r.one("PrometheusRule", f"{rel}-alerts")
+    check(f"{tag} PrometheusRule is files/prometheus/iotex-rules.yaml (what promtool tested)",
+          pr["spec"] == yaml.safe_load((chart.chart / "files/prometheus/iotex-rules.yaml").read_text())
+          and pr["metadata"]["labels"].get("release") == "kube-prometheus-stack")
+    alerts = {rule["alert"] for g_ in pr["spec"]["groups"] for rule in g_["rules"]}
+    check(f"{tag} PrometheusRule has the required alerts",
+          {"IotexNodeDown", "IotexNodeHeightNotGrowing", "IotexNodeLagging", "IotexGatewayNoHealthyUpstream",
+           "IotexGatewayErrorRate", "IotexGatewayHighLatencyP99", "IotexInjectorUnderDelivering"} <= alerts, alerts)
+    dashboards = [c for c in r.all("ConfigMap") if c["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    check(f"{tag} three Grafana dashboard ConfigMaps for the sidecar (cluster overview, gateway, injector)",
+          sorted(k for c in dashboards for k in c["data"]) == ["iotex-cluster-overview.json", "iotex-gateway.json", "iotex-injector.json"])
+    check(f"{tag} dashboard ConfigMaps hold the files verbatim",
+          all(json.loads(v) == json.loads((chart.chart / "files/dashboards" / k.removeprefix("iotex-")).read_text())
+              for c in dashboards for k, v in c["data"].items()))
+
+    # --- logging, injector, tests
+    ds = r.all("DaemonSet")
+    if env == "testing":
+        check(f"{tag} logging off in testing: no Fluentd, no Curator",
+              not ds and not [c for c in r.all("CronJob") if "curator" in c["metadata"]["name"]])
+    else:
+        fl = r.one("ConfigMap", f"{rel}-fluentd")["data"]["fluent.conf"]
+        check(f"{tag} Fluentd DaemonSet ships to Elasticsearch", len(ds) == 1 and "@type elasticsearch" in fl)
+        m = re.search(r"<filter kubernetes\.var\.log\.containers\.\*_([a-z0-9-]+)-\*\.log>\s*\n\s*@type parser(.*?)</filter>", fl, re.S)
+        check(f"{tag} Fluentd parses the gateway container's log lines as JSON",
+              m and m[1] == g["name"] and "@type json" in m[2])
+        cur = r.one("CronJob", f"{rel}-curator")
+        cenv = {e["name"]: e["value"] for e in cur["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        want_days = {"staging": "7", "production": "30"}[env]
+        check(f"{tag} Curator deletes indices older than {want_days} days",
+              cenv["RETENTION_DAYS"] == want_days and "delete_indices" in r.one("ConfigMap", f"{rel}-curator")["data"]["action.yml"])
+    check(f"{tag} no injector Job by default", not [j for j in r.all("Job") if "injector" in j["metadata"]["name"]])
+    soak = [c for c in r.all("CronJob") if c["metadata"]["name"] == f"{rel}-injector-soak"]
+    check(f"{tag} injector soak CronJob only in staging, never overlapping",
+          (len(soak) == 1 and soak[0]["spec"]["concurrencyPolicy"] == "Forbid") if env == "staging" else not soak)
+    tests = [p for p in r.all("Pod") if p["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    check(f"{tag} helm test pod calls the iotex Service",
+          len(tests) == 1 and f"http://iotex.{NS}.svc:15014" in tests[0]["spec"]["containers"][0]["args"][0])
+
+
+@functools.lru_cache(maxsize=None)
+def chart_values(chart: Chart, size: int):
+    return yaml.safe_load((chart.chart / f"values-{size}.yaml").read_text())
+
+
+def cross_checks(chart: Chart, readme: Path) -> None:
+    # checksum/config follows the genesis (and only changes when config changes)
+    base = chart.render("testing", 21)
+    same = chart.render("testing", 21, "--set", "nodes.logLevel=info")
+    moved = chart.render("testing", 21, "--set", "genesis.timestamp=1767225601")
+    ann = lambda r, role: r.sts(role)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    for role in ("bootnode", "delegate"):
+        check(f"changing the genesis changes checksum/config on the {role} pods", ann(base, role) != ann(moved, role))
+        check(f"an unchanged config keeps checksum/config on the {role} pods", ann(base, role) == ann(same, role))
+    gw_ann = lambda r: r.one("Deployment", "testing-gateway")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    check("changing a gateway setting changes the gateway's checksum/config",
+          gw_ann(base) != gw_ann(chart.render("testing", 21, "--set", "gateway.config.max-lag-blocks=3")))
+
+    # per-size resources
+    res = lambda r: r.sts("delegate")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    check("resources follow the size profile (21 and 101 differ, both set)",
+          res(chart.render("staging", 21)) != res(chart.render("staging", 101)) and res(chart.render("staging", 101))["requests"])
+
+    # the schema and the chart refuse bad input
+    for what, extra, needle in [
+        ("a bad environment", ["--set", "environment=prod"], "environment"),
+        ("a bad size", ["--set", "size=22"], "size"),
+        ("a size given as text", ["--set-string", "size=21"], "size"),
+        ("an unknown top-level key", ["--set", "sise=21"], "sise"),
+        ("a malformed gateway duration", ["--set", "gateway.config.shutdown-grace=20 seconds"], "shutdown-grace"),
+    ]:
+        p = chart.run("testing", 21, *extra)
+        check(f"the values schema rejects {what}", p.returncode != 0 and "schema" in p.stderr and needle in p.stderr,
+              p.stderr.strip()[:300])
+    p = subprocess.run([chart.helm, "template", "x", str(chart.chart), "-f", str(chart.chart / "values-testing.yaml")],
+                       capture_output=True, text=True)
+    check("installing without a size file is refused", p.returncode != 0 and "size" in p.stderr, p.stderr[:300])
+    p = chart.run("staging", 21, "--set", "keys.generateDevKeys=true")
+    check("public dev keys are refused outside testing", p.returncode != 0 and "testing only" in p.stderr, p.stderr[:300])
+    p = chart.run("testing", 21, "-f", str(chart.chart / "values-101.yaml"), "--set", "size=21")
+    check("a delegate list that does not match the size is refused", p.returncode != 0 and "genesis.delegates has 101" in p.stderr,
+          p.stderr[:300])
+    p = chart.run("testing", 21, "--set", "gateway.terminationGracePeriodSeconds=25")
+    check("a gateway termination grace shorter than its drain is refused", p.returncode != 0 and "must exceed" in p.stderr,
+          p.stderr[:300])
+
+    # the injector Job, when switched on, targets the iotex Service with rate/duration/keys from values
+    r = chart.render("testing", 21, "--set", "injector.job.enabled=true", "--set", "injector.run.rate=250",
+                     "--set", "injector.run.duration=10m")
+    jobs = r.all("Job")
+    args = jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"] if jobs else []
+    envs = jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"] if jobs else []
+    check("injector Job (when enabled) runs against the iotex Service with rate and duration from values",
+          len(jobs) == 1 and args[0] == "run" and f"--endpoint=http://iotex.{NS}.svc:15014" in args
+          and "--rate=250" in args and "--duration=10m" in args and "--metrics-listen=0.0.0.0:9464" in args)
+    stepped = chart.render("testing", 21, "--set", "injector.job.enabled=true",
+                           "--set-string", "injector.run.steps=100@30s\\,200@1m")
+    sargs = stepped.all("Job")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    check("a stepped injector profile passes --steps instead of --rate/--duration (the injector refuses both)",
+          "--steps=100@30s,200@1m" in sargs and not any(a.startswith(("--rate=", "--duration=")) for a in sargs), sargs)
+    check("injector keys come from a Secret, never from args",
+          any(e["name"] == "IOTEX_INJECTOR_MNEMONIC" and "secretKeyRef" in e["valueFrom"] for e in envs)
+          and not any("test test" in a for a in args))
+    sm = r.one("ServiceMonitor", "testing-injector")
+    svc = [s for s in r.all("Service") if selects(sm["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])]
+    check("injector ServiceMonitor finds the injector metrics Service (port metrics)",
+          len(svc) == 1 and selects(svc[0]["spec"]["selector"], jobs[0]["spec"]["template"]["metadata"]["labels"]))
+
+    # NOTES.txt renders for every combination (helm template skips it; render it through tpl in a copy)
+    import shutil, tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "iotex"
+        shutil.copytree(chart.chart, copy)
+        shutil.copy(copy / "templates/NOTES.txt", copy / "files/NOTES.txt")
+        (copy / "templates/notes-check.yaml").write_text(
+            'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n  notes: |\n'
+            '    {{- tpl (.Files.Get "files/NOTES.txt") . | nindent 4 }}\n')
+        notes_chart = Chart(chart.helm, copy)
+        for env in ENVS:
+            for size in SIZES:
+                p = notes_chart.run(env, size, "--show-only", "templates/notes-check.yaml")
+                notes = yaml.safe_load(p.stdout)["data"]["notes"] if p.returncode == 0 else ""
+                check(f"[{env}-{size}] NOTES.txt renders and names the iotex Service and the {size - 1} delegates",
+                      f"http://iotex.{NS}.svc:15014" in notes and f"({size - 1} pods" in notes, p.stderr[:300] or notes[:300])
+
+    # images: the Dockerfiles build what the chart runs, multi-stage, non-root
+    repo = chart.chart.resolve().parent.parent
+    for b in ("gateway", "injector"):
+        df = (repo / b / "Dockerfile").read_text() if (repo / b / "Dockerfile").is_file() else ""
+        froms = re.findall(r"^FROM\s+(\S+)", df, re.M)
+        user = re.findall(r"^USER\s+(\S+)", df, re.M)
+        check(f"{b}/Dockerfile is multi-stage with a distroless final image",
+              len(froms) >= 2 and "distroless" in froms[-1], froms)
+        check(f"{b}/Dockerfile's final image runs as a non-root user",
+              user and user[-1].split(":")[0] not in ("0", "root"), user)
+        check(f"{b}/Dockerfile installs /usr/local/bin/iotex-{b}, the path the chart runs",
+              re.search(rf"^COPY --from=\S+ \S+ /usr/local/bin/iotex-{b}$", df, re.M)
+              and re.search(rf"cargo build --release --locked -p iotex-{b}\b", df))
+    # README: one install command per environment x size, naming values files that exist
+    text = readme.read_text()
+    cmds = re.findall(r"^helm install (\S+) k8s/iotex .*?-f k8s/iotex/(values-[a-z]+\.yaml) -f k8s/iotex/(values-\d+\.yaml)", text, re.M)
+    combos = {(a[len("values-"):-5], b[len("values-"):-5]) for _, a, b in cmds}
+    check("README has one helm install command per environment x size",
+          combos == {(e, str(s)) for e in ENVS for s in SIZES} and len(cmds) == 6, sorted(combos))
+    check("README install commands name values files that exist",
+          all((chart.chart / f).is_file() for _, a, b in cmds for f in (a, b)))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--helm", required=True)
+    ap.add_argument("--chart", required=True, type=Path)
+    ap.add_argument("--readme", required=True, type=Path)
+    args = ap.parse_args()
+    chart = Chart(args.helm, args.chart)
+    for env in ENVS:
+        for size in SIZES:
+            try:
+                checks_for(chart, env, size)
+            except Exception as e:  # a crash is a failed check, not a silent stop
+                check(f"[{env}-{size}] assertions ran to the end", False, repr(e))
+    try:
+        cross_checks(chart, args.readme)
+    except Exception as e:
+        check("cross-render assertions ran to the end", False, repr(e))
+    failed = sum(1 for _, ok in results if not ok)
+    print(f"assertions: {len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

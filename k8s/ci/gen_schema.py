@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Generates k8s/iotex/values.schema.json (committed): python3 k8s/ci/gen_schema.py from k8s/iotex.
+validate.sh regenerates it into a temp dir and fails if the committed schema drifted."""
+import json
+S = lambda **k: dict(type="string", **k)
+I = lambda **k: dict(type="integer", **k)
+B = {"type": "boolean"}
+OBJ = lambda props=None, req=None, extra=True, **k: dict(type="object", **({"properties": props} if props else {}), **({"required": req} if req else {}), **({} if extra else {"additionalProperties": False}), **k)
+DUR = S(pattern=r"^[0-9]+(ms|s|m|h)$", description="Go-style duration with one unit: 200ms, 5s, 1m, 2h")
+IMG = OBJ({"repository": S(minLength=1), "tag": S(), "pullPolicy": S(enum=["Always", "IfNotPresent", "Never"])}, ["repository"], extra=False)
+RES = {"type": "object"}
+schema = {
+  "$schema": "http://json-schema.org/draft-07/schema#",
+  "title": "iotex chart values",
+  "type": "object",
+  "required": ["environment", "size", "genesis", "keys"],
+  "properties": {
+    "global": {"type": "object"},
+    "environment": S(enum=["testing", "staging", "production"],
+                     description="Pick one with -f values-<environment>.yaml"),
+    "size": I(enum=[21, 101], description="Delegates in all, the boot node included; -f values-<size>.yaml"),
+    "nameOverride": S(), "fullnameOverride": S(maxLength=40),
+    "commonLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+    "images": OBJ({k: IMG for k in ["node", "gateway", "injector", "rclone", "kubectl", "curl", "fluentd", "curator"]}, extra=False),
+    "imagePullSecrets": {"type": "array"},
+    "services": OBJ({
+      "bootnode": OBJ({"name": S(pattern="^[a-z]([-a-z0-9]*[a-z0-9])?$"), "type": S(enum=["ClusterIP", "NodePort", "LoadBalancer"])}, ["name"]),
+      "api": OBJ({"name": S(pattern="^[a-z]([-a-z0-9]*[a-z0-9])?$"), "type": S(enum=["ClusterIP", "NodePort", "LoadBalancer"]), "annotations": {"type": "object"}}, ["name"]),
+    }, extra=False),
+    "chain": OBJ({"id": I(minimum=1), "evmChainId": I(minimum=1)}, ["id", "evmChainId"], extra=False),
+    "ports": OBJ({k: I(minimum=1, maximum=65535) for k in ["p2p", "grpc", "web3", "websocket", "stats"]}, extra=False),
+    "p2p": OBJ({"bootnodePeerId": S(), "bootstrapNodes": {"type": "array", "items": S(pattern="^/")}}, extra=False),
+    "keys": OBJ({"existingSecret": S(), "generateDevKeys": B, "devSeed": S(minLength=1), "bootnodeMasterKey": S()}, extra=False),
+    "genesis": OBJ({
+      "timestamp": I(minimum=0), "blockInterval": S(pattern=r"^[0-9]+(\.[0-9]+)?(ms|s|m)$"), "blockGasLimit": I(minimum=1), "numSubEpochs": I(minimum=1),
+      "delegates": {"type": "array", "items": OBJ({
+          "name": S(pattern="^(bootnode|delegate)-[0-9]+$"),
+          "operatorAddr": S(pattern="^io1[02-9ac-hj-np-z]{38}$"),
+          "rewardAddr": S(pattern="^io1[02-9ac-hj-np-z]{38}$"),
+          "votes": S(pattern="^[0-9]+$")}, ["operatorAddr", "rewardAddr", "votes"], extra=False)},
+      "initBalances": {"type": "object", "propertyNames": {"pattern": "^io1[02-9ac-hj-np-z]{38}$"}, "additionalProperties": S(pattern="^[0-9]+$")},
+      "overrides": {"type": "object"},
+    }, extra=False),
+    "nodes": OBJ({"configOverrides": {"type": "object"}, "logLevel": S(enum=["debug", "info", "warn", "error"]),
+                  "resources": RES, "probes": {"type": "object"}, "terminationGracePeriodSeconds": I(minimum=0),
+                  "dataSizeLimit": S(), "nodeSelector": {"type": "object"}, "tolerations": {"type": "array"},
+                  "affinity": {"type": "object"}, "topologySpread": {"type": "object"}, "podAnnotations": {"type": "object"},
+                  "pdb": OBJ({"maxUnavailable": {"type": ["integer", "string"]}})}, extra=False),
+    "bootnode": OBJ({"storage": OBJ({"size": S(pattern="^[0-9]+(Mi|Gi|Ti)$"), "storageClassName": S(), "accessModes": {"type": "array", "items": S()}}, ["size"])}, extra=False),
+    "backup": OBJ({"enabled": B, "schedule": S(minLength=9), "keep": I(minimum=2, description="at least 2: a restore may be reading the previous latest"),
+                   "stopTimeoutSeconds": I(minimum=10), "activeDeadlineSeconds": I(minimum=60),
+                   "s3": OBJ({"endpoint": S(), "region": S(), "bucket": S(minLength=3), "prefix": S(), "existingSecret": S(),
+                              "accessKeyId": S(), "secretAccessKey": S()}, ["bucket"], extra=False),
+                   "resources": RES}, extra=False),
+    "restore": OBJ({"enabled": B, "attempts": I(minimum=1, maximum=50), "retryDelaySeconds": I(minimum=0, maximum=600), "requireBackup": B}, extra=False),
+    "gateway": OBJ({
+      "replicas": I(minimum=1),
+      "config": OBJ({
+        "listen": S(pattern=r"^[^:]*:[0-9]+$"), "admin-listen": S(pattern=r"^[^:]*:[0-9]+$"),
+        "health-interval": DUR, "max-lag-blocks": I(minimum=0), "request-timeout": DUR,
+        "rate-limit-per-client": I(minimum=0), "rate-limit-burst": I(minimum=0),
+        "trusted-proxy": {"type": "array", "items": S()}, "tx-broadcast": I(minimum=1),
+        "shutdown-delay": DUR, "shutdown-grace": DUR, "log-format": S(enum=["json", "text"]),
+        # further iotex-gateway keys (no chart default: the gateway's own applies)
+        "probe-timeout": DUR, "readmit-lag-blocks": I(minimum=0), "attempt-timeout": DUR,
+        "max-body-bytes": I(minimum=1), "max-batch-size": I(minimum=1), "max-in-flight-per-upstream": I(minimum=1),
+        "eject-after-failures": I(minimum=1), "eject-backoff": DUR, "eject-backoff-max": DUR,
+        "retry-budget-percent": {"type": "number", "minimum": 0, "maximum": 100},
+        "allow-method": {"type": "array", "items": S()}, "deny-method": {"type": "array", "items": S()},
+      }, ["listen", "admin-listen", "shutdown-delay", "shutdown-grace"], extra=False,
+        description="iotex-gateway config keys (kebab-case, as its flags); upstream lists are generated"),
+      "terminationGracePeriodSeconds": I(minimum=1), "resources": RES,
+      "autoscaling": OBJ({"enabled": B, "minReplicas": I(minimum=1), "maxReplicas": I(minimum=1), "targetCPUUtilizationPercentage": I(minimum=1, maximum=100)}, extra=False),
+      "pdb": {"type": "object"}, "nodeSelector": {"type": "object"}, "tolerations": {"type": "array"},
+      "affinity": {"type": "object"}, "podAnnotations": {"type": "object"}, "rpcFrom": {"type": "array"},
+    }, extra=False),
+    "injector": OBJ({
+      "run": OBJ({"rate": {"type": "number", "exclusiveMinimum": 0}, "duration": DUR, "rampTo": {"type": ["number", "null"]},
+                  "steps": S(pattern=r"^$|^[0-9.]+@[0-9]+(ms|s|m|h)(,[0-9.]+@[0-9]+(ms|s|m|h))*$"),
+                  "accounts": I(minimum=1), "mix": S(), "failIf": S(), "noConfirm": B, "extraArgs": {"type": "array", "items": S()}}, extra=False),
+      "keyMode": S(enum=["mnemonic", "key", "keysFile"]), "existingSecret": S(),
+      "secret": OBJ({k: S() for k in ["mnemonic", "key", "keysFile", "fundFrom", "authToken"]}, extra=False),
+      "fundAmount": S(pattern="^[0-9]*$"), "metricsPort": I(minimum=1, maximum=65535),
+      "job": OBJ({"enabled": B, "backoffLimit": I(minimum=0), "ttlSecondsAfterFinished": I(minimum=0)}, extra=False),
+      "soak": OBJ({"enabled": B, "schedule": S(), "rate": {"type": "number", "exclusiveMinimum": 0}, "duration": DUR}, extra=False),
+      "resources": RES,
+    }, extra=False),
+    "monitoring": OBJ({
+      "serviceMonitors": OBJ({"enabled": B, "interval": DUR, "additionalLabels": {"type": "object"}}, extra=False),
+      "prometheusRule": OBJ({"enabled": B, "additionalLabels": {"type": "object"}}, extra=False),
+      "dashboards": OBJ({"enabled": B, "label": S(minLength=1), "labelValue": S(), "namespace": S(), "annotations": {"type": "object"}}, extra=False),
+      "namespace": S(minLength=1),
+    }, extra=False),
+    "logging": OBJ({"enabled": B,
+                    "elasticsearch": OBJ({"host": S(minLength=1), "port": I(), "scheme": S(enum=["http", "https"]), "indexPrefix": S(pattern="^[a-z0-9][-a-z0-9]*$")}, extra=False),
+                    "fluentd": OBJ({"resources": RES}, extra=False),
+                    "curator": OBJ({"schedule": S(), "retentionDays": I(minimum=1)}, extra=False)}, extra=False),
+    "networkPolicy": OBJ({"enabled": B}, extra=False),
+    "tests": OBJ({"enabled": B}, extra=False),
+  },
+  "additionalProperties": False,
+}
+json.dump(schema, open("values.schema.json", "w"), indent=2)
+open("values.schema.json", "a").write("\n")
