@@ -81,7 +81,7 @@ for up in sink anvil; do
   url[$up/nginx]="http://127.0.0.1:$p/"
   g=$(free_port); a=$(free_port)
   RUST_LOG=warn "$gw_bin" --listen "127.0.0.1:$g" --admin-listen "127.0.0.1:$a" \
-    --upstream "$up=http://127.0.0.1:$up_port" --log-format json >"$work/gateway-$up.log" 2>&1 &
+    --upstream "$up=http://127.0.0.1:$up_port" --log-format json ${GATEWAY_ARGS:-} >"$work/gateway-$up.log" 2>&1 &
   pids+=($!)
   url[$up/gateway]="http://127.0.0.1:$g/"
   wait_port "$p"; wait_port "$g"

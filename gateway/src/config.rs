@@ -129,7 +129,7 @@ pub struct Opts {
     /// Log format, `json` or `text` [default: json unless stdout is a terminal].
     #[arg(long, env = "IOTEX_GATEWAY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
-    /// Runtime worker threads [default: one per CPU the process may use].
+    /// Threads serving JSON-RPC connections, each with its own event loop and upstream pools [default: one per CPU].
     #[arg(long, env = "IOTEX_GATEWAY_WORKER_THREADS", value_name = "N")]
     pub worker_threads: Option<usize>,
 }

@@ -57,6 +57,9 @@ pub enum GatewayError {
     /// A method glob.
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
+    /// The serving threads could not be started.
+    #[error("cannot start serving threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// How the gateway stopped.
@@ -76,11 +79,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<ShutdownReport, GatewayError> {
     let metrics = Arc::new(Metrics::new()?);
+    let serving_threads = cfg
+        .worker_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
     let upstreams = cfg
         .upstreams
         .iter()
         .enumerate()
-        .map(|(i, u)| Upstream::new(i, u, cfg.max_in_flight_per_upstream, metrics.upstream(&u.name)).map(Arc::new))
+        .map(|(i, u)| {
+            Upstream::new(i, u, cfg.max_in_flight_per_upstream, serving_threads, metrics.upstream(&u.name))
+                .map(Arc::new)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let health = health::spawn(
         upstreams.clone(),
@@ -124,15 +133,23 @@ pub async fn run(
 
     let rpc_addr = listeners.rpc.local_addr().ok();
     let admin_addr = listeners.admin.local_addr().ok();
-    tracing::info!(listen = ?rpc_addr, admin = ?admin_addr, upstreams = upstreams.len(),
+    tracing::info!(listen = ?rpc_addr, admin = ?admin_addr, upstreams = upstreams.len(), serving_threads,
         names = ?upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), "iotex-gateway serving");
 
     let stop_rpc = CancellationToken::new();
     let stop_admin = CancellationToken::new();
     let grace = cfg.shutdown_grace;
-    let rpc_task = tokio::spawn(server::serve(listeners.rpc, rpc_service, stop_rpc.clone(), grace, "rpc"));
+    let shards = server::Shards::start(serving_threads, rpc_service.clone()).map_err(GatewayError::Threads)?;
+    let rpc_task = tokio::spawn({
+        let stop = stop_rpc.clone();
+        async move {
+            let report = server::serve(listeners.rpc, rpc_service, Some(&shards), stop, grace, "rpc").await;
+            shards.stop().await;
+            report
+        }
+    });
     let admin_task =
-        tokio::spawn(server::serve(listeners.admin, admin, stop_admin.clone(), Duration::from_secs(1), "admin"));
+        tokio::spawn(server::serve(listeners.admin, admin, None, stop_admin.clone(), Duration::from_secs(1), "admin"));
 
     shutdown.await;
     draining.store(true, Ordering::Relaxed);

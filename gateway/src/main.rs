@@ -58,11 +58,9 @@ fn serve(opts: Opts) -> ExitCode {
         }
     };
     telemetry::init(cfg.log_format.unwrap_or_else(LogFormat::detect));
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = cfg.worker_threads {
-        builder.worker_threads(n);
-    }
-    let rt = match builder.enable_all().build() {
+    // The control runtime: accept loops, health probes, admin. JSON-RPC connections are served on their own
+    // threads (`server::Shards`, `--worker-threads`), so one thread is plenty here.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("iotex-gateway: cannot start the async runtime: {e}");

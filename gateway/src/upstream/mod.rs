@@ -1,4 +1,8 @@
-//! Upstream nodes: one pooled HTTP client each, the in-flight cap, and the latency the balancer reads.
+//! Upstream nodes: pooled HTTP clients, the in-flight cap, and the latency the balancer reads.
+//!
+//! Each upstream holds one keep-alive client per serving thread (see `server::Shards`) plus one for the
+//! control runtime (probes): a pooled connection's I/O belongs to the event loop that opened it, so sharing
+//! one pool across threads would turn every call into a cross-thread hand-off.
 //!
 //! Layout:
 //! - this file: [`Upstream`] and one attempt ([`Upstream::call`]), classified into [`AttemptOutcome`]s.
@@ -27,6 +31,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const EWMA_DECAY: Duration = Duration::from_secs(10);
 /// The latency assumed before the first measurement, so a fresh upstream is neither favoured nor shunned.
 const DEFAULT_RTT: Duration = Duration::from_millis(5);
+
+thread_local! {
+    /// Which client pool this thread uses: 0 for the control runtime, 1.. for serving threads.
+    static POOL: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes the calling thread use client pool `i` (called once by each serving thread).
+pub fn use_pool(i: usize) {
+    POOL.with(|p| p.set(i));
+}
 
 /// Why one attempt failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -67,7 +81,8 @@ pub struct Upstream {
     uri: Uri,
     auth: Option<HeaderValue>,
     health_uri: Option<Uri>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    control: Client<HttpConnector, Full<Bytes>>,
+    serving: Vec<Client<HttpConnector, Full<Bytes>>>,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     ewma: Mutex<PeakEwma>,
@@ -98,11 +113,13 @@ fn to_uri(name: &str, url: &url::Url) -> Result<Uri, UpstreamUriError> {
 }
 
 impl Upstream {
-    /// Builds an upstream with its own keep-alive pool, sized to its in-flight cap.
+    /// Builds an upstream with a keep-alive pool per serving thread (and one for probes), each sized to the
+    /// in-flight cap.
     pub fn new(
         index: usize,
         cfg: &UpstreamConfig,
         max_in_flight: usize,
+        serving_threads: usize,
         metrics: UpstreamMetrics,
     ) -> Result<Upstream, UpstreamUriError> {
         let uri = to_uri(&cfg.name, &cfg.url)?;
@@ -113,14 +130,18 @@ impl Upstream {
             let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(creds));
             HeaderValue::from_str(&value).ok()
         });
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(max_in_flight)
-            .build(connector);
+        let build = || {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(Duration::from_secs(2)));
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(max_in_flight)
+                .build(connector)
+        };
+        let control = build();
+        let serving = (0..serving_threads).map(|_| build()).collect();
         metrics.latency.set(DEFAULT_RTT.as_secs_f64());
         Ok(Upstream {
             index,
@@ -129,7 +150,8 @@ impl Upstream {
             uri,
             auth: auth.flatten(),
             health_uri,
-            client,
+            control,
+            serving,
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             ewma: Mutex::new(PeakEwma::new(DEFAULT_RTT)),
@@ -137,6 +159,13 @@ impl Upstream {
             errors: AtomicU64::new(0),
             metrics,
         })
+    }
+
+    fn client(&self) -> &Client<HttpConnector, Full<Bytes>> {
+        match POOL.with(std::cell::Cell::get) {
+            0 => &self.control,
+            i => self.serving.get(i - 1).unwrap_or(&self.control),
+        }
     }
 
     /// Calls in flight now.
@@ -212,7 +241,7 @@ impl Upstream {
         if let Some(auth) = &self.auth {
             req.headers_mut().insert(header::AUTHORIZATION, auth.clone());
         }
-        let resp = self.client.request(req).await.map_err(|e| {
+        let resp = self.client().request(req).await.map_err(|e| {
             let kind = if e.is_connect() { AttemptOutcome::Connect } else { AttemptOutcome::Transport };
             (kind, error_chain(&e))
         })?;
@@ -232,7 +261,7 @@ impl Upstream {
         let probe = async {
             if let Some(uri) = &self.health_uri {
                 let req = Request::get(uri.clone()).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
-                let resp = self.client.request(req).await.map_err(|e| format!("health URL: {}", error_chain(&e)))?;
+                let resp = self.client().request(req).await.map_err(|e| format!("health URL: {}", error_chain(&e)))?;
                 if !resp.status().is_success() {
                     return Err(format!("health URL answered HTTP {}", resp.status().as_u16()));
                 }

@@ -110,7 +110,7 @@ mod tests {
                     url: url::Url::parse(&format!("http://127.0.0.1:{}", 1000 + i)).unwrap(),
                     health_url: None,
                 };
-                Arc::new(Upstream::new(i, &cfg, cap, m.upstream(&name)).unwrap())
+                Arc::new(Upstream::new(i, &cfg, cap, 1, m.upstream(&name)).unwrap())
             })
             .collect()
     }
