@@ -1,0 +1,7 @@
+//! probe
+pub mod address;
+pub mod config;
+pub mod error;
+pub mod schedule;
+pub mod signer;
+pub mod thresholds;
