@@ -23,6 +23,8 @@ pub struct Inputs<'a> {
     pub account_nonces: Vec<AccountReport>,
     /// Unix start time.
     pub started_at_unix: f64,
+    /// Contract per endpoint.
+    pub contracts: Vec<Option<alloy_primitives::Address>>,
 }
 
 fn kinds(counts: &[u64]) -> BTreeMap<String, u64> {
@@ -102,6 +104,7 @@ pub fn build(i: Inputs<'_>) -> Report {
             .collect(),
         account_nonces: i.account_nonces,
         thresholds: Vec::new(),
+        contracts: i.contracts.iter().map(|c| c.map(|a| crate::address::to_hex(&a))).collect(),
         started_at_unix_s: i.started_at_unix,
     }
 }

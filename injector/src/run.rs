@@ -489,6 +489,7 @@ pub async fn run_with_listener(
         interrupted,
         account_nonces,
         started_at_unix,
+        contracts: ctx.contracts.clone(),
     });
     let (report, breached) = crate::report::thresholds(report, &cfg.thresholds);
     crate::output::write_all(&cfg, &report, &points)?;

@@ -139,6 +139,8 @@ pub struct Report {
     pub account_nonces: Vec<AccountReport>,
     /// Extra: `--fail-if` results.
     pub thresholds: Vec<ThresholdResult>,
+    /// Extra: the contract executions called, per endpoint (deployed at start unless `--contract`).
+    pub contracts: Vec<Option<String>>,
     /// Extra: unix time the schedule started.
     pub started_at_unix_s: f64,
 }

@@ -9,7 +9,9 @@
 //! Every process a helper starts is killed when its handle drops, so a failing test leaves nothing behind.
 
 pub mod http;
+pub mod inject;
 pub mod nodes;
+pub mod sink;
 
 use std::future::Future;
 use std::time::Duration;
