@@ -20,10 +20,7 @@ where
 {
     let cli = match parse_cli(args) {
         Ok(c) => c,
-        Err(crate::config::ConfigError::Cli(msg))
-            if msg.starts_with("Usage") || msg.contains("\nUsage") && !msg.contains("error:") =>
-        {
-            // --help and --version land here: print and succeed.
+        Err(crate::config::ConfigError::Help(msg)) => {
             print!("{msg}");
             return 0;
         }

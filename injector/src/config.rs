@@ -26,6 +26,9 @@ pub enum ConfigError {
     /// clap refused the command line (its message is already formatted).
     #[error("{0}")]
     Cli(String),
+    /// `--help` or `--version`: print the text and exit 0.
+    #[error("{0}")]
+    Help(String),
     /// The TOML file could not be read or parsed.
     #[error("config file {path}: {reason}")]
     File {
@@ -55,6 +58,7 @@ impl ConfigError {
     pub fn kind(&self) -> &'static str {
         match self {
             ConfigError::Cli(_) => "cli",
+            ConfigError::Help(_) => "help",
             ConfigError::File { .. } => "config_file",
             ConfigError::Invalid { .. } => "invalid_flag",
             ConfigError::Profile(_) => "profile",
@@ -626,6 +630,14 @@ impl RunArgs {
     }
 }
 
+fn clap_error(e: clap::Error) -> ConfigError {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ConfigError::Help(e.render().to_string()),
+        _ => ConfigError::Cli(e.render().to_string()),
+    }
+}
+
 fn toml_scalar(v: &toml::Value) -> Option<String> {
     match v {
         toml::Value::String(s) => Some(s.clone()),
@@ -644,7 +656,7 @@ where
 {
     let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let cmd = Cli::command();
-    let matches = cmd.clone().try_get_matches_from(&args).map_err(|e| ConfigError::Cli(e.render().to_string()))?;
+    let matches = cmd.clone().try_get_matches_from(&args).map_err(clap_error)?;
     let Some(("run", sub)) = matches.subcommand() else {
         return Cli::from_arg_matches(&matches).map_err(|e| ConfigError::Cli(e.render().to_string()));
     };
@@ -690,7 +702,7 @@ where
             }
         }
     }
-    Cli::try_parse_from(&args).map_err(|e| ConfigError::Cli(e.render().to_string()))
+    Cli::try_parse_from(&args).map_err(clap_error)
 }
 
 #[cfg(test)]

@@ -269,11 +269,13 @@ pub async fn run_with_listener(
     let nonces = Nonces::new(cfg.keys.len());
     let start_nonces: Vec<u64> = {
         use futures::StreamExt;
-        let r: Vec<Result<u64, crate::error::RpcError>> =
-            futures::stream::iter(addresses.iter().zip(&account_ep).map(|(a, ep)| rpcs[*ep].pending_nonce(*a)))
-                .buffered(32)
-                .collect()
-                .await;
+        let r: Vec<Result<u64, crate::error::RpcError>> = futures::stream::iter((0..addresses.len()).map(|i| {
+            let (rpc, a) = (rpcs[account_ep[i]].clone(), addresses[i]);
+            async move { rpc.pending_nonce(a).await }
+        }))
+        .buffered(32)
+        .collect()
+        .await;
         r.into_iter()
             .collect::<Result<_, _>>()
             .map_err(|source| RunError::EndpointDown { endpoint: source.endpoint.clone(), source })?
@@ -468,9 +470,8 @@ pub async fn run_with_listener(
         .collect();
     if cfg.confirm && n <= 1000 {
         use futures::StreamExt;
-        let ends: Vec<Option<u64>> = futures::stream::iter(addresses.iter().zip(&account_ep).map(|(a, ep)| {
-            let rpc = rpcs[*ep].clone();
-            let a = *a;
+        let ends: Vec<Option<u64>> = futures::stream::iter((0..addresses.len()).map(|i| {
+            let (rpc, a) = (rpcs[account_ep[i]].clone(), addresses[i]);
             async move { rpc.latest_nonce(a).await.ok() }
         }))
         .buffered(32)
