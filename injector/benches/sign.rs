@@ -15,15 +15,24 @@ fn bench(c: &mut Criterion) {
     };
     let transfer = Call { to: Address::repeat_byte(7), value: U256::from(1u8), input: Bytes::new(), gas_limit: 21_000 };
     let mut nonce = 0u64;
+    let fast = iotex_injector::signer::fast(&key);
     for (name, ty) in [("legacy_transfer", TxType::Legacy), ("eip1559_transfer", TxType::Eip1559)] {
-        c.bench_function(&format!("sign_encode/{name}"), |b| {
+        c.bench_function(&format!("sign_encode/{name}/libsecp256k1"), |b| {
             b.iter(|| {
                 nonce += 1;
-                let s = sign(&key, 4689, nonce, ty, Fees { gas_price: 1_000_000_000_000 }, black_box(&transfer));
+                let s = sign(&fast, 4689, nonce, ty, Fees { gas_price: 1_000_000_000_000 }, black_box(&transfer));
                 s.map(|s| send_raw_body(nonce, &s.raw)).map(|b| b.len()).unwrap_or(0)
             })
         });
     }
+    c.bench_function("sign_encode/legacy_transfer/k256", |b| {
+        b.iter(|| {
+            nonce += 1;
+            let s =
+                sign(&key, 4689, nonce, TxType::Legacy, Fees { gas_price: 1_000_000_000_000 }, black_box(&transfer));
+            s.map(|s| send_raw_body(nonce, &s.raw)).map(|b| b.len()).unwrap_or(0)
+        })
+    });
 }
 
 criterion_group!(benches, bench);

@@ -25,6 +25,23 @@ pub struct Inputs<'a> {
     pub started_at_unix: f64,
     /// Contract per endpoint.
     pub contracts: Vec<Option<alloy_primitives::Address>>,
+    /// The per-second series.
+    pub points: &'a [crate::recorder::Point],
+}
+
+/// Mean relative error of the per-second send rate against the offered rate, over intervals that lie
+/// wholly inside the schedule and last about a second (the final partial interval is skipped).
+pub fn interval_rate_error(points: &[crate::recorder::Point], duration_s: f64) -> f64 {
+    let mut prev = 0.0;
+    let mut errs = Vec::new();
+    for p in points {
+        let len = p.t - prev;
+        if p.t <= duration_s && (0.9..1.1).contains(&len) && p.offered > 0.0 {
+            errs.push((p.sent - p.offered).abs() / p.offered);
+        }
+        prev = p.t;
+    }
+    if errs.is_empty() { 0.0 } else { errs.iter().sum::<f64>() / errs.len() as f64 }
 }
 
 fn kinds(counts: &[u64]) -> BTreeMap<String, u64> {
@@ -93,6 +110,7 @@ pub fn build(i: Inputs<'_>) -> Report {
         shed: s.shed,
         retried: kinds(&s.retried),
         nonce_resyncs: s.resyncs,
+        interval_rate_error: interval_rate_error(i.points, i.duration_s),
         rate_error: if offered_rate > 0.0 { (achieved_rate - offered_rate).abs() / offered_rate } else { 0.0 },
         error_rate: if s.scheduled > 0 { (rejected_total + dropped) as f64 / s.scheduled as f64 } else { 0.0 },
         send_lag_ms: latency(&s.send_lag),
@@ -223,4 +241,26 @@ pub fn summary(r: &Report) -> String {
             writeln!(s, "threshold {}: value {:.3} → {}", t.expr, t.value, if t.breached { "BREACHED" } else { "ok" });
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::Point;
+
+    #[test]
+    fn interval_rate_error_averages_whole_seconds_inside_the_schedule() {
+        let p = |t: f64, sent: f64| Point { t, offered: 100.0, sent, ..Point::default() };
+        let points = [p(1.0, 100.0), p(2.0, 90.0), p(3.0, 110.0), p(3.4, 5.0)];
+        assert!((interval_rate_error(&points, 3.0) - 2.0 / 30.0).abs() < 1e-9);
+        assert_eq!(interval_rate_error(&[], 3.0), 0.0);
+    }
+
+    #[test]
+    fn threshold_values_cover_every_name() {
+        let r = Report::default();
+        for name in crate::thresholds::NAMES {
+            assert!(value(&r, name).is_finite(), "{name}");
+        }
+    }
 }

@@ -15,7 +15,6 @@ use crate::schedule::Ticks;
 use crate::send::{SendOutcome, Sender};
 use crate::signer::{self, Call, Fees};
 use alloy_primitives::{Address, Bytes};
-use alloy_signer_local::PrivateKeySigner;
 use futures::FutureExt;
 use iotex_shared::report::{AccountReport, Report};
 use std::future::Future;
@@ -38,7 +37,7 @@ pub struct Outcome {
 const MAX_ATTEMPTS: u32 = 3;
 
 struct Ctx {
-    keys: Vec<PrivateKeySigner>,
+    keys: Vec<signer::FastKey>,
     account_ep: Vec<usize>,
     recipients: Vec<Address>,
     contracts: Vec<Option<Address>>,
@@ -305,7 +304,7 @@ pub async fn run_with_listener(
     let tracker = Arc::new(Tracker::new(e, start));
     let n = cfg.keys.len();
     let ctx = Arc::new(Ctx {
-        keys: cfg.keys.clone(),
+        keys: cfg.keys.iter().map(signer::fast).collect(),
         recipients: (0..n).map(|i| addresses[(i + 1) % n]).collect(),
         account_ep: account_ep.clone(),
         contracts,
@@ -491,6 +490,7 @@ pub async fn run_with_listener(
         account_nonces,
         started_at_unix,
         contracts: ctx.contracts.clone(),
+        points: &points,
     });
     let (report, breached) = crate::report::thresholds(report, &cfg.thresholds);
     crate::output::write_all(&cfg, &report, &points)?;

@@ -54,9 +54,18 @@ pub struct Signed {
 #[error("signing failed: {0}")]
 pub struct SignError(#[from] alloy_signer::Error);
 
+/// The hot-path signing key: libsecp256k1 (via alloy's `Secp256k1Signer`), faster than pure-Rust
+/// k256 per signature (see `benches/sign.rs`); keys are parsed and derived with k256 ([`PrivateKeySigner`]) and converted once.
+pub type FastKey = alloy_signer_local::Secp256k1Signer;
+
+/// Converts a parsed key for the hot path.
+pub fn fast(key: &PrivateKeySigner) -> FastKey {
+    key.to_secp256k1()
+}
+
 /// Signs one action.
-pub fn sign(
-    key: &PrivateKeySigner,
+pub fn sign<S: SignerSync>(
+    key: &S,
     chain_id: u64,
     nonce: u64,
     tx_type: TxType,
@@ -157,6 +166,18 @@ mod tests {
             assert_eq!(*env.tx_hash(), s.hash);
             assert_eq!(env.recover_signer().unwrap(), key.address());
             assert_eq!(matches!(env, TxEnvelope::Legacy(_)), ty == TxType::Legacy);
+        }
+    }
+
+    #[test]
+    fn libsecp256k1_and_k256_sign_identically() {
+        // RFC 6979 nonces are deterministic: both back ends must give the same bytes.
+        let key: PrivateKeySigner = DEV_KEY.parse().unwrap();
+        let fast = fast(&key);
+        for ty in [TxType::Legacy, TxType::Eip1559] {
+            let a = sign(&key, 4689, 1, ty, Fees { gas_price: 7 }, &call()).unwrap();
+            let b = sign(&fast, 4689, 1, ty, Fees { gas_price: 7 }, &call()).unwrap();
+            assert_eq!(a.raw, b.raw);
         }
     }
 

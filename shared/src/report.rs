@@ -127,6 +127,9 @@ pub struct Report {
     pub nonce_resyncs: u64,
     /// Extra: |achieved − offered| / offered.
     pub rate_error: f64,
+    /// Extra: mean over whole one-second intervals of |sent − offered| / offered (how evenly the rate was
+    /// actually delivered, second by second; `rate_error` only compares totals).
+    pub interval_rate_error: f64,
     /// Extra: (rejected + dropped) / scheduled.
     pub error_rate: f64,
     /// Extra: intended → actual send time.
