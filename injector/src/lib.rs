@@ -10,7 +10,7 @@
 //! - [`confirm`]: tracking to inclusion and end-of-run reconciliation.
 //! - [`recorder`]: counts and HdrHistograms; [`metrics`]: every Prometheus metric.
 //! - [`output`]: progress line, histogram log, plot; [`report`]: JSON report, summary, thresholds.
-//! - [`run`]: wires them together: `run(cfg, shutdown)`.
+//! - [`mod@run`]: wires them together: `run(cfg, shutdown)`.
 
 pub mod address;
 pub mod cli;

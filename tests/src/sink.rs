@@ -17,6 +17,7 @@ pub struct Sink {
     chain_id: u64,
     status: u16,
     delay: Duration,
+    token: Option<String>,
 }
 
 /// A running sink; stops when dropped.
@@ -76,7 +77,7 @@ pub fn respond(body: &[u8], chain_id: u64) -> (bool, String) {
 impl Sink {
     /// Chain id 4689, HTTP 200, no delay.
     pub fn new() -> Self {
-        Sink { chain_id: crate::nodes::CHAIN_ID, status: 200, delay: Duration::ZERO }
+        Sink { chain_id: crate::nodes::CHAIN_ID, status: 200, delay: Duration::ZERO, token: None }
     }
 
     /// Report this chain id.
@@ -94,6 +95,12 @@ impl Sink {
     /// Wait this long before answering `eth_sendRawTransaction`.
     pub fn delay(mut self, d: Duration) -> Self {
         self.delay = d;
+        self
+    }
+
+    /// Answer 401 to any request without `Authorization: Bearer TOKEN`.
+    pub fn require_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
         self
     }
 
@@ -118,6 +125,16 @@ pub async fn serve(listener: tokio::net::TcpListener, sink: Sink, sends: Arc<Ato
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let (sink, sends) = (sink.clone(), sends.clone());
                 async move {
+                    if let Some(t) = &sink.token {
+                        let want = format!("Bearer {t}");
+                        if req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+                            != Some(want.as_str())
+                        {
+                            return hyper::Response::builder()
+                                .status(401)
+                                .body(Full::new(Bytes::from_static(b"unauthorized")));
+                        }
+                    }
                     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                     let (is_send, text) = respond(&body, sink.chain_id);
                     let mut status = 200;

@@ -160,3 +160,17 @@ async fn a_chain_id_mismatch_is_refused_before_anything_is_sent() -> anyhow::Res
     assert_eq!(other.sends.load(std::sync::atomic::Ordering::Relaxed), 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_auth_token_is_sent_as_a_bearer_on_every_request() -> anyhow::Result<()> {
+    let sink = Sink::new().require_token("s3cret").spawn().await?;
+    let mut cfg = config(&sink.url, 1, 20.0, Duration::from_secs(1))?;
+    cfg.confirm = false;
+    // Without the token the control calls are refused: a clear start-up error naming the endpoint.
+    let e = iotex_injector::run(cfg.clone(), std::future::pending()).await.unwrap_err();
+    assert!(e.to_string().contains(&sink.url), "{e}");
+    cfg.auth_token = Some("s3cret".into());
+    let r = iotex_injector::run(cfg, std::future::pending()).await?.report;
+    assert_eq!(r.accepted, 20, "{r:#?}");
+    Ok(())
+}
