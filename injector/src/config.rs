@@ -474,8 +474,14 @@ impl RunArgs {
         for e in &self.endpoint {
             let u =
                 url::Url::parse(e.trim()).map_err(|err| invalid("endpoint", format!("`{e}` is not a URL ({err})")))?;
-            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-                return Err(invalid("endpoint", format!("`{e}` must be an http:// or https:// URL with a host")));
+            if u.scheme() == "https" {
+                return Err(invalid(
+                    "endpoint",
+                    format!("`{e}`: https is not supported; use the node's or gateway's plain http:// endpoint (port 15014)"),
+                ));
+            }
+            if u.scheme() != "http" || u.host_str().is_none() {
+                return Err(invalid("endpoint", format!("`{e}` must be an http:// URL with a host")));
             }
             endpoints.push(e.trim().to_owned());
         }
@@ -769,6 +775,7 @@ mod tests {
             (&["--key", KEY, "--rate", "5", "--duration", "1s", "--to", "io1bad"], "--to"),
             (&["--key", KEY, "--rate", "5", "--duration", "1s", "--fail-if", "p99>"], "fail-if"),
             (&["--key", KEY, "--rate", "5", "--duration", "1s", "--fund-from", KEY], "--fund-amount"),
+            (&["--key", KEY, "--rate", "5", "--duration", "1s", "--endpoint", "https://x:1"], "https is not supported"),
             (
                 &[
                     "--mnemonic",
