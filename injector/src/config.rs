@@ -477,7 +477,9 @@ impl RunArgs {
             if u.scheme() == "https" {
                 return Err(invalid(
                     "endpoint",
-                    format!("`{e}`: https is not supported; use the node's or gateway's plain http:// endpoint (port 15014)"),
+                    format!(
+                        "`{e}`: https is not supported; use the node's or gateway's plain http:// endpoint (port 15014)"
+                    ),
                 ));
             }
             if u.scheme() != "http" || u.host_str().is_none() {

@@ -13,6 +13,8 @@ use tokio::sync::Mutex;
 struct Slot {
     next: Option<u64>,
     epoch: u64,
+    /// The highest nonce ever handed out: at the end, a pending nonce at or below it means a gap.
+    max_handed: Option<u64>,
 }
 
 /// A reserved nonce.
@@ -62,6 +64,7 @@ impl Nonces {
             }
         };
         s.next = Some(next + 1);
+        s.max_handed = Some(s.max_handed.map_or(next, |m| m.max(next)));
         Ok(Some((Reserved { nonce: next, epoch: s.epoch }, synced)))
     }
 
@@ -75,6 +78,21 @@ impl Nonces {
         s.epoch += 1;
         s.next = None;
         true
+    }
+}
+
+impl Nonces {
+    /// Accounts whose last failure came after their last reservation, with the highest nonce handed out:
+    /// the ones that may have left a gap behind a rejected or unanswered action.
+    pub async fn unsynced(&self) -> Vec<(usize, u64)> {
+        let mut out = Vec::new();
+        for (i, slot) in self.slots.iter().enumerate() {
+            let s = slot.lock().await;
+            if let (None, Some(m)) = (s.next, s.max_handed) {
+                out.push((i, m));
+            }
+        }
+        out
     }
 }
 
@@ -103,6 +121,11 @@ mod tests {
         // The other account is independent.
         assert_eq!(n.reserve(1, ok(0)).await.unwrap().unwrap().0.nonce, 0);
         assert!(n.reserve(7, ok(0)).await.unwrap().is_none());
+        // Account 0 was resynced and used again: nothing left to check. A failure after the last use is.
+        assert!(n.unsynced().await.is_empty());
+        let (e, _) = n.reserve(1, ok(0)).await.unwrap().unwrap();
+        n.invalidate(1, e).await;
+        assert_eq!(n.unsynced().await, vec![(1, 1)]);
     }
 
     #[tokio::test]

@@ -110,6 +110,7 @@ pub fn build(i: Inputs<'_>) -> Report {
         shed: s.shed,
         retried: kinds(&s.retried),
         nonce_resyncs: s.resyncs,
+        gap_fillers: 0,
         interval_rate_error: interval_rate_error(i.points, i.duration_s),
         rate_error: if offered_rate > 0.0 { (achieved_rate - offered_rate).abs() / offered_rate } else { 0.0 },
         error_rate: if s.scheduled > 0 { (rejected_total + dropped) as f64 / s.scheduled as f64 } else { 0.0 },

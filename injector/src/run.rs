@@ -429,6 +429,16 @@ pub async fn run_with_listener(
         .await;
     }
 
+    // A failure after an account's last action may have left a gap with accepted actions queued above it.
+    let mut gap_fillers = 0;
+    for (acct, max_handed) in ctx.nonces.unsynced().await {
+        let (ep, key) = (account_ep[acct], &ctx.keys[acct]);
+        gap_fillers += crate::setup::fill_gap(&rpcs[ep], key, addresses[acct], chain_id, gas_price, max_handed).await;
+    }
+    if gap_fillers > 0 {
+        tracing::info!(gap_fillers, "filled nonce gaps left by failed actions");
+    }
+
     // Confirm: wait for inclusion (bounded), then reconcile what is left.
     let mut unresolved = 0;
     if cfg.confirm {
@@ -492,6 +502,7 @@ pub async fn run_with_listener(
         contracts: ctx.contracts.clone(),
         points: &points,
     });
+    let report = Report { gap_fillers, ..report };
     let (report, breached) = crate::report::thresholds(report, &cfg.thresholds);
     crate::output::write_all(&cfg, &report, &points)?;
     let _ = stop_metrics.send(());

@@ -124,6 +124,44 @@ pub async fn deploy(rpc: &Rpc, key: &PrivateKeySigner, chain_id: u64, gas_price:
     }
 }
 
+/// Closes a gap an account may have left at the end: while the node's pending nonce is at or below the
+/// highest nonce we handed out, sends a zero-value self-transfer with that nonce (at most 16), so queued
+/// actions above the gap are not left for the node to hold until they expire. Returns the fillers sent.
+pub async fn fill_gap<S: alloy_signer::SignerSync>(
+    rpc: &Rpc,
+    key: &S,
+    address: Address,
+    chain_id: u64,
+    gas_price: u128,
+    max_handed: u64,
+) -> u64 {
+    let mut sent = 0;
+    for _ in 0..16 {
+        let Ok(pending) = rpc.pending_nonce(address).await else { break };
+        if pending > max_handed {
+            break;
+        }
+        let call = Call { to: address, value: U256::ZERO, input: Bytes::new(), gas_limit: 21_000 };
+        let Ok(s) = signer::sign(key, chain_id, pending, TxType::Legacy, Fees { gas_price }, &call) else { break };
+        match rpc.send_raw(&s.raw).await {
+            Ok(_) => sent += 1,
+            Err(e) => {
+                tracing::warn!(account = %address, nonce = pending, error = %e, "could not fill a nonce gap");
+                break;
+            }
+        }
+        // Let the node promote what was queued behind the gap before re-reading.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            if rpc.pending_nonce(address).await.is_ok_and(|p| p > pending) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    sent
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

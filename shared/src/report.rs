@@ -123,6 +123,8 @@ pub struct Report {
     pub shed: u64,
     /// Extra: nonce-class rejections retried with a resynced nonce, by kind.
     pub retried: BTreeMap<String, u64>,
+    /// Extra: zero-value self-transfers sent at the end to close nonce gaps left by failed actions.
+    pub gap_fillers: u64,
     /// Extra: times an account's nonce was re-read from the node.
     pub nonce_resyncs: u64,
     /// Extra: |achieved − offered| / offered.

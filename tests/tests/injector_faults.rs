@@ -174,3 +174,29 @@ async fn the_auth_token_is_sent_as_a_bearer_on_every_request() -> anyhow::Result
     assert_eq!(r.accepted, 20, "{r:#?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_gap_left_at_the_end_is_filled_so_queued_actions_land() -> anyhow::Result<()> {
+    // An accepted action queued above a nonce whose action failed: the node would hold it until it expires.
+    let node = Node::anvil(&[]).await?;
+    let key = &dev_keys(1)[0];
+    let call = Call {
+        to: alloy_primitives::Address::repeat_byte(9),
+        value: alloy_primitives::U256::from(1u8),
+        input: Default::default(),
+        gas_limit: 21_000,
+    };
+    let queued = signer::sign(key, 4689, 1, TxType::Legacy, Fees { gas_price: 10_000_000_000 }, &call)?;
+    let hex = format!("0x{}", alloy_primitives::hex::encode(&queued.raw));
+    node.rpc("eth_sendRawTransaction", serde_json::json!([hex])).await?;
+    assert_eq!(tx_count(&node, DEV_ADDRESSES[0], "pending").await?, 0, "nonce 0 is a gap");
+    let rpc = iotex_injector::rpc::Rpc::new(&node.url, None, Duration::from_secs(5))?;
+    let fast = signer::fast(key);
+    let sent = iotex_injector::setup::fill_gap(&rpc, &fast, key.address(), 4689, 10_000_000_000, 1).await;
+    assert_eq!(sent, 1);
+    eventually(Duration::from_secs(20), "the queued action is mined behind the filler", || async {
+        tx_count(&node, DEV_ADDRESSES[0], "latest").await.ok().filter(|n| *n == 2)
+    })
+    .await?;
+    Ok(())
+}
