@@ -122,6 +122,23 @@ async fn a_breached_threshold_exits_3_and_the_report_has_every_contract_key() ->
     // The histogram log and the plot were written and look like what they claim to be.
     let log = std::fs::read_to_string(&hlog)?;
     assert!(log.contains("Tag=submit,") && log.contains("Tag=inclusion,"), "{log}");
+    // The log is a standard HdrHistogram interval log: its intervals decode and merge back to the run's totals.
+    use hdrhistogram::serialization::{
+        Deserializer,
+        interval_log::{IntervalLogIterator, LogEntry},
+    };
+    let mut merged = std::collections::HashMap::<String, hdrhistogram::Histogram<u64>>::new();
+    for entry in IntervalLogIterator::new(log.as_bytes()) {
+        if let Ok(LogEntry::Interval(ilh)) = entry {
+            let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, ilh.encoded_histogram())?;
+            let h: hdrhistogram::Histogram<u64> = Deserializer::new().deserialize(&mut bytes.as_slice())?;
+            let tag = ilh.tag().map(|t| t.as_str().to_owned()).unwrap_or_default();
+            let m = merged.entry(tag).or_insert_with(|| hdrhistogram::Histogram::new(3).unwrap());
+            m.add(&h)?;
+        }
+    }
+    assert_eq!(merged["inclusion"].len(), 40, "every inclusion is in the log once");
+    assert_eq!(merged["submit"].len(), 40);
     let svg = std::fs::read_to_string(&plot)?;
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
 
