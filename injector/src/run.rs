@@ -193,8 +193,12 @@ async fn action(
             SendOutcome::Unknown(k) => {
                 ctx.nonces.invalidate(acct, reserved).await;
                 if ctx.cfg.confirm {
-                    ctx.tracker.set(ep, &signed.hash, Status::Unknown(k));
-                    ctx.rec.unknown(ep, latency);
+                    if ctx.tracker.set(ep, &signed.hash, Status::Unknown(k)) {
+                        ctx.rec.unknown(ep, latency);
+                    } else {
+                        // Already seen in a block: the answer was lost, the action was not.
+                        ctx.rec.accepted(ep, latency);
+                    }
                 } else {
                     ctx.rec.rejected(ep, k, Some(latency), "no answer");
                 }
