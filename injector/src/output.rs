@@ -81,8 +81,10 @@ pub async fn progress(
         let (from, secs) = (last.saturating_duration_since(start), now.saturating_duration_since(last).as_secs_f64());
         let elapsed = now.saturating_duration_since(start);
         last = now;
-        let offered = profile.rate_at(elapsed.min(profile.duration()));
-        let iv = rec.interval(elapsed.as_secs_f64(), secs, if elapsed < profile.duration() { offered } else { 0.0 });
+        // The rate offered over this interval, read at its midpoint (a step or ramp changes within it).
+        let mid = elapsed.saturating_sub(Duration::from_secs_f64(secs / 2.0));
+        let offered = if mid < profile.duration() { profile.rate_at(mid) } else { 0.0 };
+        let iv = rec.interval(elapsed.as_secs_f64(), secs, offered);
         if let Some(w) = writer.as_mut() {
             let d = Duration::from_secs_f64(secs);
             if !iv.submit.is_empty() {
