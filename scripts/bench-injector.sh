@@ -36,7 +36,7 @@ trap 'kill "$sink_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do grep -q listening "$out/sink.out" 2>/dev/null && break; sleep 0.05; done
 addr="$(awk '/listening on/ {print $3}' "$out/sink.out")"
 url="http://$addr"
-key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+mnemonic="test test test test test test test test test test test junk"
 
 # A real signed transfer as wrk's body, so both clients send the same bytes per request.
 raw=0xf86680843b9aca0082520894070707070707070707070707070707070707070701808224c6a0c5e3d5d2c0c9a3b6b9f8a2c2c6e1b7b4e4e0d2f0a5f3c8a1b9e7d6c5b4a3f2e1a04e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1
@@ -52,7 +52,7 @@ wrk_rps="$(awk '/Requests\/sec/ {print $2}' "$out/wrk.txt")"
 
 run_inj() { # name, extra args...
   local name="$1"; shift
-  /usr/bin/time -v -o "$out/$name.time" "$inj" run --endpoint "$url" --key "$key" --gas-price 1000000000 \
+  /usr/bin/time -v -o "$out/$name.time" "$inj" run --endpoint "$url" --mnemonic "$mnemonic" --accounts 64 --gas-price 1000000000 \
     --progress off --log-format json --report "$out/$name.json" "$@" >"$out/$name.log" 2>&1 || true
 }
 jq_() { python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }

@@ -133,6 +133,11 @@ pub struct RunArgs {
     /// Bound on outstanding sends; a tick that finds it full is counted late.
     #[arg(long, env = "IOTEX_INJECTOR_MAX_IN_FLIGHT", default_value_t = 1024)]
     pub max_in_flight: usize,
+    /// Bound on outstanding sends per account (0 = none). The default 1 sends each account's actions in
+    /// nonce order, so no node sees a gap that a reordering on the wire made; raise it (or use more accounts)
+    /// when one account must go faster than one action per round trip.
+    #[arg(long, env = "IOTEX_INJECTOR_ACCOUNT_IN_FLIGHT", default_value_t = 1)]
+    pub account_in_flight: usize,
     /// BIP-39 mnemonic to derive accounts from.
     #[arg(long, env = "IOTEX_INJECTOR_MNEMONIC", hide_env_values = true)]
     pub mnemonic: Option<String>,
@@ -340,6 +345,8 @@ pub struct RunConfig {
     pub profile: Profile,
     /// Bound on outstanding sends.
     pub max_in_flight: usize,
+    /// Bound on outstanding sends per account (0 = none).
+    pub account_in_flight: usize,
     /// Pool account keys.
     pub keys: Vec<PrivateKeySigner>,
     /// Where they came from.
@@ -399,6 +406,7 @@ impl RunConfig {
             chain_id: None,
             profile: Profile::constant(rate, duration)?,
             max_in_flight: 1024,
+            account_in_flight: 1,
             keys,
             account_source: AccountSource::Keys,
             fund: None,
@@ -612,6 +620,7 @@ impl RunArgs {
             chain_id: self.chain_id,
             profile,
             max_in_flight: self.max_in_flight,
+            account_in_flight: self.account_in_flight,
             keys,
             account_source,
             fund,

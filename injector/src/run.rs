@@ -51,6 +51,8 @@ struct Ctx {
     tracker: Arc<Tracker>,
     rec: Arc<Recorder>,
     sem: Arc<Semaphore>,
+    /// Per-account bounds (`--account-in-flight`); FIFO, so an account's ticks take nonces and send in order.
+    account_sems: Vec<Semaphore>,
     backlog: AtomicUsize,
     tasks: AtomicUsize,
     done: tokio::sync::Notify,
@@ -94,6 +96,8 @@ async fn action(
     mut cancel: watch::Receiver<bool>,
 ) {
     let _guard = TaskGuard(&ctx);
+    // Already counted late by the scheduler when the global bound was full.
+    let counted_late = permit.is_none();
     let _permit = match permit {
         Some(p) => p,
         None => {
@@ -127,6 +131,25 @@ async fn action(
     let kind = ctx.cfg.mix.pick(seq);
     let call = ctx.call(acct, kind);
     let key = &ctx.keys[acct];
+    let _account_permit = match ctx.account_sems.get(acct) {
+        Some(s) => match s.try_acquire() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                // The account's previous send is still out: this tick cannot go on time either.
+                if !counted_late {
+                    ctx.rec.late();
+                }
+                tokio::select! {
+                    p = s.acquire() => p.ok(),
+                    _ = cancel.wait_for(|c| *c) => {
+                        ctx.rec.not_sent();
+                        return;
+                    }
+                }
+            }
+        },
+        None => None,
+    };
     let mut first = true;
     for attempt in 1..=MAX_ATTEMPTS {
         let rpc = &ctx.rpcs[ep];
@@ -321,6 +344,11 @@ pub async fn run_with_listener(
         tracker: tracker.clone(),
         rec: rec.clone(),
         sem: Arc::new(Semaphore::new(cfg.max_in_flight)),
+        account_sems: if cfg.account_in_flight > 0 {
+            (0..n).map(|_| Semaphore::new(cfg.account_in_flight)).collect()
+        } else {
+            Vec::new()
+        },
         backlog: AtomicUsize::new(0),
         tasks: AtomicUsize::new(0),
         done: tokio::sync::Notify::new(),

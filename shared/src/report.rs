@@ -93,7 +93,8 @@ pub struct Report {
     pub sent: u64,
     /// Actions a node accepted (a hash came back, or the action was found on chain or in the pool).
     pub accepted: u64,
-    /// Ticks that found `--max-in-flight` full at their intended time (sent late, counted here).
+    /// Ticks that found `--max-in-flight` (or their account's `--account-in-flight`) full at their intended time
+    /// (sent late, counted here).
     pub late: u64,
     /// Final rejections by kind.
     pub rejected: BTreeMap<String, u64>,

@@ -14,10 +14,14 @@ async fn a_two_second_stall_shows_in_p99_and_max_and_the_schedule_keeps_its_coun
     let node = Node::anvil(&[]).await?;
     let cfg = config(&node.url, 2, 50.0, Duration::from_secs(4))?;
     let run = tokio::spawn(iotex_injector::run(cfg, std::future::pending()));
-    eventually(Duration::from_secs(20), "some actions mined before the stall", || async {
-        node.block_number().await.ok().filter(|b| *b >= 25)
+    let started = eventually(Duration::from_secs(20), "some actions mined before the stall", || async {
+        if run.is_finished() {
+            return Some(false);
+        }
+        node.block_number().await.ok().filter(|b| *b >= 25).map(|_| true)
     })
     .await?;
+    assert!(started, "the run ended before the stall: {:?}", run.await?);
     node.pause()?;
     // The fault itself lasts 2 s (this is the stall being injected, not a wait for state).
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -26,7 +30,7 @@ async fn a_two_second_stall_shows_in_p99_and_max_and_the_schedule_keeps_its_coun
     assert_eq!(r.scheduled, 200, "the open model schedules rate × duration whatever the node does");
     assert_eq!(r.sent, 200);
     assert_eq!(r.accepted, 200);
-    assert_eq!(r.included, 200);
+    assert_eq!(r.included, 200, "{r:#?}");
     // Latency counts from the intended send time, so the stall cannot hide.
     assert!(r.submit_latency_ms.max >= 1500.0, "{:?}", r.submit_latency_ms);
     assert!(r.submit_latency_ms.p99 >= 1000.0, "{:?}", r.submit_latency_ms);
