@@ -5,10 +5,12 @@
 //! - [`duration`]: human durations (`200ms`, `2s`, `1m`) for flags, env vars and TOML.
 //! - [`shutdown`]: the one `shutdown_signal()` both binaries stop on (SIGTERM from Kubernetes, SIGINT).
 //! - [`telemetry`]: tracing set-up: JSON lines for Fluentd, readable text on a TTY.
+//! - [`report`]: the injector report schema (what the injector writes and tests read).
 //!
 //! Nothing here is either binary's configuration, health state or nonce logic.
 
 pub mod duration;
 pub mod jsonrpc;
+pub mod report;
 pub mod shutdown;
 pub mod telemetry;

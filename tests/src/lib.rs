@@ -5,6 +5,7 @@
 //!   knobs a real node offers (SIGSTOP, kill, `anvil_mine`).
 //! - [`gateway`]: the real gateway in process on port 0, configured through its own flag parser.
 //! - [`mock`]: a hand-rolled upstream for faults real nodes cannot stage (429 with an empty body, resets).
+//! - [`inject`]: the injector run in process against real nodes; [`sink`]: a fast loopback JSON-RPC sink.
 //! - [`http`]: a raw HTTP/1.1 client for asserting exact statuses, headers and bodies.
 //! - [`eventually`]: poll a condition until it holds or a bounded deadline passes.
 //!
@@ -12,8 +13,10 @@
 
 pub mod gateway;
 pub mod http;
+pub mod inject;
 pub mod mock;
 pub mod nodes;
+pub mod sink;
 
 use std::future::Future;
 use std::time::Duration;

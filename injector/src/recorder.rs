@@ -1,0 +1,378 @@
+//! Counts and latency histograms for the whole run, per endpoint, and per one-second interval.
+//!
+//! Action tasks call it directly (a short uncontended lock; no per-action allocation); the progress task
+//! takes an [`Interval`] each second, which swaps out the interval histograms for the progress line, the
+//! HdrHistogram log and the plot. Latencies are recorded in microseconds from the *intended* send time.
+
+use crate::error::Kind;
+use crate::metrics::Metrics;
+use hdrhistogram::Histogram;
+use iotex_shared::report::Latency;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+const KINDS: usize = Kind::ALL.len();
+/// Highest latency a histogram holds (1 h); larger values are clamped.
+const MAX_US: u64 = 3_600_000_000;
+/// The plot keeps at most this many one-second points (a week).
+const MAX_POINTS: usize = 7 * 24 * 3600;
+
+/// A latency histogram: 1 µs to 1 h at 3 significant figures.
+#[allow(clippy::expect_used)]
+pub fn new_histogram() -> Histogram<u64> {
+    // Constant bounds that hdrhistogram documents as valid: this cannot fail.
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("valid constant histogram bounds")
+}
+
+fn hist() -> Histogram<u64> {
+    new_histogram()
+}
+
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    let us = u64::try_from(d.as_micros()).unwrap_or(MAX_US).clamp(1, MAX_US);
+    let _ = h.record(us);
+}
+
+/// Percentiles of a histogram in milliseconds.
+pub fn latency(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        return Latency::default();
+    }
+    let ms = |v: u64| v as f64 / 1000.0;
+    Latency {
+        p50: ms(h.value_at_quantile(0.50)),
+        p90: ms(h.value_at_quantile(0.90)),
+        p99: ms(h.value_at_quantile(0.99)),
+        p999: ms(h.value_at_quantile(0.999)),
+        max: ms(h.max()),
+        count: h.len(),
+    }
+}
+
+/// Per-endpoint tallies.
+#[derive(Debug, Clone)]
+pub struct EndpointStats {
+    /// Sent at least once.
+    pub sent: u64,
+    /// Accepted.
+    pub accepted: u64,
+    /// Final rejections by kind index.
+    pub rejected: [u64; KINDS],
+    /// Sent with no answer, outcome decided at reconciliation.
+    pub unknown: u64,
+    /// Included.
+    pub included: u64,
+    /// Reverted.
+    pub reverted: u64,
+    /// Pending at the end.
+    pub pending_at_end: u64,
+    /// Dropped.
+    pub dropped: u64,
+    /// Submit latency.
+    pub submit: Histogram<u64>,
+    /// Inclusion latency.
+    pub inclusion: Histogram<u64>,
+}
+
+impl EndpointStats {
+    fn new() -> Self {
+        EndpointStats {
+            sent: 0,
+            accepted: 0,
+            rejected: [0; KINDS],
+            unknown: 0,
+            included: 0,
+            reverted: 0,
+            pending_at_end: 0,
+            dropped: 0,
+            submit: hist(),
+            inclusion: hist(),
+        }
+    }
+}
+
+/// One second of the run, for the progress line, the histogram log and the plot.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Point {
+    /// Seconds since start (end of the interval).
+    pub t: f64,
+    /// Offered rate at that moment.
+    pub offered: f64,
+    /// Sends per second in the interval.
+    pub sent: f64,
+    /// Acceptances per second.
+    pub accepted: f64,
+    /// Inclusions per second.
+    pub included: f64,
+    /// Submit p50 / p99 (ms) in the interval.
+    pub submit_p50: f64,
+    /// Submit p99 (ms).
+    pub submit_p99: f64,
+    /// Inclusion p50 (ms).
+    pub inclusion_p50: f64,
+    /// Inclusion p99 (ms).
+    pub inclusion_p99: f64,
+}
+
+/// What the progress task takes each second.
+#[derive(Debug)]
+pub struct Interval {
+    /// The point for the plot.
+    pub point: Point,
+    /// Interval submit histogram.
+    pub submit: Histogram<u64>,
+    /// Interval inclusion histogram.
+    pub inclusion: Histogram<u64>,
+    /// Totals so far: scheduled, accepted, included, late.
+    pub totals: (u64, u64, u64, u64),
+    /// Errors so far by kind (non-zero only).
+    pub errors: Vec<(Kind, u64)>,
+}
+
+/// Everything counted.
+#[derive(Debug)]
+pub struct State {
+    /// Ticks scheduled.
+    pub scheduled: u64,
+    /// Late ticks.
+    pub late: u64,
+    /// Late ticks shed.
+    pub shed: u64,
+    /// Ticks never sent.
+    pub not_sent: u64,
+    /// Retries by kind index.
+    pub retried: [u64; KINDS],
+    /// Nonce resyncs.
+    pub resyncs: u64,
+    /// First message per kind.
+    pub samples: [Option<String>; KINDS],
+    /// Per endpoint.
+    pub endpoints: Vec<EndpointStats>,
+    /// Intended → actual send.
+    pub send_lag: Histogram<u64>,
+    interval_submit: Histogram<u64>,
+    interval_inclusion: Histogram<u64>,
+    interval_counts: (u64, u64, u64),
+    /// The per-second series.
+    pub points: Vec<Point>,
+}
+
+/// The recorder.
+#[derive(Debug)]
+pub struct Recorder {
+    state: Mutex<State>,
+    /// Prometheus handles.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Recorder {
+    /// A recorder for `endpoints` endpoints.
+    pub fn new(endpoints: usize, metrics: Arc<Metrics>) -> Recorder {
+        Recorder {
+            state: Mutex::new(State {
+                scheduled: 0,
+                late: 0,
+                shed: 0,
+                not_sent: 0,
+                retried: [0; KINDS],
+                resyncs: 0,
+                samples: Default::default(),
+                endpoints: (0..endpoints).map(|_| EndpointStats::new()).collect(),
+                send_lag: hist(),
+                interval_submit: hist(),
+                interval_inclusion: hist(),
+                interval_counts: (0, 0, 0),
+                points: Vec::new(),
+            }),
+            metrics,
+        }
+    }
+
+    /// Locks the state (a poisoned lock still holds valid counts).
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A tick was scheduled.
+    pub fn scheduled(&self) {
+        self.metrics.scheduled.inc();
+        self.lock().scheduled += 1;
+    }
+
+    /// A tick found the in-flight bound full.
+    pub fn late(&self) {
+        self.metrics.late.inc();
+        self.lock().late += 1;
+    }
+
+    /// A late tick was given up (backlog full).
+    pub fn shed(&self) {
+        self.lock().shed += 1;
+    }
+
+    /// A tick was never sent (shutdown).
+    pub fn not_sent(&self) {
+        self.lock().not_sent += 1;
+    }
+
+    /// A nonce was re-read.
+    pub fn resync(&self) {
+        self.lock().resyncs += 1;
+    }
+
+    /// A nonce-class rejection is being retried.
+    pub fn retried(&self, kind: Kind) {
+        self.lock().retried[kind.index()] += 1;
+    }
+
+    /// First send of an action; `lag` is actual − intended send time.
+    pub fn sent(&self, ep: usize, lag: Duration) {
+        if let Some(m) = self.metrics.endpoints.get(ep) {
+            m.sent.inc();
+        }
+        let mut s = self.lock();
+        record(&mut s.send_lag, lag);
+        s.interval_counts.0 += 1;
+        if let Some(e) = s.endpoints.get_mut(ep) {
+            e.sent += 1;
+        }
+    }
+
+    fn answered(s: &mut State, ep: usize, latency: Duration) {
+        record(&mut s.interval_submit, latency);
+        if let Some(e) = s.endpoints.get_mut(ep) {
+            record(&mut e.submit, latency);
+        }
+    }
+
+    /// The node answered with a hash (`latency` from the intended send time).
+    pub fn accepted(&self, ep: usize, latency: Duration) {
+        self.metrics.submit_latency.observe(latency.as_secs_f64());
+        if let Some(m) = self.metrics.endpoints.get(ep) {
+            m.accepted.inc();
+        }
+        let mut s = self.lock();
+        Self::answered(&mut s, ep, latency);
+        s.interval_counts.1 += 1;
+        if let Some(e) = s.endpoints.get_mut(ep) {
+            e.accepted += 1;
+        }
+    }
+
+    /// Final rejection.
+    pub fn rejected(&self, ep: usize, kind: Kind, latency: Option<Duration>, message: &str) {
+        if let Some(m) = self.metrics.endpoints.get(ep).and_then(|m| m.rejected.get(kind.index())) {
+            m.inc();
+        }
+        let mut s = self.lock();
+        if let Some(l) = latency {
+            self.metrics.submit_latency.observe(l.as_secs_f64());
+            Self::answered(&mut s, ep, l);
+        }
+        if s.samples[kind.index()].is_none() {
+            s.samples[kind.index()] = Some(message.chars().take(300).collect());
+        }
+        if let Some(e) = s.endpoints.get_mut(ep) {
+            e.rejected[kind.index()] += 1;
+        }
+    }
+
+    /// Sent but unanswered; reconciliation decides.
+    pub fn unknown(&self, ep: usize, latency: Duration) {
+        let mut s = self.lock();
+        Self::answered(&mut s, ep, latency);
+        if let Some(e) = s.endpoints.get_mut(ep) {
+            e.unknown += 1;
+        }
+    }
+
+    /// An unanswered action turned out accepted (found on chain or in the pool).
+    pub fn unknown_was_accepted(&self, ep: usize) {
+        if let Some(m) = self.metrics.endpoints.get(ep) {
+            m.accepted.inc();
+        }
+        let mut s = self.lock();
+        if let Some(e) = s.endpoints.get_mut(ep) {
+            e.unknown = e.unknown.saturating_sub(1);
+            e.accepted += 1;
+        }
+    }
+
+    /// An unanswered action is nowhere: a rejection of its kind.
+    pub fn unknown_was_lost(&self, ep: usize, kind: Kind) {
+        let mut s = self.lock();
+        if let Some(e) = s.endpoints.get_mut(ep) {
+            e.unknown = e.unknown.saturating_sub(1);
+            e.rejected[kind.index()] += 1;
+        }
+        if s.samples[kind.index()].is_none() {
+            s.samples[kind.index()] = Some("no answer, and the node does not know the transaction".into());
+        }
+    }
+
+    /// Seen in a block.
+    pub fn included(&self, ep: usize, latency: Duration) {
+        self.metrics.included.inc();
+        self.metrics.inclusion_latency.observe(latency.as_secs_f64());
+        let mut s = self.lock();
+        record(&mut s.interval_inclusion, latency);
+        s.interval_counts.2 += 1;
+        if let Some(e) = s.endpoints.get_mut(ep) {
+            e.included += 1;
+            record(&mut e.inclusion, latency);
+        }
+    }
+
+    /// An included execution reverted.
+    pub fn reverted(&self, ep: usize) {
+        if let Some(e) = self.lock().endpoints.get_mut(ep) {
+            e.reverted += 1;
+        }
+    }
+
+    /// Reconciliation: still pending / dropped.
+    pub fn settled(&self, ep: usize, pending: bool) {
+        if let Some(e) = self.lock().endpoints.get_mut(ep) {
+            if pending {
+                e.pending_at_end += 1;
+            } else {
+                e.dropped += 1;
+            }
+        }
+    }
+
+    /// Takes the interval since the last call (`secs` long, ending `t` seconds into the run).
+    pub fn interval(&self, t: f64, secs: f64, offered: f64) -> Interval {
+        let mut s = self.lock();
+        let submit = std::mem::replace(&mut s.interval_submit, hist());
+        let inclusion = std::mem::replace(&mut s.interval_inclusion, hist());
+        let (sent, accepted, included) = std::mem::take(&mut s.interval_counts);
+        let per = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        let (sl, il) = (latency(&submit), latency(&inclusion));
+        let point = Point {
+            t,
+            offered,
+            sent: per(sent),
+            accepted: per(accepted),
+            included: per(included),
+            submit_p50: sl.p50,
+            submit_p99: sl.p99,
+            inclusion_p50: il.p50,
+            inclusion_p99: il.p99,
+        };
+        if s.points.len() < MAX_POINTS {
+            s.points.push(point);
+        }
+        let mut errors = [0u64; KINDS];
+        let (mut acc, mut inc) = (0, 0);
+        for e in &s.endpoints {
+            acc += e.accepted;
+            inc += e.included;
+            for (i, n) in e.rejected.iter().enumerate() {
+                errors[i] += n;
+            }
+        }
+        let errors = Kind::ALL.iter().zip(errors).filter(|(_, n)| *n > 0).map(|(k, n)| (*k, n)).collect();
+        Interval { point, submit, inclusion, totals: (s.scheduled, acc, inc, s.late), errors }
+    }
+}

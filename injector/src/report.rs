@@ -1,0 +1,267 @@
+//! The JSON report (schema in `iotex_shared::report`), the human summary, and `--fail-if` evaluation.
+
+use crate::config::RunConfig;
+use crate::error::Kind;
+use crate::recorder::{Recorder, latency};
+use crate::thresholds::Threshold;
+use iotex_shared::report::{AccountReport, EndpointReport, Report, ThresholdResult};
+use std::collections::BTreeMap;
+
+/// What [`build`] needs.
+pub struct Inputs<'a> {
+    /// The run's configuration.
+    pub cfg: &'a RunConfig,
+    /// The recorder after reconciliation.
+    pub rec: &'a Recorder,
+    /// The chain id signed for.
+    pub chain_id: u64,
+    /// Scheduling time.
+    pub duration_s: f64,
+    /// Stopped by a signal.
+    pub interrupted: bool,
+    /// Per-account nonces.
+    pub account_nonces: Vec<AccountReport>,
+    /// Unix start time.
+    pub started_at_unix: f64,
+    /// Contract per endpoint.
+    pub contracts: Vec<Option<alloy_primitives::Address>>,
+    /// The per-second series.
+    pub points: &'a [crate::recorder::Point],
+}
+
+/// Mean relative error of the per-second send rate against the offered rate, over intervals that lie
+/// wholly inside the schedule and last about a second (the final partial interval is skipped).
+pub fn interval_rate_error(points: &[crate::recorder::Point], duration_s: f64) -> f64 {
+    let mut prev = 0.0;
+    let mut errs = Vec::new();
+    for p in points {
+        let len = p.t - prev;
+        if p.t <= duration_s && (0.9..1.1).contains(&len) && p.offered > 0.0 {
+            errs.push((p.sent - p.offered).abs() / p.offered);
+        }
+        prev = p.t;
+    }
+    if errs.is_empty() { 0.0 } else { errs.iter().sum::<f64>() / errs.len() as f64 }
+}
+
+fn kinds(counts: &[u64]) -> BTreeMap<String, u64> {
+    Kind::ALL.iter().zip(counts).filter(|(_, n)| **n > 0).map(|(k, n)| (k.as_str().to_owned(), *n)).collect()
+}
+
+/// Builds the report from the recorder's final state.
+pub fn build(i: Inputs<'_>) -> Report {
+    let s = i.rec.lock();
+    let mut all_submit = crate::recorder::new_histogram();
+    let mut all_incl = crate::recorder::new_histogram();
+    let mut rejected = vec![0u64; Kind::ALL.len()];
+    let mut per_endpoint = Vec::new();
+    let (mut sent, mut accepted, mut included, mut reverted, mut pending, mut dropped) = (0, 0, 0, 0, 0, 0);
+    for (ep, e) in s.endpoints.iter().enumerate() {
+        let _ = all_submit.add(&e.submit);
+        let _ = all_incl.add(&e.inclusion);
+        for (t, n) in rejected.iter_mut().zip(e.rejected.iter()) {
+            *t += n;
+        }
+        sent += e.sent;
+        accepted += e.accepted;
+        included += e.included;
+        reverted += e.reverted;
+        pending += e.pending_at_end;
+        dropped += e.dropped;
+        per_endpoint.push(EndpointReport {
+            endpoint: i.cfg.endpoints.get(ep).cloned().unwrap_or_default(),
+            accounts: i.account_nonces.iter().filter(|a| a.endpoint == ep).count() as u64,
+            sent: e.sent,
+            accepted: e.accepted,
+            rejected: kinds(&e.rejected),
+            included: e.included,
+            reverted: e.reverted,
+            pending_at_end: e.pending_at_end,
+            dropped: e.dropped,
+            submit_latency_ms: latency(&e.submit),
+            inclusion_latency_ms: latency(&e.inclusion),
+        });
+    }
+    let rejected_total: u64 = rejected.iter().sum();
+    let offered_rate =
+        if i.interrupted && i.duration_s > 0.0 { s.scheduled as f64 / i.duration_s } else { i.cfg.profile.mean_rate() };
+    let achieved_rate = if i.duration_s > 0.0 { accepted as f64 / i.duration_s } else { 0.0 };
+    Report {
+        chain_id: i.chain_id,
+        duration_s: i.duration_s,
+        offered_rate,
+        achieved_rate,
+        scheduled: s.scheduled,
+        sent,
+        accepted,
+        late: s.late,
+        rejected: kinds(&rejected),
+        included,
+        reverted,
+        pending_at_end: pending,
+        dropped,
+        submit_latency_ms: latency(&all_submit),
+        inclusion_latency_ms: latency(&all_incl),
+        per_endpoint,
+        accounts: i.cfg.keys.len() as u64,
+        confirmed: i.cfg.confirm,
+        interrupted: i.interrupted,
+        not_sent: s.not_sent,
+        shed: s.shed,
+        retried: kinds(&s.retried),
+        nonce_resyncs: s.resyncs,
+        gap_fillers: 0,
+        interval_rate_error: interval_rate_error(i.points, i.duration_s),
+        rate_error: if offered_rate > 0.0 { (achieved_rate - offered_rate).abs() / offered_rate } else { 0.0 },
+        error_rate: if s.scheduled > 0 { (rejected_total + dropped) as f64 / s.scheduled as f64 } else { 0.0 },
+        send_lag_ms: latency(&s.send_lag),
+        tx_type: format!("{:?}", i.cfg.tx_type).to_lowercase(),
+        sample_errors: Kind::ALL
+            .iter()
+            .zip(s.samples.iter())
+            .filter_map(|(k, m)| m.as_ref().map(|m| (k.as_str().to_owned(), m.clone())))
+            .collect(),
+        account_nonces: i.account_nonces,
+        thresholds: Vec::new(),
+        contracts: i.contracts.iter().map(|c| c.map(|a| crate::address::to_hex(&a))).collect(),
+        started_at_unix_s: i.started_at_unix,
+    }
+}
+
+/// The flat value a threshold name refers to.
+pub fn value(r: &Report, name: &str) -> f64 {
+    let rejected: u64 = r.rejected.values().sum();
+    match name {
+        "scheduled" => r.scheduled as f64,
+        "sent" => r.sent as f64,
+        "accepted" => r.accepted as f64,
+        "late" => r.late as f64,
+        "included" => r.included as f64,
+        "reverted" => r.reverted as f64,
+        "pending_at_end" => r.pending_at_end as f64,
+        "dropped" => r.dropped as f64,
+        "rejected" => rejected as f64,
+        "offered_rate" => r.offered_rate,
+        "achieved_rate" => r.achieved_rate,
+        "rate_error" => r.rate_error,
+        "error_rate" => r.error_rate,
+        "late_rate" => {
+            if r.scheduled > 0 {
+                r.late as f64 / r.scheduled as f64
+            } else {
+                0.0
+            }
+        }
+        "submit_p50_ms" => r.submit_latency_ms.p50,
+        "submit_p90_ms" => r.submit_latency_ms.p90,
+        "submit_p99_ms" => r.submit_latency_ms.p99,
+        "submit_p999_ms" => r.submit_latency_ms.p999,
+        "submit_max_ms" => r.submit_latency_ms.max,
+        "inclusion_p50_ms" => r.inclusion_latency_ms.p50,
+        "inclusion_p90_ms" => r.inclusion_latency_ms.p90,
+        "inclusion_p99_ms" => r.inclusion_latency_ms.p99,
+        "inclusion_p999_ms" => r.inclusion_latency_ms.p999,
+        "inclusion_max_ms" => r.inclusion_latency_ms.max,
+        _ => f64::NAN,
+    }
+}
+
+/// Evaluates `--fail-if` into the report; returns the breached expressions.
+pub fn thresholds(mut r: Report, ts: &[Threshold]) -> (Report, Vec<String>) {
+    let mut breached = Vec::new();
+    for t in ts {
+        let v = value(&r, &t.name);
+        let b = t.breached(v);
+        if b {
+            breached.push(t.expr.clone());
+        }
+        r.thresholds.push(ThresholdResult { expr: t.expr.clone(), value: v, breached: b });
+    }
+    (r, breached)
+}
+
+/// The human summary printed at the end.
+pub fn summary(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let l = |x: &iotex_shared::report::Latency| {
+        format!("p50 {:.1} ms  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}", x.p50, x.p90, x.p99, x.p999, x.max)
+    };
+    let _ = writeln!(s, "── iotex-injector summary {}", if r.interrupted { "(interrupted)" } else { "" });
+    let _ = writeln!(
+        s,
+        "chain {}  {} accounts  {:.1} s  offered {:.1}/s  achieved {:.1}/s  (rate error {:.2} %)",
+        r.chain_id,
+        r.accounts,
+        r.duration_s,
+        r.offered_rate,
+        r.achieved_rate,
+        r.rate_error * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "scheduled {}  sent {}  accepted {}  late {}  not sent {}  nonce resyncs {}",
+        r.scheduled, r.sent, r.accepted, r.late, r.not_sent, r.nonce_resyncs
+    );
+    if r.confirmed {
+        let _ = writeln!(
+            s,
+            "included {}  reverted {}  pending at end {}  dropped {}",
+            r.included, r.reverted, r.pending_at_end, r.dropped
+        );
+    } else {
+        let _ = writeln!(s, "inclusion not tracked (--no-confirm)");
+    }
+    let _ = writeln!(s, "submit latency    {}", l(&r.submit_latency_ms));
+    if r.confirmed {
+        let _ = writeln!(s, "inclusion latency {}", l(&r.inclusion_latency_ms));
+    }
+    if r.rejected.is_empty() {
+        let _ = writeln!(s, "rejected: none");
+    } else {
+        for (k, n) in &r.rejected {
+            let sample = r.sample_errors.get(k).map(String::as_str).unwrap_or("");
+            let _ = writeln!(s, "rejected {k}: {n}  (e.g. \"{sample}\")");
+        }
+    }
+    if r.per_endpoint.len() > 1 {
+        for (i, e) in r.per_endpoint.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "  [{i}] {}  sent {} accepted {} included {} rejected {}",
+                e.endpoint,
+                e.sent,
+                e.accepted,
+                e.included,
+                e.rejected.values().sum::<u64>()
+            );
+        }
+    }
+    for t in &r.thresholds {
+        let _ =
+            writeln!(s, "threshold {}: value {:.3} → {}", t.expr, t.value, if t.breached { "BREACHED" } else { "ok" });
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::Point;
+
+    #[test]
+    fn interval_rate_error_averages_whole_seconds_inside_the_schedule() {
+        let p = |t: f64, sent: f64| Point { t, offered: 100.0, sent, ..Point::default() };
+        let points = [p(1.0, 100.0), p(2.0, 90.0), p(3.0, 110.0), p(3.4, 5.0)];
+        assert!((interval_rate_error(&points, 3.0) - 2.0 / 30.0).abs() < 1e-9);
+        assert_eq!(interval_rate_error(&[], 3.0), 0.0);
+    }
+
+    #[test]
+    fn threshold_values_cover_every_name() {
+        let r = Report::default();
+        for name in crate::thresholds::NAMES {
+            assert!(value(&r, name).is_finite(), "{name}");
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The injector's JSON report: the schema the injector writes and tests, dashboards and CI read.
+//!
+//! The keys listed in the injector issue are a contract (`chain_id` … `accounts`); more may be added, none
+//! renamed. Latencies are in milliseconds, measured from each action's *intended* send time.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Maximum.
+    pub max: f64,
+    /// How many samples.
+    pub count: u64,
+}
+
+/// Counts for one endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndpointReport {
+    /// The endpoint URL.
+    pub endpoint: String,
+    /// Pool accounts bound to it.
+    pub accounts: u64,
+    /// Actions sent at least once.
+    pub sent: u64,
+    /// Actions the node accepted.
+    pub accepted: u64,
+    /// Final rejections by kind.
+    pub rejected: BTreeMap<String, u64>,
+    /// Accepted actions found in a block.
+    pub included: u64,
+    /// Included executions whose receipt has status 0.
+    pub reverted: u64,
+    /// Accepted, still in the pool at the end.
+    pub pending_at_end: u64,
+    /// Accepted, then neither in a block nor in the pool.
+    pub dropped: u64,
+    /// Intended send → answer.
+    pub submit_latency_ms: Latency,
+    /// Intended send → seen in a block.
+    pub inclusion_latency_ms: Latency,
+}
+
+/// One pool account's nonces.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountReport {
+    /// `0x…` address.
+    pub address: String,
+    /// `io1…` address.
+    pub io_address: String,
+    /// Index of the endpoint it is bound to.
+    pub endpoint: usize,
+    /// Pending nonce at start.
+    pub start_nonce: u64,
+    /// Confirmed nonce at the end (`None` when not fetched).
+    pub end_nonce: Option<u64>,
+}
+
+/// One `--fail-if` condition and how it came out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// The condition as written.
+    pub expr: String,
+    /// The value compared.
+    pub value: f64,
+    /// True when it held (the run exits 3).
+    pub breached: bool,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// EVM chain id the actions were signed for.
+    pub chain_id: u64,
+    /// Scheduling time in seconds (shorter than configured when interrupted).
+    pub duration_s: f64,
+    /// Mean offered rate (actions/s).
+    pub offered_rate: f64,
+    /// Accepted actions per second of scheduling time.
+    pub achieved_rate: f64,
+    /// Ticks the schedule emitted.
+    pub scheduled: u64,
+    /// Actions sent at least once.
+    pub sent: u64,
+    /// Actions a node accepted (a hash came back, or the action was found on chain or in the pool).
+    pub accepted: u64,
+    /// Ticks that found `--max-in-flight` (or their account's `--account-in-flight`) full at their intended time
+    /// (sent late, counted here).
+    pub late: u64,
+    /// Final rejections by kind.
+    pub rejected: BTreeMap<String, u64>,
+    /// Accepted actions found in a block.
+    pub included: u64,
+    /// Included executions that reverted.
+    pub reverted: u64,
+    /// Accepted actions still pending at the end.
+    pub pending_at_end: u64,
+    /// Accepted actions that vanished.
+    pub dropped: u64,
+    /// Intended send → answer.
+    pub submit_latency_ms: Latency,
+    /// Intended send → seen in a block.
+    pub inclusion_latency_ms: Latency,
+    /// Per endpoint.
+    pub per_endpoint: Vec<EndpointReport>,
+    /// Pool accounts.
+    pub accounts: u64,
+    /// Extra: whether inclusion was tracked (`--no-confirm` makes it false).
+    pub confirmed: bool,
+    /// Extra: stopped by SIGINT/SIGTERM.
+    pub interrupted: bool,
+    /// Extra: scheduled but never sent (cut by shutdown or drain deadline).
+    pub not_sent: u64,
+    /// Extra: late ticks given up because the backlog of late ticks was full.
+    pub shed: u64,
+    /// Extra: nonce-class rejections retried with a resynced nonce, by kind.
+    pub retried: BTreeMap<String, u64>,
+    /// Extra: zero-value self-transfers sent at the end to close nonce gaps left by failed actions.
+    pub gap_fillers: u64,
+    /// Extra: times an account's nonce was re-read from the node.
+    pub nonce_resyncs: u64,
+    /// Extra: |achieved − offered| / offered.
+    pub rate_error: f64,
+    /// Extra: mean over whole one-second intervals of |sent − offered| / offered (how evenly the rate was
+    /// actually delivered, second by second; `rate_error` only compares totals).
+    pub interval_rate_error: f64,
+    /// Extra: (rejected + dropped) / scheduled.
+    pub error_rate: f64,
+    /// Extra: intended → actual send time.
+    pub send_lag_ms: Latency,
+    /// Extra: transaction type.
+    pub tx_type: String,
+    /// Extra: the first message seen for each rejection kind.
+    pub sample_errors: BTreeMap<String, String>,
+    /// Extra: per-account nonces.
+    pub account_nonces: Vec<AccountReport>,
+    /// Extra: `--fail-if` results.
+    pub thresholds: Vec<ThresholdResult>,
+    /// Extra: the contract executions called, per endpoint (deployed at start unless `--contract`).
+    pub contracts: Vec<Option<String>>,
+    /// Extra: unix time the schedule started.
+    pub started_at_unix_s: f64,
+}

@@ -1,0 +1,206 @@
+//! Faults the injector must see and name: a stalled node, an outside transaction, rejections, a busy or slow
+//! node, a node that is down at start, and chain-id mismatches (which anvil would otherwise hide).
+
+use iotex_injector::error::RunError;
+use iotex_injector::signer::{self, Call, Fees, TxType};
+use iotex_tests::eventually;
+use iotex_tests::inject::{config, dev_keys, tx_count};
+use iotex_tests::nodes::{DEV_ADDRESSES, Node, free_port};
+use iotex_tests::sink::Sink;
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_two_second_stall_shows_in_p99_and_max_and_the_schedule_keeps_its_count() -> anyhow::Result<()> {
+    let node = Node::anvil(&[]).await?;
+    let cfg = config(&node.url, 2, 50.0, Duration::from_secs(4))?;
+    let run = tokio::spawn(iotex_injector::run(cfg, std::future::pending()));
+    let started = eventually(Duration::from_secs(20), "some actions mined before the stall", || async {
+        if run.is_finished() {
+            return Some(false);
+        }
+        node.block_number().await.ok().filter(|b| *b >= 25).map(|_| true)
+    })
+    .await?;
+    assert!(started, "the run ended before the stall: {:?}", run.await?);
+    node.pause()?;
+    // The fault itself lasts 2 s (this is the stall being injected, not a wait for state).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    node.resume()?;
+    let r = run.await??.report;
+    assert_eq!(r.scheduled, 200, "the open model schedules rate × duration whatever the node does");
+    assert_eq!(r.sent, 200);
+    assert_eq!(r.accepted, 200);
+    assert_eq!(r.included, 200, "{r:#?}");
+    // Latency counts from the intended send time, so the stall cannot hide.
+    assert!(r.submit_latency_ms.max >= 1500.0, "{:?}", r.submit_latency_ms);
+    assert!(r.submit_latency_ms.p99 >= 1000.0, "{:?}", r.submit_latency_ms);
+    assert!(r.inclusion_latency_ms.max >= 1500.0, "{:?}", r.inclusion_latency_ms);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_outside_transaction_forces_a_resync_and_no_action_is_lost() -> anyhow::Result<()> {
+    let node = Node::anvil(&[]).await?;
+    let cfg = config(&node.url, 1, 20.0, Duration::from_secs(3))?;
+    let run = tokio::spawn(iotex_injector::run(cfg, std::future::pending()));
+    let addr = DEV_ADDRESSES[0];
+    eventually(Duration::from_secs(20), "the injector is sending", || async {
+        tx_count(&node, addr, "latest").await.ok().filter(|n| *n >= 10)
+    })
+    .await?;
+    // Take the account's next nonce from outside the injector (retry if we race one of its sends).
+    let key = &dev_keys(1)[0];
+    let call = Call {
+        to: alloy_primitives::Address::repeat_byte(9),
+        value: alloy_primitives::U256::from(7u8),
+        input: Default::default(),
+        gas_limit: 21_000,
+    };
+    let mut outside = false;
+    for _ in 0..20 {
+        let nonce = tx_count(&node, addr, "pending").await?;
+        let s = signer::sign(key, 4689, nonce, TxType::Legacy, Fees { gas_price: 10_000_000_000 }, &call)?;
+        let hex = format!("0x{}", alloy_primitives::hex::encode(&s.raw));
+        if node.rpc("eth_sendRawTransaction", serde_json::json!([hex])).await.is_ok() {
+            outside = true;
+            break;
+        }
+    }
+    assert!(outside, "could not slip an outside transaction in");
+    let r = run.await??.report;
+    assert_eq!(r.scheduled, 60);
+    assert_eq!(r.accepted, 60, "no action lost: {r:#?}");
+    assert_eq!(r.included, 60);
+    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    assert!(r.nonce_resyncs >= 1, "the nonce was re-read");
+    assert!(
+        r.retried.keys().any(|k| k.starts_with("nonce") || k.contains("underpriced") || k == "already_known"),
+        "{:?}",
+        r.retried
+    );
+    let a = &r.account_nonces[0];
+    assert_eq!(a.end_nonce, Some(a.start_nonce + 60 + 1), "the chain holds our 60 plus the outside one");
+    Ok(())
+}
+
+#[tokio::test]
+async fn insufficient_funds_and_underpriced_are_classified() -> anyhow::Result<()> {
+    let node = Node::anvil(&[]).await?;
+    // A fresh key has no funds.
+    let mut cfg = config(&node.url, 1, 20.0, Duration::from_secs(1))?;
+    cfg.keys = vec![alloy_signer_local::PrivateKeySigner::random()];
+    cfg.confirm_timeout = Duration::from_secs(2);
+    let r = iotex_injector::run(cfg, std::future::pending()).await?.report;
+    assert_eq!(r.rejected.get("insufficient_funds"), Some(&20), "{:?}", r.rejected);
+    assert_eq!(r.accepted, 0);
+    assert!(r.error_rate > 0.99);
+    // 1 wei is below anvil's base fee.
+    let mut cfg = config(&node.url, 1, 20.0, Duration::from_secs(1))?;
+    cfg.gas_price = Some(1);
+    cfg.confirm_timeout = Duration::from_secs(2);
+    let r = iotex_injector::run(cfg, std::future::pending()).await?.report;
+    assert_eq!(r.rejected.get("underpriced"), Some(&20), "{:?}", r.rejected);
+    assert!(r.sample_errors.contains_key("underpriced"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn http_429_is_counted_as_busy() -> anyhow::Result<()> {
+    let sink = Sink::new().status(429).spawn().await?;
+    let mut cfg = config(&sink.url, 2, 50.0, Duration::from_secs(1))?;
+    cfg.confirm = false;
+    let r = iotex_injector::run(cfg, std::future::pending()).await?.report;
+    assert_eq!(r.rejected.get("busy"), Some(&50), "{:?}", r.rejected);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_full_in_flight_bound_counts_late_ticks_and_still_sends_them() -> anyhow::Result<()> {
+    // 2 in flight × 100 ms each = 20/s capacity against 50/s offered.
+    let sink = Sink::new().delay(Duration::from_millis(100)).spawn().await?;
+    let mut cfg = config(&sink.url, 2, 50.0, Duration::from_secs(1))?;
+    cfg.confirm = false;
+    cfg.max_in_flight = 2;
+    let r = iotex_injector::run(cfg, std::future::pending()).await?.report;
+    assert_eq!(r.scheduled, 50);
+    assert!(r.late > 0, "late ticks are counted: {r:#?}");
+    assert_eq!(r.sent, 50, "late ticks are delayed visibly, never dropped");
+    assert_eq!(r.accepted, 50);
+    // The queue shows in latency from the intended time (no coordinated omission).
+    assert!(r.submit_latency_ms.max >= 1000.0, "{:?}", r.submit_latency_ms);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_endpoint_down_at_start_is_a_clear_error() -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{}", free_port()?);
+    let cfg = config(&url, 1, 10.0, Duration::from_secs(1))?;
+    let e = iotex_injector::run(cfg, std::future::pending()).await.unwrap_err();
+    assert!(matches!(e, RunError::EndpointDown { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains(&url) && msg.contains("not reachable"), "{msg}");
+    assert_eq!(e.exit_code(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_chain_id_mismatch_is_refused_before_anything_is_sent() -> anyhow::Result<()> {
+    // anvil would accept a legacy transaction signed for 4690 and silently drop it: the injector must refuse.
+    let node = Node::anvil(&[]).await?;
+    let mut cfg = config(&node.url, 1, 10.0, Duration::from_secs(1))?;
+    cfg.chain_id = Some(4690);
+    let e = iotex_injector::run(cfg, std::future::pending()).await.unwrap_err();
+    assert!(matches!(e, RunError::ChainId(_)), "{e:?}");
+    assert!(e.to_string().contains("4690") && e.to_string().contains("4689"), "{e}");
+    assert_eq!(tx_count(&node, DEV_ADDRESSES[0], "pending").await?, 0, "nothing was sent");
+
+    // Two endpoints that disagree.
+    let other = Sink::new().chain_id(4690).spawn().await?;
+    let mut cfg = config(&node.url, 2, 10.0, Duration::from_secs(1))?;
+    cfg.endpoints.push(other.url.clone());
+    let e = iotex_injector::run(cfg, std::future::pending()).await.unwrap_err();
+    assert!(matches!(e, RunError::ChainId(_)), "{e:?}");
+    assert!(e.to_string().contains(&other.url), "{e}");
+    assert_eq!(other.sends.load(std::sync::atomic::Ordering::Relaxed), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_auth_token_is_sent_as_a_bearer_on_every_request() -> anyhow::Result<()> {
+    let sink = Sink::new().require_token("s3cret").spawn().await?;
+    let mut cfg = config(&sink.url, 1, 20.0, Duration::from_secs(1))?;
+    cfg.confirm = false;
+    // Without the token the control calls are refused: a clear start-up error naming the endpoint.
+    let e = iotex_injector::run(cfg.clone(), std::future::pending()).await.unwrap_err();
+    assert!(e.to_string().contains(&sink.url), "{e}");
+    cfg.auth_token = Some("s3cret".into());
+    let r = iotex_injector::run(cfg, std::future::pending()).await?.report;
+    assert_eq!(r.accepted, 20, "{r:#?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_gap_left_at_the_end_is_filled_so_queued_actions_land() -> anyhow::Result<()> {
+    // An accepted action queued above a nonce whose action failed: the node would hold it until it expires.
+    let node = Node::anvil(&[]).await?;
+    let key = &dev_keys(1)[0];
+    let call = Call {
+        to: alloy_primitives::Address::repeat_byte(9),
+        value: alloy_primitives::U256::from(1u8),
+        input: Default::default(),
+        gas_limit: 21_000,
+    };
+    let queued = signer::sign(key, 4689, 1, TxType::Legacy, Fees { gas_price: 10_000_000_000 }, &call)?;
+    let hex = format!("0x{}", alloy_primitives::hex::encode(&queued.raw));
+    node.rpc("eth_sendRawTransaction", serde_json::json!([hex])).await?;
+    assert_eq!(tx_count(&node, DEV_ADDRESSES[0], "pending").await?, 0, "nonce 0 is a gap");
+    let rpc = iotex_injector::rpc::Rpc::new(&node.url, None, Duration::from_secs(5))?;
+    let fast = signer::fast(key);
+    let sent = iotex_injector::setup::fill_gap(&rpc, &fast, key.address(), 4689, 10_000_000_000, 1).await;
+    assert_eq!(sent, 1);
+    eventually(Duration::from_secs(20), "the queued action is mined behind the filler", || async {
+        tx_count(&node, DEV_ADDRESSES[0], "latest").await.ok().filter(|n| *n == 2)
+    })
+    .await?;
+    Ok(())
+}
