@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, locally: three real nodes on loopback (anvil x2 + ganache, chain id 4689, interval mining so
-# their heads move together), iotex-gateway in front of them, its /status and a few calls through it printed.
-# Runs until Ctrl-C (or for DEMO_SECONDS seconds when set), then stops everything it started.
+# their heads move together), iotex-gateway in front of them (broadcasting raw transactions to every node, as
+# dev nodes do not gossip), its /status and a few calls through it, then iotex-injector driving signed actions
+# through the gateway for INJECT_SECONDS (30) and its summary. Then it keeps the cluster up until Ctrl-C (or for
+# DEMO_SECONDS seconds when set) and stops everything it started. Report, plot and logs land in .demo/.
 #
 # Ports (all on 127.0.0.1; override with env): gateway JSON-RPC GATEWAY_PORT=15014, admin ADMIN_PORT=15080,
 # nodes NODE_PORTS="18545 18546 18547".
@@ -23,9 +25,10 @@ done
 
 say "installing test peers (pinned anvil and ganache) if needed"
 scripts/install-peers.sh
-say "building iotex-gateway (release)"
-cargo build --release --locked -q -p iotex-gateway
+say "building iotex-gateway and iotex-injector (release)"
+cargo build --release --locked -q -p iotex-gateway -p iotex-injector
 gateway_bin="$root/target/release/iotex-gateway"
+injector_bin="$root/target/release/iotex-injector"
 
 pids=()
 cleanup() {
@@ -81,6 +84,17 @@ for body in \
 done
 say "the gateway's metrics (excerpt)"
 curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | grep -E '^iotex_gateway_(upstream_up|best_head_block|requests_total)' | head -12
+
+say "iotex-injector: ${INJECT_RATE:-20} signed actions/s for ${INJECT_SECONDS:-30}s through the gateway (80 % transfers, 20 % contract calls)"
+set +e
+"$injector_bin" run --endpoint "$gw" --mnemonic "$MNEMONIC" --accounts 10 \
+  --rate "${INJECT_RATE:-20}" --duration "${INJECT_SECONDS:-30}s" --mix transfer=80,execution=20 \
+  --report "$state/report.json" --plot "$state/run.svg" --histogram-log "$state/run.hlog" --log-format text
+inject_rc=$?
+set -e
+echo "injector exit code $inject_rc; report: .demo/report.json, plot: .demo/run.svg, latency log: .demo/run.hlog"
+say "gateway /status after the run"
+curl -s "http://127.0.0.1:$ADMIN_PORT/status" | python3 -c 'import json,sys; s=json.load(sys.stdin); print("best head", s["best_head"]); [print(f"  {u[\"name\"]:8} {u[\"state\"]:8} head {u[\"head\"]} lag {u[\"lag\"]} requests {u[\"requests\"]} errors {u[\"errors\"]}") for u in s["upstreams"]]'
 
 if [ -n "${DEMO_SECONDS:-}" ]; then
   say "running for ${DEMO_SECONDS}s (DEMO_SECONDS)"
