@@ -125,3 +125,32 @@ async fn fresh_accounts_are_funded_then_used() -> anyhow::Result<()> {
     let out = iotex_injector::run(cfg, std::future::pending()).await?;
     assert_landed(&[&node], &out.report, mix).await
 }
+
+#[tokio::test]
+async fn transfers_to_an_io1_recipient_arrive_at_its_0x_address() -> anyhow::Result<()> {
+    let node = Node::anvil(&[]).await?;
+    let recipient = alloy_primitives::Address::repeat_byte(0x42);
+    let mut cfg = config(&node.url, 2, 40.0, Duration::from_secs(1))?;
+    cfg.to = Some(iotex_injector::address::parse(&iotex_injector::address::to_io(&recipient))?);
+    cfg.value = alloy_primitives::U256::from(1000u64);
+    let r = iotex_injector::run(cfg, std::future::pending()).await?.report;
+    assert_eq!(r.included, 40);
+    let bal = node.rpc("eth_getBalance", serde_json::json!([format!("{recipient:#x}"), "latest"])).await?;
+    assert_eq!(iotex_tests::nodes::parse_quantity(&bal)?, 40 * 1000);
+    Ok(())
+}
+
+#[tokio::test]
+async fn step_and_ramp_profiles_schedule_their_integral() -> anyhow::Result<()> {
+    let sink = iotex_tests::sink::Sink::new().spawn().await?;
+    let mut cfg = config(&sink.url, 4, 1.0, Duration::from_secs(1))?;
+    cfg.confirm = false;
+    cfg.profile = iotex_injector::schedule::Profile::steps("20@1s,60@500ms")?;
+    let r = iotex_injector::run(cfg.clone(), std::future::pending()).await?.report;
+    assert_eq!((r.scheduled, r.accepted), (50, 50));
+    cfg.profile = iotex_injector::schedule::Profile::ramp(0.0, 80.0, Duration::from_secs(1))?;
+    let r = iotex_injector::run(cfg, std::future::pending()).await?.report;
+    assert_eq!((r.scheduled, r.accepted), (40, 40));
+    assert_eq!(sink.sends.load(std::sync::atomic::Ordering::Relaxed), 90);
+    Ok(())
+}
