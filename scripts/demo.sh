@@ -94,7 +94,13 @@ inject_rc=$?
 set -e
 echo "injector exit code $inject_rc; report: .demo/report.json, plot: .demo/run.svg, latency log: .demo/run.hlog"
 say "gateway /status after the run"
-curl -s "http://127.0.0.1:$ADMIN_PORT/status" | python3 -c 'import json,sys; s=json.load(sys.stdin); print("best head", s["best_head"]); [print(f"  {u[\"name\"]:8} {u[\"state\"]:8} head {u[\"head\"]} lag {u[\"lag\"]} requests {u[\"requests\"]} errors {u[\"errors\"]}") for u in s["upstreams"]]'
+python3 - "$(curl -s "http://127.0.0.1:$ADMIN_PORT/status")" <<'PY'
+import json, sys
+s = json.loads(sys.argv[1])
+print("best head", s["best_head"])
+for u in s["upstreams"]:
+    print(f"  {u['name']:8} {u['state']:8} head {u['head']} lag {u['lag']} requests {u['requests']} errors {u['errors']}")
+PY
 
 if [ -n "${DEMO_SECONDS:-}" ]; then
   say "running for ${DEMO_SECONDS}s (DEMO_SECONDS)"
