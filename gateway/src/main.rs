@@ -68,6 +68,8 @@ fn serve(opts: Opts) -> ExitCode {
         }
     };
     rt.block_on(async move {
+        // Handlers first: once a listener is reachable, SIGTERM must mean "drain", never the default "die".
+        let signal = iotex_shared::shutdown::install();
         let rpc = match bind(cfg.listen, "--listen").await {
             Ok(l) => l,
             Err(msg) => return fail(&msg),
@@ -76,7 +78,7 @@ fn serve(opts: Opts) -> ExitCode {
             Ok(l) => l,
             Err(msg) => return fail(&msg),
         };
-        match run(cfg, Listeners { rpc, admin }, iotex_shared::shutdown::shutdown_signal()).await {
+        match run(cfg, Listeners { rpc, admin }, signal).await {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),
         }

@@ -8,8 +8,11 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code =
-        rt.block_on(iotex_injector::cli::main_with(std::env::args_os(), iotex_shared::shutdown::shutdown_signal()));
+    let code = rt.block_on(async {
+        // Handlers before anything else, so a signal during set-up drains and reports instead of killing.
+        let signal = iotex_shared::shutdown::install();
+        iotex_injector::cli::main_with(std::env::args_os(), signal).await
+    });
     // Do not wait for lingering connection tasks: the report is written.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     std::process::exit(code);

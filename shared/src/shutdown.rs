@@ -1,34 +1,62 @@
 //! The one shutdown signal both binaries stop on.
 //!
 //! Kubernetes sends SIGTERM, a terminal sends SIGINT; both mean "finish what you are doing and leave".
+//! [`install`] registers the handlers at once, so a binary that installs them before it binds its listeners
+//! can never be killed by the default signal action once it is reachable.
 
-/// Resolves on the first SIGTERM or SIGINT.
+use std::future::Future;
+
+/// Registers SIGTERM and SIGINT handlers now (call inside a tokio runtime) and returns a future that
+/// resolves on the first of them.
 ///
-/// If a signal handler cannot be installed (which happens only in a broken runtime), the error is logged
-/// and that signal is ignored rather than stopping the process at once.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// If a handler cannot be installed (which happens only in a broken runtime), the error is logged and that
+/// signal keeps its default action.
+pub fn install() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let register = |kind: SignalKind, name: &'static str| match signal(kind) {
+            Ok(s) => Some(s),
             Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+                tracing::error!(error = %e, signal = name, "cannot listen for the signal");
+                None
+            }
+        };
+        let mut term = register(SignalKind::terminate(), "SIGTERM");
+        let mut int = register(SignalKind::interrupt(), "SIGINT");
+        async move {
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = term => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+                () = int => tracing::info!(signal = "SIGINT", "shutdown requested"),
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutdown requested"),
-        () = term => tracing::info!(signal = "SIGTERM", "shutdown requested"),
     }
+    #[cfg(not(unix))]
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!(signal = "ctrl-c", "shutdown requested");
+        }
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT received after it is first polled.
+pub async fn shutdown_signal() {
+    install().await;
 }
