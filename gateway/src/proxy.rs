@@ -159,7 +159,7 @@ impl Proxy {
             if i > 0 {
                 out.put_u8(b',');
             }
-            out.put_slice(trim_ascii(&a.body));
+            out.put_slice(a.body.trim_ascii());
         }
         out.put_u8(b']');
         Reply { status, body: Some(out.freeze()) }
@@ -365,10 +365,6 @@ fn notification_id() -> &'static RawValue {
     ID.get_or_init(|| {
         RawValue::from_string("\"iotex-gateway-notification\"".to_owned()).unwrap_or_else(|_| RawValue::NULL.to_owned())
     })
-}
-
-fn trim_ascii(b: &[u8]) -> &[u8] {
-    b.trim_ascii()
 }
 
 /// True for a node's answer that means "I already have this transaction".

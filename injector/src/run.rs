@@ -59,6 +59,18 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Resolves once no send task is outstanding. The `Notify` is armed before the count is read, so a task
+    /// finishing in between still wakes it.
+    async fn idle(&self) {
+        loop {
+            let notified = self.done.notified();
+            if self.tasks.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     fn call(&self, acct: usize, kind: ActionKind) -> Call {
         let ep = self.account_ep[acct];
         match (kind, self.contracts.get(ep).copied().flatten()) {
@@ -433,32 +445,14 @@ pub async fn run_with_listener(
     }
 
     // Drain: in-flight sends get `drain_timeout`, then are cut (counted, never lost silently).
-    let drained = tokio::time::timeout(cfg.drain_timeout, async {
-        loop {
-            let notified = ctx.done.notified();
-            if ctx.tasks.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            notified.await;
-        }
-    })
-    .await;
+    let drained = tokio::time::timeout(cfg.drain_timeout, ctx.idle()).await;
     if drained.is_err() {
         tracing::warn!(
             outstanding = ctx.tasks.load(Ordering::Acquire),
             "drain deadline passed; cutting in-flight sends"
         );
         let _ = cancel_tx.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                let notified = ctx.done.notified();
-                if ctx.tasks.load(Ordering::Acquire) == 0 {
-                    break;
-                }
-                notified.await;
-            }
-        })
-        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), ctx.idle()).await;
     }
 
     // A failure after an account's last action may have left a gap with accepted actions queued above it.

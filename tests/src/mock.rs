@@ -38,6 +38,7 @@ struct State {
     traffic: Mode,
     head: u64,
     seen: HashMap<String, u64>,
+    authorization: Option<String>,
 }
 
 /// A running mock; stops when dropped.
@@ -55,8 +56,13 @@ impl MockUpstream {
     pub async fn spawn(head: u64) -> anyhow::Result<MockUpstream> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let state =
-            Arc::new(Mutex::new(State { probe: Mode::Normal, traffic: Mode::Normal, head, seen: HashMap::new() }));
+        let state = Arc::new(Mutex::new(State {
+            probe: Mode::Normal,
+            traffic: Mode::Normal,
+            head,
+            seen: HashMap::new(),
+            authorization: None,
+        }));
         let requests = Arc::new(AtomicU64::new(0));
         let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
         let (st, rq, cs) = (Arc::clone(&state), Arc::clone(&requests), Arc::clone(&conns));
@@ -97,6 +103,11 @@ impl MockUpstream {
         self.state.lock().map(|s| s.seen.get(method).copied().unwrap_or(0)).unwrap_or(0)
     }
 
+    /// The `Authorization` header of the last request that carried one.
+    pub fn last_authorization(&self) -> Option<String> {
+        self.state.lock().ok().and_then(|s| s.authorization.clone())
+    }
+
     /// Total HTTP requests received.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
@@ -119,10 +130,16 @@ impl Drop for MockUpstream {
     }
 }
 
-async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+/// Reads one request; returns its `Authorization` header (if any) and body.
+async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(Option<String>, Vec<u8>)> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let raw_head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let auth = raw_head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim().eq_ignore_ascii_case("authorization").then(|| v.trim().to_owned())
+            });
+            let head = raw_head.to_ascii_lowercase();
             let len = head
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
@@ -138,7 +155,7 @@ async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>
             }
             let body = buf[end + 4..total].to_vec();
             buf.drain(..total);
-            return Some(body);
+            return Some((auth, body));
         }
         let mut chunk = [0u8; 8192];
         let n = sock.read(&mut chunk).await.ok()?;
@@ -151,7 +168,7 @@ async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>
 
 async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, requests: Arc<AtomicU64>) {
     let mut buf = Vec::new();
-    while let Some(body) = read_request(&mut sock, &mut buf).await {
+    while let Some((auth, body)) = read_request(&mut sock, &mut buf).await {
         requests.fetch_add(1, Ordering::Relaxed);
         let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         let method = req["method"].as_str().unwrap_or("").to_owned();
@@ -159,6 +176,9 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>, requests: Arc<Atom
         let (mode, head) = {
             let Ok(mut s) = state.lock() else { return };
             *s.seen.entry(method.clone()).or_default() += 1;
+            if auth.is_some() {
+                s.authorization = auth;
+            }
             let mode = if method == "eth_blockNumber" { s.probe.clone() } else { s.traffic.clone() };
             (mode, s.head)
         };
