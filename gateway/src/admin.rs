@@ -5,7 +5,6 @@
 //! which is what lets Kubernetes stop sending traffic before the listener closes.
 
 use crate::metrics::Metrics;
-use crate::upstream::Upstream;
 use crate::upstream::health::ClusterView;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -22,9 +21,7 @@ use tokio::sync::watch;
 /// What the admin endpoints read.
 #[derive(Clone)]
 pub struct Admin {
-    /// Upstreams, for live counters.
-    pub upstreams: Vec<Arc<Upstream>>,
-    /// Health snapshots.
+    /// Health snapshots (with the current members, for live counters).
     pub view: watch::Receiver<Arc<ClusterView>>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
@@ -64,8 +61,8 @@ impl Admin {
 
     fn status(&self) -> Vec<u8> {
         let view = self.view.borrow().clone();
-        let upstreams = self
-            .upstreams
+        let upstreams = view
+            .members
             .iter()
             .zip(&view.upstreams)
             .map(|(u, s)| {

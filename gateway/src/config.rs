@@ -39,7 +39,7 @@ pub enum Command {
 }
 
 /// Every setting, as flags/env vars and as TOML keys. All optional here: defaults apply in [`Opts::resolve`].
-#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Args, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Opts {
     /// TOML config file; its keys are these flags' names.
@@ -132,6 +132,25 @@ pub struct Opts {
     /// Threads serving JSON-RPC connections, each with its own event loop and upstream pools [default: one per CPU].
     #[arg(long, env = "IOTEX_GATEWAY_WORKER_THREADS", value_name = "N")]
     pub worker_threads: Option<usize>,
+    /// How long a node that answered HTTP 429 ("busy") sits out; not an ejection [default: 1s].
+    #[arg(long, env = "IOTEX_GATEWAY_BUSY_BACKOFF", value_name = "DUR")]
+    pub busy_backoff: Option<String>,
+    /// Largest batch sent to one node; bigger client batches are split across nodes [default: 100, IoTeX's cap].
+    #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_BATCH_SIZE", value_name = "N")]
+    pub upstream_batch_size: Option<usize>,
+    /// Discover upstreams from a DNS name's A/AAAA records, `NAME:PORT` (a headless Service). Repeatable.
+    #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_DNS", value_name = "NAME:PORT", value_delimiter = ',')]
+    #[serde(default)]
+    pub upstream_dns: Vec<String>,
+    /// How often discovery names are resolved again [default: 5s].
+    #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_DNS_INTERVAL", value_name = "DUR")]
+    pub upstream_dns_interval: Option<String>,
+    /// DNS server to ask instead of the system resolver, `IP:PORT` [default: the system resolver].
+    #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_DNS_SERVER", value_name = "ADDR")]
+    pub upstream_dns_server: Option<String>,
+    /// How often the config file is checked for changes (0s: only on SIGHUP) [default: 2s].
+    #[arg(long, env = "IOTEX_GATEWAY_CONFIG_POLL_INTERVAL", value_name = "DUR")]
+    pub config_poll_interval: Option<String>,
 }
 
 /// The methods denied by default: node administration, signing with node-held keys, dev-node controls.
@@ -169,7 +188,7 @@ pub struct RateLimit {
 }
 
 /// The validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// JSON-RPC listen address.
     pub listen: SocketAddr,
@@ -221,6 +240,30 @@ pub struct Config {
     pub log_format: Option<LogFormat>,
     /// Runtime worker threads (None = one per CPU).
     pub worker_threads: Option<usize>,
+    /// How long a node that answered 429 sits out.
+    pub busy_backoff: Duration,
+    /// Largest sub-batch sent to one node.
+    pub upstream_batch_size: usize,
+    /// DNS discovery, if configured.
+    pub discovery: Option<Discovery>,
+    /// The config file, when there is one (reloaded on SIGHUP and when it changes).
+    pub config_file: Option<PathBuf>,
+    /// How often the config file is checked (zero: SIGHUP only).
+    pub config_poll_interval: Duration,
+    /// The flags and env vars this config was loaded with, to load it again on reload (`None` when the
+    /// config did not come from [`Opts::load`]).
+    pub source: Option<Opts>,
+}
+
+/// Upstream discovery from DNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// `(name, port)` pairs to resolve.
+    pub names: Vec<(String, u16)>,
+    /// Resolution period.
+    pub interval: Duration,
+    /// A DNS server to ask instead of the system resolver.
+    pub server: Option<SocketAddr>,
 }
 
 /// A setting that cannot be used, named by its key.
@@ -298,11 +341,18 @@ impl Opts {
             shutdown_grace: self.shutdown_grace.or(file.shutdown_grace),
             log_format: self.log_format.or(file.log_format),
             worker_threads: self.worker_threads.or(file.worker_threads),
+            busy_backoff: self.busy_backoff.or(file.busy_backoff),
+            upstream_batch_size: self.upstream_batch_size.or(file.upstream_batch_size),
+            upstream_dns: vec_or(self.upstream_dns, file.upstream_dns),
+            upstream_dns_interval: self.upstream_dns_interval.or(file.upstream_dns_interval),
+            upstream_dns_server: self.upstream_dns_server.or(file.upstream_dns_server),
+            config_poll_interval: self.config_poll_interval.or(file.config_poll_interval),
         }
     }
 
     /// Loads the file named by `--config` (if any) under these options and validates the result.
     pub fn load(self) -> Result<Config, ConfigError> {
+        let source = self.clone();
         let merged = match &self.config {
             Some(path) => {
                 let file = Opts::from_file(path)?;
@@ -310,7 +360,9 @@ impl Opts {
             }
             None => self,
         };
-        merged.resolve()
+        let mut cfg = merged.resolve()?;
+        cfg.source = Some(source);
+        Ok(cfg)
     }
 
     /// Applies defaults and validates every key.
@@ -320,7 +372,9 @@ impl Opts {
         if listen == admin_listen {
             return Err(invalid("admin-listen", format!("{admin_listen} is also the JSON-RPC listen address")));
         }
-        let upstreams = upstreams(&self.upstream, &self.upstream_health)?;
+        let discovery =
+            discovery(&self.upstream_dns, self.upstream_dns_interval.as_deref(), self.upstream_dns_server.as_deref())?;
+        let upstreams = upstreams(&self.upstream, &self.upstream_health, discovery.is_some())?;
 
         let health_interval = dur("health-interval", self.health_interval.as_deref(), Duration::from_secs(1))?;
         let probe_timeout =
@@ -376,7 +430,11 @@ impl Opts {
             return Err(invalid("tx-broadcast", "must be at least 1"));
         }
         let max_body_bytes = positive("max-body-bytes", self.max_body_bytes, 1 << 20)?;
-        let max_batch_size = positive("max-batch-size", self.max_batch_size, 100)?;
+        let max_batch_size = positive("max-batch-size", self.max_batch_size, 1000)?;
+        let upstream_batch_size = positive("upstream-batch-size", self.upstream_batch_size, 100)?;
+        let busy_backoff = dur("busy-backoff", self.busy_backoff.as_deref(), Duration::from_secs(1))?;
+        let config_poll_interval =
+            dur_zero("config-poll-interval", self.config_poll_interval.as_deref(), Duration::from_secs(2))?;
         let max_in_flight_per_upstream = positive("max-in-flight-per-upstream", self.max_in_flight_per_upstream, 64)?;
         let eject_after_failures = self.eject_after_failures.unwrap_or(3);
         if eject_after_failures == 0 {
@@ -431,8 +489,50 @@ impl Opts {
             shutdown_grace,
             log_format,
             worker_threads: self.worker_threads,
+            busy_backoff,
+            upstream_batch_size,
+            discovery,
+            config_file: self.config,
+            config_poll_interval,
+            source: None,
         })
     }
+}
+
+fn discovery(specs: &[String], interval: Option<&str>, server: Option<&str>) -> Result<Option<Discovery>, ConfigError> {
+    if specs.is_empty() {
+        if interval.is_some() {
+            return Err(invalid("upstream-dns-interval", "set without upstream-dns"));
+        }
+        if server.is_some() {
+            return Err(invalid("upstream-dns-server", "set without upstream-dns"));
+        }
+        return Ok(None);
+    }
+    let mut names = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let spec = spec.trim();
+        let (name, port) = spec.rsplit_once(':').ok_or_else(|| {
+            invalid("upstream-dns", format!("`{spec}` needs a port: NAME:PORT, e.g. iotex-nodes.default.svc:15014"))
+        })?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| invalid("upstream-dns", format!("`{spec}`: `{port}` is not a port (1-65535)")))?;
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|l| {
+                !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+        if !valid {
+            return Err(invalid("upstream-dns", format!("`{name}` is not a DNS name")));
+        }
+        names.push((name.to_ascii_lowercase(), port));
+    }
+    let interval = dur("upstream-dns-interval", interval, Duration::from_secs(5))?;
+    let server = server.map(|s| addr("upstream-dns-server", s)).transpose()?;
+    Ok(Some(Discovery { names, interval, server }))
 }
 
 fn addr(key: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
@@ -508,11 +608,11 @@ pub fn redact(url: &url::Url) -> String {
     u.to_string()
 }
 
-fn upstreams(specs: &[String], health: &[String]) -> Result<Vec<UpstreamConfig>, ConfigError> {
-    if specs.is_empty() {
+fn upstreams(specs: &[String], health: &[String], discovered: bool) -> Result<Vec<UpstreamConfig>, ConfigError> {
+    if specs.is_empty() && !discovered {
         return Err(invalid(
             "upstream",
-            "at least one upstream is required, e.g. --upstream node0=http://127.0.0.1:15014",
+            "at least one upstream is required, e.g. --upstream node0=http://127.0.0.1:15014 (or --upstream-dns NAME:PORT)",
         ));
     }
     let mut out: Vec<UpstreamConfig> = Vec::with_capacity(specs.len());
@@ -569,7 +669,10 @@ mod tests {
         assert_eq!(c.admin_listen.to_string(), "0.0.0.0:8080");
         assert_eq!(c.max_lag_blocks, 10);
         assert_eq!(c.readmit_lag_blocks, 5);
-        assert_eq!(c.max_batch_size, 100);
+        assert_eq!(c.max_batch_size, 1000);
+        assert_eq!(c.upstream_batch_size, 100, "IoTeX's batch cap");
+        assert_eq!(c.busy_backoff, Duration::from_secs(1));
+        assert!(c.discovery.is_none());
         assert!(c.max_in_flight_per_upstream < 100);
         assert_eq!(c.tx_broadcast, 1);
         assert!(c.rate_limit.is_none());
@@ -620,11 +723,36 @@ mod tests {
             (&["--upstream", "http://x", "--attempt-timeout", "20s"], "`attempt-timeout`"),
             (&["--upstream", "http://x", "--admin-listen", "0.0.0.0:15014"], "`admin-listen`"),
             (&["--upstream", "http://x", "--worker-threads", "0"], "`worker-threads`"),
+            (&["--upstream", "http://x", "--busy-backoff", "0s"], "`busy-backoff`"),
+            (&["--upstream", "http://x", "--upstream-batch-size", "0"], "`upstream-batch-size`"),
+            (&["--upstream-dns", "iotex.svc"], "needs a port"),
+            (&["--upstream-dns", "iotex.svc:0"], "is not a port"),
+            (&["--upstream-dns", "iotex.svc:99999"], "is not a port"),
+            (&["--upstream-dns", "bad name:15014"], "is not a DNS name"),
+            (&["--upstream-dns", "a..b:15014"], "is not a DNS name"),
+            (&["--upstream-dns", ":15014"], "is not a DNS name"),
+            (&["--upstream-dns", "x:1", "--upstream-dns-server", "dns"], "`upstream-dns-server`"),
+            (&["--upstream-dns", "x:1", "--upstream-dns-interval", "0s"], "`upstream-dns-interval`"),
+            (&["--upstream", "http://x", "--upstream-dns-interval", "5s"], "set without upstream-dns"),
+            (&["--upstream", "http://x", "--config-poll-interval", "soon"], "`config-poll-interval`"),
         ];
         for (args, want) in cases {
             let e = err(args);
             assert!(e.contains(want), "{args:?}: {e}");
         }
+    }
+
+    #[test]
+    fn dns_discovery_alone_is_enough_and_names_are_normalised() {
+        let c = opts(&["--upstream-dns", "IoTeX-Nodes.default.svc:15014", "--upstream-dns-server", "127.0.0.1:5353"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert!(c.upstreams.is_empty());
+        let d = c.discovery.unwrap();
+        assert_eq!(d.names, vec![("iotex-nodes.default.svc".to_owned(), 15014)]);
+        assert_eq!(d.interval, Duration::from_secs(5));
+        assert_eq!(d.server, Some("127.0.0.1:5353".parse().unwrap()));
     }
 
     #[test]

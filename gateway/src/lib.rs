@@ -8,6 +8,8 @@
 //! - [`proxy`]: JSON-RPC parsing, method policy, routing, retries, broadcast, batch assembly.
 //! - [`policy`]: allow/deny method globs.
 //! - [`upstream`]: one pooled client per node; [`upstream::health`] owns health, [`upstream::pool`] picks.
+//! - [`discovery`]: the upstream set: static upstreams plus DNS-discovered ones, handed to health.
+//! - [`reload`]: re-reads the config on SIGHUP and when the file changes; applies what can change live.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/status` on their own listener.
 //! - [`metrics`]: every metric, documented; [`error`]: the one mapping of errors to the wire.
 //!
@@ -15,11 +17,13 @@
 
 pub mod admin;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod layers;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod stack;
 pub mod upstream;
@@ -28,8 +32,7 @@ use crate::config::Config;
 use crate::layers::rate_limit::Limiter;
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxySettings};
-use crate::upstream::Upstream;
-use crate::upstream::health::{self, HealthConfig};
+use crate::upstream::health::{self, HealthConfig, UpstreamFactory};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +74,32 @@ pub struct ShutdownReport {
     pub cut: bool,
 }
 
+/// Health settings from a config.
+pub fn health_config(cfg: &Config) -> HealthConfig {
+    HealthConfig {
+        interval: cfg.health_interval,
+        probe_timeout: cfg.probe_timeout,
+        max_lag: cfg.max_lag_blocks,
+        readmit_lag: cfg.readmit_lag_blocks,
+        eject_after: cfg.eject_after_failures,
+        backoff: cfg.eject_backoff,
+        backoff_max: cfg.eject_backoff_max,
+        busy_backoff: cfg.busy_backoff,
+    }
+}
+
+/// JSON-RPC tier settings from a config.
+pub fn proxy_settings(cfg: &Config) -> ProxySettings {
+    ProxySettings {
+        request_timeout: cfg.request_timeout,
+        attempt_timeout: cfg.attempt_timeout,
+        max_batch_size: cfg.max_batch_size,
+        upstream_batch_size: cfg.upstream_batch_size,
+        tx_broadcast: cfg.tx_broadcast,
+        retry_budget_ratio: cfg.retry_budget_ratio,
+    }
+}
+
 /// Runs the gateway until `shutdown` resolves, then drains: `/readyz` turns 503, after `shutdown-delay` the
 /// JSON-RPC listener stops accepting, in-flight requests get `shutdown-grace` to finish.
 pub async fn run(
@@ -82,59 +111,48 @@ pub async fn run(
     let serving_threads = cfg
         .worker_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
-    let upstreams = cfg
-        .upstreams
-        .iter()
-        .enumerate()
-        .map(|(i, u)| {
-            Upstream::new(i, u, cfg.max_in_flight_per_upstream, serving_threads, metrics.upstream(&u.name))
-                .map(Arc::new)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let health = health::spawn(
-        upstreams.clone(),
-        HealthConfig {
-            interval: cfg.health_interval,
-            probe_timeout: cfg.probe_timeout,
-            max_lag: cfg.max_lag_blocks,
-            readmit_lag: cfg.readmit_lag_blocks,
-            eject_after: cfg.eject_after_failures,
-            backoff: cfg.eject_backoff,
-            backoff_max: cfg.eject_backoff_max,
-        },
-        Arc::clone(&metrics),
-    );
+    let factory = UpstreamFactory {
+        max_in_flight: cfg.max_in_flight_per_upstream,
+        serving_threads,
+        metrics: Arc::clone(&metrics),
+    };
+    let upstreams = cfg.upstreams.iter().map(|u| factory.build(u)).collect::<Result<Vec<_>, _>>()?;
+    let health = health::spawn(upstreams.clone(), health_config(&cfg), factory);
     let policy = policy::MethodPolicy::new(&cfg.allow_methods, &cfg.deny_methods)?;
     let proxy = Arc::new(Proxy::new(
-        upstreams.clone(),
         health.view.clone(),
         health.passive.clone(),
         policy,
         Arc::clone(&metrics),
-        ProxySettings {
-            request_timeout: cfg.request_timeout,
-            attempt_timeout: cfg.attempt_timeout,
-            max_batch_size: cfg.max_batch_size,
-            tx_broadcast: cfg.tx_broadcast,
-            retry_budget_ratio: cfg.retry_budget_ratio,
-        },
+        proxy_settings(&cfg),
     ));
-    let limiter =
-        cfg.rate_limit.map(|r| Limiter::new(r.per_second, r.burst, cfg.trusted_proxies.clone(), Arc::clone(&metrics)));
-    let sweeper = limiter.as_ref().map(|l| l.spawn_sweeper(Duration::from_secs(60)));
-    let rpc_service = stack::build(proxy, limiter, cfg.max_body_bytes, Arc::clone(&metrics));
+    // Always in the stack, so a reload can turn the limit on, change it or turn it off.
+    let limiter = Limiter::from_config(cfg.rate_limit, cfg.trusted_proxies.clone(), Arc::clone(&metrics));
+    let sweeper = limiter.spawn_sweeper(Duration::from_secs(60));
+    let rpc_service =
+        stack::build(Arc::clone(&proxy), Some(Arc::clone(&limiter)), cfg.max_body_bytes, Arc::clone(&metrics));
     let draining = Arc::new(AtomicBool::new(false));
-    let admin = admin::Admin {
-        upstreams: upstreams.clone(),
-        view: health.view.clone(),
-        metrics: Arc::clone(&metrics),
-        draining: Arc::clone(&draining),
-    };
+    let admin =
+        admin::Admin { view: health.view.clone(), metrics: Arc::clone(&metrics), draining: Arc::clone(&draining) };
+    // Membership: static upstreams plus whatever DNS discovery finds, handed to health as one set.
+    let membership =
+        discovery::spawn(cfg.upstreams.clone(), cfg.discovery.clone(), health.control.clone(), Arc::clone(&metrics));
+    let reloader = reload::spawn(
+        cfg.clone(),
+        reload::Targets {
+            proxy: Arc::clone(&proxy),
+            limiter: Arc::clone(&limiter),
+            health: health.control.clone(),
+            membership: membership.spec.clone(),
+            metrics: Arc::clone(&metrics),
+        },
+    );
 
     let rpc_addr = listeners.rpc.local_addr().ok();
     let admin_addr = listeners.admin.local_addr().ok();
     tracing::info!(listen = ?rpc_addr, admin = ?admin_addr, upstreams = upstreams.len(), serving_threads,
-        names = ?upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), "iotex-gateway serving");
+        names = ?upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
+        dns = ?cfg.discovery.as_ref().map(|d| &d.names), "iotex-gateway serving");
 
     let stop_rpc = CancellationToken::new();
     let stop_admin = CancellationToken::new();
@@ -155,15 +173,15 @@ pub async fn run(
     draining.store(true, Ordering::Relaxed);
     metrics.draining.set(1);
     tracing::info!(delay = ?cfg.shutdown_delay, grace = ?grace, "draining: /readyz is 503");
+    reloader.abort();
     tokio::time::sleep(cfg.shutdown_delay).await;
     stop_rpc.cancel();
     let rpc_report = rpc_task.await.unwrap_or_default();
     stop_admin.cancel();
     let _ = admin_task.await;
+    membership.task.abort();
     health.task.abort();
-    if let Some(s) = sweeper {
-        s.abort();
-    }
+    sweeper.abort();
     tracing::info!(connections = rpc_report.connections, cut = rpc_report.cut, "iotex-gateway stopped");
     Ok(ShutdownReport { connections: rpc_report.connections, cut: rpc_report.cut })
 }

@@ -198,6 +198,8 @@ pub struct UpstreamMetrics {
     pub in_flight: IntGauge,
     /// `iotex_gateway_upstream_latency_seconds{upstream}` (peak EWMA used for balancing).
     pub latency: prometheus::Gauge,
+    /// `iotex_gateway_upstream_busy_total{upstream}`.
+    pub busy: IntCounter,
 }
 
 /// The gateway's registry and hot-path handles.
@@ -226,6 +228,18 @@ pub struct Metrics {
     pub draining: IntGauge,
     /// `iotex_gateway_body_rejected_total{reason}`.
     pub body_rejected: IntCounterVec,
+    /// `iotex_gateway_upstreams`: members of the upstream set (static, reloaded and discovered).
+    pub upstreams: IntGauge,
+    /// `iotex_gateway_upstream_busy_total{upstream}`: HTTP 429 answers (the node sat out `busy-backoff`).
+    pub upstream_busy: IntCounterVec,
+    /// `iotex_gateway_config_reloads_total{result}`: `applied`, `unchanged` or `rejected`.
+    pub config_reloads: IntCounterVec,
+    /// `iotex_gateway_dns_lookups_total{result}`: `ok` or `error` (an error keeps the last answer).
+    pub dns_lookups: IntCounterVec,
+    /// `iotex_gateway_batch_splits_total`: client batches sent upstream as more than one sub-batch.
+    pub batch_splits: IntCounter,
+    /// `iotex_gateway_filters_lost_total`: filter calls whose creating node is no longer a member.
+    pub filters_lost: IntCounter,
 }
 
 /// Registration failed: only possible through a programming error (duplicate or invalid name).
@@ -357,6 +371,48 @@ impl Metrics {
         #[cfg(target_os = "linux")]
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
+        let upstreams = reg(&r, IntGauge::new("iotex_gateway_upstreams", "Upstreams in the current set.")?)?;
+        let upstream_busy = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "iotex_gateway_upstream_busy_total",
+                    "HTTP 429 answers from an upstream; each makes it sit out busy-backoff.",
+                ),
+                &["upstream"],
+            )?,
+        )?;
+        let config_reloads = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "iotex_gateway_config_reloads_total",
+                    "Config reloads by result: applied, unchanged, rejected.",
+                ),
+                &["result"],
+            )?,
+        )?;
+        let dns_lookups = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new("iotex_gateway_dns_lookups_total", "Upstream DNS discovery lookups by result: ok, error."),
+                &["result"],
+            )?,
+        )?;
+        let batch_splits = reg(
+            &r,
+            IntCounter::new(
+                "iotex_gateway_batch_splits_total",
+                "Client batches sent upstream as more than one sub-batch (the node cap is 100 items).",
+            )?,
+        )?;
+        let filters_lost = reg(
+            &r,
+            IntCounter::new(
+                "iotex_gateway_filters_lost_total",
+                "Filter calls refused because the node that created the filter is gone.",
+            )?,
+        )?;
         let slots = (KNOWN_METHODS.len() + 1) * Outcome::ALL.len();
         Ok(Metrics {
             registry: r,
@@ -377,7 +433,26 @@ impl Metrics {
             ejections,
             draining,
             body_rejected,
+            upstreams,
+            upstream_busy,
+            config_reloads,
+            dns_lookups,
+            batch_splits,
+            filters_lost,
         })
+    }
+
+    /// Drops every series of an upstream that left the set, so dashboards do not show ghosts.
+    pub fn forget_upstream(&self, name: &str) {
+        for o in AttemptOutcome::ALL {
+            let _ = self.upstream_requests.remove_label_values(&[name, o.as_str()]);
+        }
+        for v in [&self.upstream_up, &self.upstream_head, &self.upstream_lag, &self.upstream_in_flight] {
+            let _ = v.remove_label_values(&[name]);
+        }
+        let _ = self.upstream_latency.remove_label_values(&[name]);
+        let _ = self.ejections.remove_label_values(&[name]);
+        let _ = self.upstream_busy.remove_label_values(&[name]);
     }
 
     /// Counts one client call and its duration.
@@ -405,6 +480,7 @@ impl Metrics {
             lag: self.upstream_lag.with_label_values(&[name]),
             in_flight: self.upstream_in_flight.with_label_values(&[name]),
             latency: self.upstream_latency.with_label_values(&[name]),
+            busy: self.upstream_busy.with_label_values(&[name]),
         }
     }
 

@@ -18,6 +18,7 @@ use crate::policy::MethodPolicy;
 use crate::upstream::health::{ClusterView, Passive};
 use crate::upstream::pool::{self, PickError};
 use crate::upstream::{Answer, AttemptError, Upstream};
+use arc_swap::ArcSwap;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::StatusCode;
 use iotex_shared::jsonrpc::{self, Body, BodyError, Request};
@@ -40,6 +41,8 @@ pub struct ProxySettings {
     pub attempt_timeout: Duration,
     /// Batch cap.
     pub max_batch_size: usize,
+    /// Largest sub-batch sent to one node.
+    pub upstream_batch_size: usize,
     /// Raw transaction fan-out.
     pub tx_broadcast: usize,
     /// Retry budget ratio.
@@ -61,36 +64,56 @@ struct ItemReply {
     error: Option<CallError>,
 }
 
+/// What a config reload can replace, swapped as one unit so a call never sees half of a reload.
+struct Conf {
+    policy: MethodPolicy,
+    settings: ProxySettings,
+}
+
 /// The JSON-RPC tier, shared by every connection.
 pub struct Proxy {
-    upstreams: Vec<Arc<Upstream>>,
     view: watch::Receiver<Arc<ClusterView>>,
     passive: mpsc::Sender<Passive>,
-    policy: MethodPolicy,
-    budget: TpsBudget,
+    conf: ArcSwap<Conf>,
+    budget: ArcSwap<TpsBudget>,
     metrics: Arc<Metrics>,
-    settings: ProxySettings,
+}
+
+fn budget(ratio: f32) -> TpsBudget {
+    // 10 s window, and at least 10 retries/s so a quiet gateway can still fail over.
+    TpsBudget::new(Duration::from_secs(10), 10, ratio)
 }
 
 impl Proxy {
     /// Builds the tier over running health.
     pub fn new(
-        upstreams: Vec<Arc<Upstream>>,
         view: watch::Receiver<Arc<ClusterView>>,
         passive: mpsc::Sender<Passive>,
         policy: MethodPolicy,
         metrics: Arc<Metrics>,
         settings: ProxySettings,
     ) -> Proxy {
-        // 10 s window, and at least 10 retries/s so a quiet gateway can still fail over.
-        let budget = TpsBudget::new(Duration::from_secs(10), 10, settings.retry_budget_ratio);
-        Proxy { upstreams, view, passive, policy, budget, metrics, settings }
+        let budget = ArcSwap::from_pointee(budget(settings.retry_budget_ratio));
+        Proxy { view, passive, conf: ArcSwap::from_pointee(Conf { policy, settings }), budget, metrics }
+    }
+
+    /// Applies a reloaded policy and settings to calls that start from now on; calls in flight finish
+    /// under the settings they started with. The retry budget restarts only if its ratio changed.
+    pub fn reconfigure(&self, policy: MethodPolicy, settings: ProxySettings) {
+        if (settings.retry_budget_ratio - self.conf().settings.retry_budget_ratio).abs() > f32::EPSILON {
+            self.budget.store(Arc::new(budget(settings.retry_budget_ratio)));
+        }
+        self.conf.store(Arc::new(Conf { policy, settings }));
+    }
+
+    fn conf(&self) -> arc_swap::Guard<Arc<Conf>> {
+        self.conf.load()
     }
 
     /// Answers one HTTP body.
     pub async fn handle(&self, body: Bytes) -> Reply {
         let started = Instant::now();
-        let deadline = started + self.settings.request_timeout;
+        let deadline = started + self.conf().settings.request_timeout;
         let Ok(text) = std::str::from_utf8(&body) else {
             return self.whole_error(CallError::Parse("body is not UTF-8".into()), None, started);
         };
@@ -124,8 +147,8 @@ impl Proxy {
         if items.is_empty() {
             return self.whole_error(CallError::EmptyBatch, None, started);
         }
-        if items.len() > self.settings.max_batch_size {
-            let e = CallError::BatchTooLarge { len: items.len(), max: self.settings.max_batch_size };
+        if items.len() > self.conf().settings.max_batch_size {
+            let e = CallError::BatchTooLarge { len: items.len(), max: self.conf().settings.max_batch_size };
             return self.whole_error(e, None, started);
         }
         let answers = futures::future::join_all(items.iter().map(|raw| async move {
@@ -168,7 +191,7 @@ impl Proxy {
     /// Routes one call and counts it.
     async fn call(&self, req: &Request<'_>, forward: Bytes, deadline: Instant, started: Instant) -> ItemReply {
         let method = req.method.as_ref();
-        let result = if !self.policy.allows(method) {
+        let result = if !self.conf().policy.allows(method) {
             Err(CallError::MethodNotAllowed(method.to_owned()))
         } else if req.is_notification() {
             // The node's answer to a notification is discarded, but asking with an id of our own keeps
@@ -206,12 +229,9 @@ impl Proxy {
         let _ = self.passive.try_send(p);
     }
 
-    fn report_attempt(&self, upstream: usize, r: &Result<Answer, AttemptError>) {
-        match r {
-            Ok(_) => self.report(Passive::Success(upstream)),
-            // A 4xx with a non-JSON body is the node refusing this request, not the node being unwell.
-            Err(e) if e.kind == AttemptOutcome::Http4xx => {}
-            Err(e) => self.report(Passive::Failure(upstream, e.kind)),
+    fn report_attempt(&self, upstream: &Upstream, r: &Result<Answer, AttemptError>) {
+        if let Some(p) = passive_report(upstream, r) {
+            self.report(p);
         }
     }
 
@@ -220,16 +240,17 @@ impl Proxy {
         Arc::clone(&self.view.borrow())
     }
 
-    /// One attempt on an upstream not in `tried`: pick, call within what is left of the deadline, report
-    /// the outcome to health. `Err` when no attempt could be made; `Ok((index, result))` otherwise.
+    /// One attempt on an upstream not in `tried` (ids): pick, call within what is left of the deadline,
+    /// report the outcome to health. `Err` when no attempt could be made; `Ok((id, result))` otherwise.
     async fn attempt(
         &self,
         body: &Bytes,
-        tried: &[usize],
+        tried: &[u64],
         last: &mut Option<AttemptError>,
         deadline: Instant,
-    ) -> Result<(usize, Result<Answer, AttemptError>), CallError> {
-        let picked = match pool::pick(&self.upstreams, &self.snapshot().routable, tried, deadline).await {
+    ) -> Result<(u64, Result<Answer, AttemptError>), CallError> {
+        let view = self.snapshot();
+        let picked = match pool::pick(&view.members, &view.routable, tried, deadline).await {
             Ok(p) => p,
             Err(PickError::NoneRoutable) => return Err(last.take().map_or(CallError::NoUpstream, CallError::Upstream)),
             Err(PickError::Saturated) => return Err(CallError::Saturated),
@@ -238,17 +259,22 @@ impl Proxy {
         if remaining.is_zero() {
             return Err(CallError::Deadline);
         }
-        let index = picked.upstream.index;
-        let result = picked.upstream.call(body.clone(), self.settings.attempt_timeout.min(remaining)).await;
+        let result = picked.upstream.call(body.clone(), self.conf().settings.attempt_timeout.min(remaining)).await;
         drop(picked.permit);
-        self.report_attempt(index, &result);
-        Ok((index, result))
+        self.report_attempt(&picked.upstream, &result);
+        Ok((picked.upstream.id, result))
+    }
+
+    /// True when some routable upstream has not been tried by this call.
+    fn untried_left(&self, tried: &[u64]) -> bool {
+        let view = self.snapshot();
+        view.routable.iter().filter_map(|i| view.members.get(*i)).any(|u| !tried.contains(&u.id))
     }
 
     /// A read: any upstream will do; retry elsewhere on failure, within deadline and budget.
     async fn read(&self, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
-        self.budget.deposit();
-        let mut tried: Vec<usize> = Vec::new();
+        self.budget.load().deposit();
+        let mut tried: Vec<u64> = Vec::new();
         let mut last: Option<AttemptError> = None;
         loop {
             let err = match self.attempt(&body, &tried, &mut last, deadline).await? {
@@ -265,10 +291,12 @@ impl Proxy {
                 return Err(CallError::Deadline);
             }
             // Spend budget only on a retry that can happen: somewhere untried must be routable.
-            if !self.snapshot().routable.iter().any(|i| !tried.contains(i)) {
+            if !self.untried_left(&tried) {
                 return Err(CallError::Upstream(err));
             }
-            if !self.budget.withdraw() {
+            // A busy node (429) shed the call before doing any work: moving it elsewhere at once is what
+            // IoTeX asks for, and costs the cluster nothing, so it does not spend retry budget.
+            if err.kind != AttemptOutcome::Http429 && !self.budget.load().withdraw() {
                 self.metrics.retry_budget_exhausted.inc();
                 return Err(CallError::Upstream(err));
             }
@@ -279,17 +307,17 @@ impl Proxy {
 
     /// `eth_sendRawTransaction`: resend only what provably never left; broadcast when configured.
     async fn send_raw(&self, req: &Request<'_>, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
-        if self.settings.tx_broadcast > 1 {
+        if self.conf().settings.tx_broadcast > 1 {
             return self.broadcast(req, body, deadline).await;
         }
-        let mut tried: Vec<usize> = Vec::new();
+        let mut tried: Vec<u64> = Vec::new();
         let mut last: Option<AttemptError> = None;
         loop {
             match self.attempt(&body, &tried, &mut last, deadline).await? {
                 (_, Ok(answer)) => return Ok(known_as_success(req, answer)),
-                (index, Err(e)) if e.never_sent() => {
+                (id, Err(e)) if e.never_sent() => {
                     self.metrics.retry(e.kind);
-                    tried.push(index);
+                    tried.push(id);
                     last = Some(e);
                 }
                 (_, Err(e)) => return Err(CallError::Upstream(e)),
@@ -299,13 +327,12 @@ impl Proxy {
 
     async fn broadcast(&self, req: &Request<'_>, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
         let view = self.snapshot();
-        let routable = &view.routable;
         let mut picks = Vec::new();
-        let mut chosen: Vec<usize> = Vec::new();
-        while picks.len() < self.settings.tx_broadcast {
-            match pool::pick(&self.upstreams, routable, &chosen, deadline).await {
+        let mut chosen: Vec<u64> = Vec::new();
+        while picks.len() < self.conf().settings.tx_broadcast {
+            match pool::pick(&view.members, &view.routable, &chosen, deadline).await {
                 Ok(p) => {
-                    chosen.push(p.upstream.index);
+                    chosen.push(p.upstream.id);
                     picks.push(p);
                 }
                 Err(PickError::NoneRoutable) if picks.is_empty() => return Err(CallError::NoUpstream),
@@ -313,7 +340,7 @@ impl Proxy {
                 Err(_) => break,
             }
         }
-        let timeout = self.settings.attempt_timeout.min(deadline.saturating_duration_since(Instant::now()));
+        let timeout = self.conf().settings.attempt_timeout.min(deadline.saturating_duration_since(Instant::now()));
         let (tx, mut rx) = mpsc::channel(picks.len());
         for p in picks {
             let tx = tx.clone();
@@ -322,15 +349,9 @@ impl Proxy {
             // Each send runs to completion even after the first success answers the client: the other
             // nodes must still receive the transaction (that is the point of broadcasting).
             tokio::spawn(async move {
-                let index = p.upstream.index;
                 let r = p.upstream.call(body, timeout).await;
                 drop(p.permit);
-                let report = match &r {
-                    Ok(_) => Some(Passive::Success(index)),
-                    Err(e) if e.kind == AttemptOutcome::Http4xx => None,
-                    Err(e) => Some(Passive::Failure(index, e.kind)),
-                };
-                if let Some(report) = report {
+                if let Some(report) = passive_report(&p.upstream, &r) {
                     let _ = passive.try_send(report);
                 }
                 let _ = tx.send(r).await;
@@ -356,6 +377,20 @@ impl Proxy {
             (None, Some(e)) => Err(CallError::Upstream(e)),
             (None, None) => Err(CallError::NoUpstream),
         }
+    }
+}
+
+/// What health learns from one attempt.
+fn passive_report(upstream: &Upstream, r: &Result<Answer, AttemptError>) -> Option<Passive> {
+    match r {
+        Ok(_) => Some(Passive::Success(upstream.id)),
+        // A 4xx with a non-JSON body is the node refusing this request, not the node being unwell.
+        Err(e) if e.kind == AttemptOutcome::Http4xx => None,
+        Err(e) if e.kind == AttemptOutcome::Http429 => {
+            upstream.metrics.busy.inc();
+            Some(Passive::Busy(upstream.id))
+        }
+        Err(e) => Some(Passive::Failure(upstream.id, e.kind)),
     }
 }
 

@@ -234,3 +234,74 @@ async fn an_upstream_health_url_that_fails_takes_the_upstream_out_until_it_recov
     g.wait_state("a", "up", Duration::from_secs(5)).await?;
     Ok(())
 }
+
+/// IoTeX's HTTP 429 with an empty body means "busy": the call moves to another node at once, the busy node
+/// sits out `busy-backoff` and comes back by itself, and no number of 429s ejects it.
+#[tokio::test]
+async fn an_empty_body_429_is_busy_not_failing_the_node_sits_out_briefly_and_is_never_ejected() -> anyhow::Result<()> {
+    let (a, b) = pair().await?;
+    a.traffic(Mode::Busy429);
+    let g = gw(&a, &b).arg("--eject-after-failures", "2").arg("--busy-backoff", "30s").spawn().await?;
+    let c = g.client();
+    for r in wave(&c, &g.url, "eth_getBalance", 10).await {
+        assert_eq!(r?, json!("mock:eth_getBalance"));
+    }
+    assert!(a.seen("eth_getBalance") >= 1, "the busy upstream was never tried");
+    g.wait_state("a", "busy", Duration::from_secs(5)).await?;
+    // While it sits out, nothing more is sent to it.
+    let before = a.seen("eth_getBalance");
+    for r in wave(&c, &g.url, "eth_getBalance", 20).await {
+        assert_eq!(r?, json!("mock:eth_getBalance"));
+    }
+    assert_eq!(a.seen("eth_getBalance"), before, "a busy upstream must not get calls during its backoff");
+    let m = g.metrics().await?;
+    assert!(sample(&m, "iotex_gateway_upstream_busy_total{upstream=\"a\"}").unwrap_or(0.0) >= 1.0, "{m}");
+    assert_eq!(sample(&m, "iotex_gateway_ejections_total{upstream=\"a\"}").unwrap_or(0.0), 0.0, "{m}");
+    assert_eq!(sample(&m, "iotex_gateway_upstream_up{upstream=\"a\"}"), Some(0.0));
+    drop(g);
+
+    // With a short backoff the node returns without any probe having to fail or pass differently.
+    let (a, b) = pair().await?;
+    a.traffic(Mode::Busy429);
+    let g = gw(&a, &b).arg("--eject-after-failures", "2").arg("--busy-backoff", "200ms").spawn().await?;
+    let c = g.client();
+    for _ in 0..5 {
+        for r in wave(&c, &g.url, "eth_getBalance", 10).await {
+            assert_eq!(r?, json!("mock:eth_getBalance"));
+        }
+    }
+    a.traffic(Mode::Normal);
+    g.wait_state("a", "up", Duration::from_secs(5)).await?;
+    let m = g.metrics().await?;
+    assert_eq!(sample(&m, "iotex_gateway_ejections_total{upstream=\"a\"}").unwrap_or(0.0), 0.0, "{m}");
+    Ok(())
+}
+
+/// A raw transaction refused with 429 was never started by the node, so it is safe to send elsewhere.
+#[tokio::test]
+async fn a_raw_transaction_refused_with_429_is_sent_to_another_node() -> anyhow::Result<()> {
+    let (a, b) = pair().await?;
+    a.traffic(Mode::Busy429);
+    b.traffic(Mode::Busy429);
+    let g = gw(&a, &b).arg("--busy-backoff", "50ms").spawn().await?;
+    let c = g.client();
+    // Both busy: the client gets a clear failure, never a hang.
+    let r = c.call(&g.url, "eth_sendRawTransaction", json!(["0x00"])).await;
+    assert!(r.is_err(), "{r:?}");
+    assert_eq!(a.seen("eth_sendRawTransaction") + b.seen("eth_sendRawTransaction"), 2, "each node tried once");
+    b.traffic(Mode::Normal);
+    g.wait_state("a", "up", Duration::from_secs(5)).await?;
+    g.wait_state("b", "up", Duration::from_secs(5)).await?;
+    let mut resent = false;
+    for _ in 0..20 {
+        let before = a.seen("eth_sendRawTransaction");
+        let r = c.call(&g.url, "eth_sendRawTransaction", json!(["0x00"])).await?;
+        assert_eq!(r, json!("mock:eth_sendRawTransaction"));
+        if a.seen("eth_sendRawTransaction") > before {
+            resent = true;
+            break;
+        }
+    }
+    assert!(resent, "no call went to the busy node first, so resending was never exercised");
+    Ok(())
+}

@@ -5,9 +5,14 @@
 //! configured trusted proxies, and then the right-most address that is not itself a trusted proxy is used
 //! (the left part of the header is whatever the client chose to write). Keys idle for a while are dropped by
 //! a periodic sweep, so a flood of spoofed sources cannot grow memory without bound.
+//!
+//! The quota and the trusted proxies can be replaced while serving (config reload): an unchanged quota keeps
+//! every client's bucket; a changed one starts fresh buckets; no quota lets every request through.
 
+use crate::config::RateLimit as RateLimitConfig;
 use crate::metrics::Metrics;
 use crate::server::ClientAddr;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -23,11 +28,22 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::{Layer, Service};
 
+/// Per-client buckets under one quota.
+struct Buckets {
+    quota: RateLimitConfig,
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+}
+
 /// Shared limiter state.
 pub struct Limiter {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
-    trusted: Vec<IpNet>,
+    buckets: ArcSwapOption<Buckets>,
+    trusted: ArcSwap<Vec<IpNet>>,
     metrics: Arc<Metrics>,
+}
+
+fn buckets(quota: RateLimitConfig) -> Arc<Buckets> {
+    let q = Quota::per_second(quota.per_second).allow_burst(quota.burst);
+    Arc::new(Buckets { quota, limiter: RateLimiter::keyed(q) })
 }
 
 impl Limiter {
@@ -38,8 +54,25 @@ impl Limiter {
         trusted: Vec<IpNet>,
         metrics: Arc<Metrics>,
     ) -> Arc<Limiter> {
-        let quota = Quota::per_second(per_second).allow_burst(burst);
-        Arc::new(Limiter { limiter: RateLimiter::keyed(quota), trusted, metrics })
+        Limiter::from_config(Some(RateLimitConfig { per_second, burst }), trusted, metrics)
+    }
+
+    /// A limiter with an optional quota (`None`: let everything through until a reload sets one).
+    pub fn from_config(quota: Option<RateLimitConfig>, trusted: Vec<IpNet>, metrics: Arc<Metrics>) -> Arc<Limiter> {
+        Arc::new(Limiter {
+            buckets: ArcSwapOption::new(quota.map(buckets)),
+            trusted: ArcSwap::from_pointee(trusted),
+            metrics,
+        })
+    }
+
+    /// Applies a reloaded quota and trusted-proxy list.
+    pub fn reconfigure(&self, quota: Option<RateLimitConfig>, trusted: Vec<IpNet>) {
+        let current = self.buckets.load().as_ref().map(|b| b.quota);
+        if current != quota {
+            self.buckets.store(quota.map(buckets));
+        }
+        self.trusted.store(Arc::new(trusted));
     }
 
     /// Drops idle keys every `period` until the returned task is aborted.
@@ -49,19 +82,19 @@ impl Limiter {
             let mut t = tokio::time::interval(period);
             loop {
                 t.tick().await;
-                me.limiter.retain_recent();
-                me.limiter.shrink_to_fit();
+                if let Some(b) = me.buckets.load_full() {
+                    b.limiter.retain_recent();
+                    b.limiter.shrink_to_fit();
+                }
             }
         })
     }
 
-    fn is_trusted(&self, ip: &IpAddr) -> bool {
-        self.trusted.iter().any(|n| n.contains(ip))
-    }
-
     /// The client address this request is accounted to.
     pub fn client_ip(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
-        if !self.is_trusted(&peer) {
+        let trusted = self.trusted.load();
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+        if !is_trusted(&peer) {
             return peer;
         }
         let mut client = peer;
@@ -77,7 +110,7 @@ impl Limiter {
             match hop.parse::<IpAddr>() {
                 Ok(ip) => {
                     client = ip;
-                    if !self.is_trusted(&ip) {
+                    if !is_trusted(&ip) {
                         break;
                     }
                 }
@@ -90,7 +123,8 @@ impl Limiter {
 
     /// `Ok` to proceed, or the wait until the client may try again.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.limiter.check_key(&ip).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        let Some(b) = &*self.buckets.load() else { return Ok(()) };
+        b.limiter.check_key(&ip).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 }
 
@@ -212,6 +246,14 @@ mod tests {
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
         // Another client has its own bucket.
         assert!(l.check("127.0.0.2".parse().unwrap()).is_ok());
+        // The same quota on reload keeps the buckets; a new one starts fresh ones; none lets all through.
+        let q = RateLimitConfig { per_second: NonZeroU32::new(1).unwrap(), burst: NonZeroU32::new(2).unwrap() };
+        l.reconfigure(Some(q), Vec::new());
+        assert!(l.check(ip).is_err());
+        l.reconfigure(Some(RateLimitConfig { burst: NonZeroU32::new(3).unwrap(), ..q }), Vec::new());
+        assert!(l.check(ip).is_ok());
+        l.reconfigure(None, Vec::new());
+        assert!((0..100).all(|_| l.check(ip).is_ok()));
         let r = rate_limited_response(Duration::from_millis(300));
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");

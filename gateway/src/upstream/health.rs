@@ -16,8 +16,17 @@
 //!   two nodes the higher head wins, since nothing can tell which of two is wrong.
 //! - **Lagging**: more than `max-lag-blocks` behind the best head. It returns when it is at most
 //!   `readmit-lag-blocks` behind (hysteresis), so a node hovering at the threshold does not flap.
+//! - **Busy**: the node answered HTTP 429 (an IoTeX node does, with an empty body, when its 100 concurrent
+//!   request slots are taken). That is load shedding, not sickness: the node sits out `busy-backoff` and
+//!   returns by itself, and the answer does not count towards ejection.
+//!
+//! The set of upstreams is not fixed: [`Control::SetUpstreams`] (from config reload and DNS discovery)
+//! replaces it. Upstreams whose name and URLs are unchanged keep their state, connection pools and ids;
+//! new ones start in [`State::Starting`]; removed ones leave the view (and their metric series go) at once.
+//! The request path never holds an index across snapshots: passive reports carry [`Upstream::id`].
 
 use super::Upstream;
+use crate::config::UpstreamConfig;
 use crate::metrics::{AttemptOutcome, Metrics};
 use futures::future::join_all;
 use serde::Serialize;
@@ -42,6 +51,8 @@ pub enum State {
     Ejected,
     /// The last probe failed.
     Down,
+    /// Answered HTTP 429 ("busy"); sits out a short backoff, then returns without a probe.
+    Busy,
 }
 
 /// One upstream in a [`ClusterView`].
@@ -61,19 +72,34 @@ pub struct UpstreamStatus {
     pub last_error: Option<String>,
 }
 
-/// The snapshot the request path routes on.
-#[derive(Debug, Clone, Serialize)]
+/// The snapshot the request path routes on. `members`, `upstreams` and the indices in `routable` all
+/// refer to the same positions, valid within this snapshot only.
+#[derive(Clone, Serialize)]
 pub struct ClusterView {
     /// The best head (see the module doc for the rule).
     pub best_head: Option<u64>,
-    /// Per upstream, in configuration order.
+    /// The current upstreams.
+    #[serde(skip)]
+    pub members: Vec<Arc<Upstream>>,
+    /// Per upstream, in the order of `members`.
     pub upstreams: Vec<UpstreamStatus>,
-    /// Indices of routable upstreams.
+    /// Positions of routable upstreams.
     pub routable: Vec<usize>,
 }
 
+impl std::fmt::Debug for ClusterView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterView")
+            .field("best_head", &self.best_head)
+            .field("members", &self.members.iter().map(|u| u.name.as_str()).collect::<Vec<_>>())
+            .field("upstreams", &self.upstreams)
+            .field("routable", &self.routable)
+            .finish()
+    }
+}
+
 impl ClusterView {
-    fn starting(n: usize) -> ClusterView {
+    fn starting(members: Vec<Arc<Upstream>>) -> ClusterView {
         let s = UpstreamStatus {
             state: State::Starting,
             head: None,
@@ -82,17 +108,57 @@ impl ClusterView {
             consecutive_failures: 0,
             last_error: None,
         };
-        ClusterView { best_head: None, upstreams: vec![s; n], routable: Vec::new() }
+        let upstreams = vec![s; members.len()];
+        ClusterView { best_head: None, members, upstreams, routable: Vec::new() }
+    }
+
+    /// The position of the upstream with this id, if it is still a member.
+    pub fn position(&self, id: u64) -> Option<usize> {
+        self.members.iter().position(|u| u.id == id)
+    }
+
+    /// The lowest head among routable upstreams: every block at or below it is on every node the gateway
+    /// routes to, and (IoTeX finality being instant) will never change.
+    pub fn safe_head(&self) -> Option<u64> {
+        self.routable.iter().filter_map(|i| self.upstreams.get(*i).and_then(|s| s.head)).min()
     }
 }
 
-/// An outcome of real traffic, reported by the request path.
+/// An outcome of real traffic, reported by the request path; the `u64` is [`Upstream::id`].
 #[derive(Debug, Clone, Copy)]
 pub enum Passive {
     /// The upstream answered (a JSON-RPC error is still an answer).
-    Success(usize),
+    Success(u64),
     /// The attempt failed.
-    Failure(usize, AttemptOutcome),
+    Failure(u64, AttemptOutcome),
+    /// The upstream answered HTTP 429: busy, not failing.
+    Busy(u64),
+}
+
+/// Changes to what the supervisor manages.
+#[derive(Debug)]
+pub enum Control {
+    /// Replace the set of upstreams (config reload, DNS discovery).
+    SetUpstreams(Vec<UpstreamConfig>),
+    /// Replace the health settings (config reload).
+    SetConfig(HealthConfig),
+}
+
+/// Builds [`Upstream`]s for members that join after start.
+pub struct UpstreamFactory {
+    /// In-flight cap per upstream.
+    pub max_in_flight: usize,
+    /// Serving threads (one client pool each).
+    pub serving_threads: usize,
+    /// Where per-upstream metric handles come from.
+    pub metrics: Arc<Metrics>,
+}
+
+impl UpstreamFactory {
+    /// A new upstream with a fresh id.
+    pub fn build(&self, cfg: &UpstreamConfig) -> Result<Arc<Upstream>, super::UpstreamUriError> {
+        Upstream::new(cfg, self.max_in_flight, self.serving_threads, self.metrics.upstream(&cfg.name)).map(Arc::new)
+    }
 }
 
 /// Health settings.
@@ -112,6 +178,8 @@ pub struct HealthConfig {
     pub backoff: Duration,
     /// Longest ejection period.
     pub backoff_max: Duration,
+    /// How long a node that answered HTTP 429 sits out.
+    pub busy_backoff: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +193,7 @@ struct Tracker {
     next_backoff: Duration,
     lagging: bool,
     healthy_since: Option<Instant>,
+    busy_until: Option<Instant>,
 }
 
 impl Tracker {
@@ -139,16 +208,19 @@ impl Tracker {
             next_backoff: base,
             lagging: false,
             healthy_since: None,
+            busy_until: None,
         }
     }
 
-    fn state(&self) -> State {
-        match (self.probe_ok, self.ejected_until.is_some(), self.lagging) {
-            (None, _, _) => State::Starting,
-            (Some(false), _, _) => State::Down,
-            (Some(true), true, _) => State::Ejected,
-            (Some(true), false, true) => State::Lagging,
-            (Some(true), false, false) => State::Up,
+    fn state(&self, now: Instant) -> State {
+        let busy = self.busy_until.is_some_and(|until| now < until);
+        match (self.probe_ok, self.ejected_until.is_some(), self.lagging, busy) {
+            (None, _, _, _) => State::Starting,
+            (Some(false), _, _, _) => State::Down,
+            (Some(true), true, _, _) => State::Ejected,
+            (Some(true), false, true, _) => State::Lagging,
+            (Some(true), false, false, true) => State::Busy,
+            (Some(true), false, false, false) => State::Up,
         }
     }
 }
@@ -214,17 +286,54 @@ impl HealthState {
         }
     }
 
-    /// Applies one passive outcome. Returns true when the upstream was ejected by it.
-    pub fn passive(&mut self, p: Passive, now: Instant) -> bool {
+    /// The number of upstreams tracked.
+    pub fn len(&self) -> usize {
+        self.trackers.len()
+    }
+
+    /// True when no upstream is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.trackers.is_empty()
+    }
+
+    /// Replaces the settings; trackers keep their state.
+    pub fn set_config(&mut self, cfg: HealthConfig) {
+        self.cfg = cfg;
+    }
+
+    /// Rearranges the trackers for a new member list: `from[new] = Some(old)` keeps an upstream's state,
+    /// `None` starts a new one.
+    pub fn remap(&mut self, from: &[Option<usize>]) {
+        let base = self.cfg.backoff;
+        let old = std::mem::take(&mut self.trackers);
+        self.trackers =
+            from.iter().map(|o| o.and_then(|i| old.get(i).cloned()).unwrap_or_else(|| Tracker::new(base))).collect();
+    }
+
+    /// The earliest moment a busy upstream returns, so the supervisor can republish then.
+    pub fn next_busy_expiry(&self, now: Instant) -> Option<Instant> {
+        self.trackers.iter().filter_map(|t| t.busy_until).filter(|u| *u > now).min()
+    }
+
+    /// Applies one passive outcome for the upstream at position `i`. Returns true when the routing view
+    /// changed (an ejection, or a node turning busy).
+    pub fn passive(&mut self, i: usize, p: Passive, now: Instant) -> bool {
         let cfg = &self.cfg;
         match p {
-            Passive::Success(i) => {
+            Passive::Success(_) => {
                 if let Some(t) = self.trackers.get_mut(i) {
                     t.failures = 0;
                 }
                 false
             }
-            Passive::Failure(i, kind) => {
+            Passive::Busy(_) => {
+                let Some(t) = self.trackers.get_mut(i) else { return false };
+                let was_busy = t.busy_until.is_some_and(|u| now < u);
+                t.busy_until = Some(now + cfg.busy_backoff);
+                t.last_error = Some("traffic: HTTP 429 (busy)".to_owned());
+                !was_busy
+            }
+            Passive::Failure(_, kind) => {
                 let Some(t) = self.trackers.get_mut(i) else { return false };
                 if t.ejected_until.is_some() {
                     return false;
@@ -243,7 +352,12 @@ impl HealthState {
     }
 
     /// Recomputes the best head and lag (with hysteresis) and returns the view to publish.
-    pub fn view(&mut self) -> ClusterView {
+    pub fn view(&mut self, members: Vec<Arc<Upstream>>) -> ClusterView {
+        self.view_at(members, Instant::now())
+    }
+
+    /// [`HealthState::view`] at a given moment (busy periods are judged against `now`).
+    pub fn view_at(&mut self, members: Vec<Arc<Upstream>>, now: Instant) -> ClusterView {
         let heads: Vec<u64> =
             self.trackers.iter().filter(|t| t.probe_ok == Some(true)).filter_map(|t| t.head).collect();
         let best = best_head(&heads, self.cfg.max_lag);
@@ -258,7 +372,7 @@ impl HealthState {
                 let limit = if t.lagging { self.cfg.readmit_lag } else { self.cfg.max_lag };
                 t.lagging = lag > limit;
             }
-            let state = t.state();
+            let state = t.state(now);
             if state == State::Up {
                 routable.push(i);
             }
@@ -271,7 +385,7 @@ impl HealthState {
                 last_error: t.last_error.clone(),
             });
         }
-        ClusterView { best_head: best, upstreams, routable }
+        ClusterView { best_head: best, members, upstreams, routable }
     }
 }
 
@@ -281,102 +395,174 @@ pub struct Health {
     pub view: watch::Receiver<Arc<ClusterView>>,
     /// Where the request path reports outcomes.
     pub passive: mpsc::Sender<Passive>,
+    /// Membership and settings changes.
+    pub control: mpsc::Sender<Control>,
     /// The supervisor task (aborted on shutdown).
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the supervisor; the first probe round runs at once.
-pub fn spawn(upstreams: Vec<Arc<Upstream>>, cfg: HealthConfig, metrics: Arc<Metrics>) -> Health {
-    let (view_tx, view_rx) = watch::channel(Arc::new(ClusterView::starting(upstreams.len())));
+/// Starts the supervisor over the initial members; the first probe round runs at once.
+pub fn spawn(members: Vec<Arc<Upstream>>, cfg: HealthConfig, factory: UpstreamFactory) -> Health {
+    let (view_tx, view_rx) = watch::channel(Arc::new(ClusterView::starting(members.clone())));
     // Passive reports are dropped rather than awaited when the channel is full: counting them is best
     // effort, and the request path must never wait on health bookkeeping.
     let (passive_tx, passive_rx) = mpsc::channel(4096);
-    let state = HealthState::new(cfg.clone(), upstreams.len());
-    let task = tokio::spawn(run(upstreams, cfg, state, view_tx, passive_rx, metrics));
-    Health { view: view_rx, passive: passive_tx, task }
+    let (control_tx, control_rx) = mpsc::channel(16);
+    let state = HealthState::new(cfg.clone(), members.len());
+    let last = vec![State::Starting; members.len()];
+    let sup = Supervisor { members, cfg, state, view_tx, factory, last };
+    let task = tokio::spawn(sup.run(passive_rx, control_rx));
+    Health { view: view_rx, passive: passive_tx, control: control_tx, task }
 }
 
-async fn run(
-    upstreams: Vec<Arc<Upstream>>,
+type Round = Vec<(u64, Result<(u64, Duration), String>)>;
+
+struct Supervisor {
+    members: Vec<Arc<Upstream>>,
     cfg: HealthConfig,
-    mut state: HealthState,
+    state: HealthState,
     view_tx: watch::Sender<Arc<ClusterView>>,
-    mut passive_rx: mpsc::Receiver<Passive>,
-    metrics: Arc<Metrics>,
-) {
-    let mut tick = tokio::time::interval(cfg.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Probe rounds run in their own task so a hung node's probe never delays passive ejections.
-    let (round_tx, mut round_rx) = mpsc::channel::<Vec<Result<(u64, Duration), String>>>(1);
-    let mut round_running = false;
-    let mut last: Vec<State> = vec![State::Starting; upstreams.len()];
-    loop {
-        tokio::select! {
-            _ = tick.tick(), if !round_running => {
-                round_running = true;
-                let ups = upstreams.clone();
-                let tx = round_tx.clone();
-                let timeout = cfg.probe_timeout;
-                tokio::spawn(async move {
-                    let results = join_all(ups.iter().map(|u| u.probe(timeout))).await;
-                    let _ = tx.send(results).await;
-                });
-            }
-            Some(results) = round_rx.recv() => {
-                round_running = false;
-                let now = Instant::now();
-                for (i, r) in results.into_iter().enumerate() {
-                    state.probe(i, r, now);
+    factory: UpstreamFactory,
+    last: Vec<State>,
+}
+
+impl Supervisor {
+    async fn run(mut self, mut passive_rx: mpsc::Receiver<Passive>, mut control_rx: mpsc::Receiver<Control>) {
+        let mut tick = interval(self.cfg.interval);
+        // Probe rounds run in their own task so a hung node's probe never delays passive ejections.
+        let (round_tx, mut round_rx) = mpsc::channel::<Round>(1);
+        let mut round_running = false;
+        let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+        loop {
+            let busy_wake =
+                self.state.next_busy_expiry(Instant::now()).map_or_else(far, tokio::time::Instant::from_std);
+            tokio::select! {
+                _ = tick.tick(), if !round_running => {
+                    round_running = true;
+                    let ups = self.members.clone();
+                    let tx = round_tx.clone();
+                    let timeout = self.cfg.probe_timeout;
+                    tokio::spawn(async move {
+                        let results = join_all(ups.iter().map(|u| async move { (u.id, u.probe(timeout).await) })).await;
+                        let _ = tx.send(results).await;
+                    });
                 }
-                publish(&mut state, &upstreams, &view_tx, &metrics, &mut last);
-            }
-            msg = passive_rx.recv() => {
-                let Some(p) = msg else { return };
-                if state.passive(p, Instant::now()) {
-                    if let Passive::Failure(i, _) = p && let Some(u) = upstreams.get(i) {
-                        metrics.ejected(&u.name);
+                Some(results) = round_rx.recv() => {
+                    round_running = false;
+                    let now = Instant::now();
+                    for (id, r) in results {
+                        // A member removed while its probe ran is simply not found.
+                        if let Some(i) = self.members.iter().position(|u| u.id == id) {
+                            self.state.probe(i, r, now);
+                        }
                     }
-                    publish(&mut state, &upstreams, &view_tx, &metrics, &mut last);
+                    self.publish();
+                }
+                msg = passive_rx.recv() => {
+                    let Some(p) = msg else { return };
+                    let id = match p { Passive::Success(id) | Passive::Failure(id, _) | Passive::Busy(id) => id };
+                    let Some(i) = self.members.iter().position(|u| u.id == id) else { continue };
+                    if self.state.passive(i, p, Instant::now()) {
+                        if let Passive::Failure(..) = p && let Some(u) = self.members.get(i) {
+                            self.factory.metrics.ejected(&u.name);
+                        }
+                        self.publish();
+                    }
+                }
+                msg = control_rx.recv() => {
+                    let Some(c) = msg else { return };
+                    match c {
+                        Control::SetUpstreams(want) => self.set_upstreams(&want),
+                        Control::SetConfig(cfg) => {
+                            if cfg.interval != self.cfg.interval {
+                                tick = interval(cfg.interval);
+                            }
+                            self.state.set_config(cfg.clone());
+                            self.cfg = cfg;
+                        }
+                    }
+                    self.publish();
+                }
+                () = tokio::time::sleep_until(busy_wake) => self.publish(),
+            }
+        }
+    }
+
+    /// Diffs the wanted set against the members: unchanged ones (same name, same URLs) keep everything.
+    fn set_upstreams(&mut self, want: &[UpstreamConfig]) {
+        let mut members = Vec::with_capacity(want.len());
+        let mut from = Vec::with_capacity(want.len());
+        let mut last = Vec::with_capacity(want.len());
+        for w in want {
+            let existing = self.members.iter().position(|u| u.config == *w);
+            match existing {
+                Some(i) => {
+                    members.push(Arc::clone(&self.members[i]));
+                    from.push(Some(i));
+                    last.push(self.last.get(i).copied().unwrap_or(State::Starting));
+                }
+                None => match self.factory.build(w) {
+                    Ok(u) => {
+                        tracing::info!(upstream = %u.name, url = %u.display_url, "upstream added");
+                        members.push(u);
+                        from.push(None);
+                        last.push(State::Starting);
+                    }
+                    Err(e) => tracing::error!(error = %e, "upstream not added"),
+                },
+            }
+        }
+        for old in &self.members {
+            if !members.iter().any(|m| m.id == old.id) {
+                tracing::info!(upstream = %old.name, url = %old.display_url, "upstream removed");
+                // A name that is still present (its URL changed) keeps its series.
+                if !members.iter().any(|m| m.name == old.name) {
+                    self.factory.metrics.forget_upstream(&old.name);
                 }
             }
         }
+        self.state.remap(&from);
+        self.members = members;
+        self.last = last;
+    }
+
+    fn publish(&mut self) {
+        let view = self.state.view(self.members.clone());
+        let metrics = &self.factory.metrics;
+        if let Some(b) = view.best_head {
+            metrics.best_head.set(i64::try_from(b).unwrap_or(i64::MAX));
+        }
+        metrics.upstreams.set(i64::try_from(view.members.len()).unwrap_or(i64::MAX));
+        for ((u, s), prev) in view.members.iter().zip(&view.upstreams).zip(self.last.iter_mut()) {
+            u.metrics.up.set(i64::from(s.state == State::Up));
+            if let Some(h) = s.head {
+                u.metrics.head.set(i64::try_from(h).unwrap_or(i64::MAX));
+            }
+            if let Some(l) = s.lag {
+                u.metrics.lag.set(i64::try_from(l).unwrap_or(i64::MAX));
+            }
+            if *prev != s.state {
+                if s.state == State::Up {
+                    tracing::info!(upstream = %u.name, from = ?prev, head = ?s.head, "upstream routable");
+                } else {
+                    tracing::warn!(upstream = %u.name, from = ?prev, to = ?s.state, head = ?s.head, lag = ?s.lag,
+                        error = s.last_error.as_deref().unwrap_or(""), "upstream not routable");
+                }
+                *prev = s.state;
+            }
+        }
+        let had_routable = !self.view_tx.borrow().routable.is_empty();
+        if view.routable.is_empty() && had_routable {
+            tracing::error!("no routable upstream: calls are answered 503 until one recovers");
+        }
+        self.view_tx.send_replace(Arc::new(view));
     }
 }
 
-fn publish(
-    state: &mut HealthState,
-    upstreams: &[Arc<Upstream>],
-    tx: &watch::Sender<Arc<ClusterView>>,
-    metrics: &Metrics,
-    last: &mut [State],
-) {
-    let view = state.view();
-    if let Some(b) = view.best_head {
-        metrics.best_head.set(i64::try_from(b).unwrap_or(i64::MAX));
-    }
-    for ((u, s), prev) in upstreams.iter().zip(&view.upstreams).zip(last.iter_mut()) {
-        u.metrics.up.set(i64::from(s.state == State::Up));
-        if let Some(h) = s.head {
-            u.metrics.head.set(i64::try_from(h).unwrap_or(i64::MAX));
-        }
-        if let Some(l) = s.lag {
-            u.metrics.lag.set(i64::try_from(l).unwrap_or(i64::MAX));
-        }
-        if *prev != s.state {
-            if s.state == State::Up {
-                tracing::info!(upstream = %u.name, from = ?prev, head = ?s.head, "upstream routable");
-            } else {
-                tracing::warn!(upstream = %u.name, from = ?prev, to = ?s.state, head = ?s.head, lag = ?s.lag,
-                    error = s.last_error.as_deref().unwrap_or(""), "upstream not routable");
-            }
-            *prev = s.state;
-        }
-    }
-    let had_routable = !tx.borrow().routable.is_empty();
-    if view.routable.is_empty() && had_routable {
-        tracing::error!("no routable upstream: calls are answered 503 until one recovers");
-    }
-    tx.send_replace(Arc::new(view));
+fn interval(period: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
 }
 
 #[cfg(test)]
@@ -392,6 +578,7 @@ mod tests {
             eject_after: 3,
             backoff: Duration::from_secs(1),
             backoff_max: Duration::from_secs(8),
+            busy_backoff: Duration::from_millis(500),
         }
     }
 
@@ -412,11 +599,11 @@ mod tests {
     #[test]
     fn starting_until_probed_then_up() {
         let mut s = HealthState::new(cfg(), 2);
-        let v = s.view();
+        let v = s.view(Vec::new());
         assert!(v.routable.is_empty());
         assert_eq!(v.upstreams[0].state, State::Starting);
         s.probe(0, ok(5), Instant::now());
-        let v = s.view();
+        let v = s.view(Vec::new());
         assert_eq!(v.routable, vec![0]);
     }
 
@@ -427,23 +614,23 @@ mod tests {
         for (i, h) in [100, 100, 100].into_iter().enumerate() {
             s.probe(i, ok(h), now);
         }
-        assert_eq!(s.view().routable, vec![0, 1, 2]);
+        assert_eq!(s.view(Vec::new()).routable, vec![0, 1, 2]);
         // Two nodes move 50 blocks ahead: node 2 is 50 behind.
         s.probe(0, ok(150), now);
         s.probe(1, ok(150), now);
-        let v = s.view();
+        let v = s.view(Vec::new());
         assert_eq!(v.upstreams[2].state, State::Lagging);
         assert_eq!(v.upstreams[2].lag, Some(50));
         // Within max-lag but above readmit-lag: still out (no flapping at the edge).
         s.probe(2, ok(142), now);
-        assert_eq!(s.view().upstreams[2].state, State::Lagging);
+        assert_eq!(s.view(Vec::new()).upstreams[2].state, State::Lagging);
         // At readmit-lag: back.
         s.probe(2, ok(145), now);
-        assert_eq!(s.view().routable, vec![0, 1, 2]);
+        assert_eq!(s.view(Vec::new()).routable, vec![0, 1, 2]);
         // Just over max-lag again: out.
         s.probe(0, ok(156), now);
         s.probe(1, ok(156), now);
-        assert_eq!(s.view().upstreams[2].state, State::Lagging);
+        assert_eq!(s.view(Vec::new()).upstreams[2].state, State::Lagging);
     }
 
     #[test]
@@ -453,7 +640,7 @@ mod tests {
         s.probe(0, ok(100), now);
         s.probe(1, ok(101), now);
         s.probe(2, ok(10_000_000), now);
-        let v = s.view();
+        let v = s.view(Vec::new());
         assert_eq!(v.best_head, Some(101));
         assert!(v.routable.contains(&0) && v.routable.contains(&1));
     }
@@ -464,11 +651,11 @@ mod tests {
         let now = Instant::now();
         s.probe(0, ok(1), now);
         s.probe(0, Err("connection refused".into()), now);
-        let v = s.view();
+        let v = s.view(Vec::new());
         assert_eq!(v.upstreams[0].state, State::Down);
         assert_eq!(v.upstreams[0].last_error.as_deref(), Some("connection refused"));
         s.probe(0, ok(2), now);
-        assert_eq!(s.view().routable, vec![0]);
+        assert_eq!(s.view(Vec::new()).routable, vec![0]);
     }
 
     #[test]
@@ -476,31 +663,31 @@ mod tests {
         let mut s = HealthState::new(cfg(), 1);
         let t0 = Instant::now();
         s.probe(0, ok(1), t0);
-        assert!(!s.passive(Passive::Failure(0, AttemptOutcome::Timeout), t0));
-        assert!(!s.passive(Passive::Failure(0, AttemptOutcome::Timeout), t0));
+        assert!(!s.passive(0, Passive::Failure(0, AttemptOutcome::Timeout), t0));
+        assert!(!s.passive(0, Passive::Failure(0, AttemptOutcome::Timeout), t0));
         // A success in between resets the count.
-        s.passive(Passive::Success(0), t0);
-        assert!(!s.passive(Passive::Failure(0, AttemptOutcome::Connect), t0));
-        assert!(!s.passive(Passive::Failure(0, AttemptOutcome::Connect), t0));
-        assert!(s.passive(Passive::Failure(0, AttemptOutcome::Connect), t0));
-        assert_eq!(s.view().upstreams[0].state, State::Ejected);
+        s.passive(0, Passive::Success(0), t0);
+        assert!(!s.passive(0, Passive::Failure(0, AttemptOutcome::Connect), t0));
+        assert!(!s.passive(0, Passive::Failure(0, AttemptOutcome::Connect), t0));
+        assert!(s.passive(0, Passive::Failure(0, AttemptOutcome::Connect), t0));
+        assert_eq!(s.view(Vec::new()).upstreams[0].state, State::Ejected);
         // A good probe before the backoff ends does not readmit.
         s.probe(0, ok(2), t0 + Duration::from_millis(500));
-        assert_eq!(s.view().upstreams[0].state, State::Ejected);
+        assert_eq!(s.view(Vec::new()).upstreams[0].state, State::Ejected);
         // A bad probe after it extends the ejection with a doubled backoff (2 s).
         let t1 = t0 + Duration::from_secs(1);
         s.probe(0, Err("refused".into()), t1);
         s.probe(0, ok(2), t1 + Duration::from_millis(1900));
-        assert_ne!(s.view().upstreams[0].state, State::Up);
+        assert_ne!(s.view(Vec::new()).upstreams[0].state, State::Up);
         // After the doubled backoff, a good probe readmits.
         s.probe(0, ok(2), t1 + Duration::from_secs(2));
-        assert_eq!(s.view().upstreams[0].state, State::Up);
+        assert_eq!(s.view(Vec::new()).upstreams[0].state, State::Up);
         // The backoff keeps doubling up to the cap on repeated ejections.
         let mut now = t1 + Duration::from_secs(3);
         let mut periods = Vec::new();
         for _ in 0..5 {
             for _ in 0..3 {
-                s.passive(Passive::Failure(0, AttemptOutcome::Http5xx), now);
+                s.passive(0, Passive::Failure(0, AttemptOutcome::Http5xx), now);
             }
             let until = s.trackers[0].ejected_until.unwrap();
             periods.push(until - now);
@@ -517,9 +704,9 @@ mod tests {
         let t0 = Instant::now();
         s.probe(0, ok(1), t0);
         for _ in 0..3 {
-            s.passive(Passive::Failure(0, AttemptOutcome::Timeout), t0);
+            s.passive(0, Passive::Failure(0, AttemptOutcome::Timeout), t0);
         }
-        assert!(!s.passive(Passive::Failure(0, AttemptOutcome::Timeout), t0));
+        assert!(!s.passive(0, Passive::Failure(0, AttemptOutcome::Timeout), t0));
         let back = t0 + Duration::from_secs(1);
         s.probe(0, ok(2), back);
         assert_eq!(s.trackers[0].next_backoff, Duration::from_secs(2));

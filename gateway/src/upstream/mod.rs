@@ -55,9 +55,10 @@ pub struct AttemptError {
 }
 
 impl AttemptError {
-    /// True when the request provably never reached the node (safe to resend even a transaction).
+    /// True when the request provably was not acted on (safe to resend even a transaction): the connection
+    /// failed, or the node answered 429, which an IoTeX node does before it starts on a request.
     pub fn never_sent(&self) -> bool {
-        self.kind == AttemptOutcome::Connect
+        matches!(self.kind, AttemptOutcome::Connect | AttemptOutcome::Http429)
     }
 }
 
@@ -70,10 +71,15 @@ pub struct Answer {
     pub error: Option<(i64, String)>,
 }
 
+/// Ids are never reused, so a report about an upstream that has since been replaced cannot hit its successor.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// One upstream node.
 pub struct Upstream {
-    /// Position in the configuration (stable index into views).
-    pub index: usize,
+    /// Unique for the life of the process (positions change when the set does).
+    pub id: u64,
+    /// What it was built from: an unchanged entry on reload keeps this upstream.
+    pub config: UpstreamConfig,
     /// Name for metrics, logs and /status.
     pub name: String,
     /// URL without credentials.
@@ -116,7 +122,6 @@ impl Upstream {
     /// Builds an upstream with a keep-alive pool per serving thread (and one for probes), each sized to the
     /// in-flight cap.
     pub fn new(
-        index: usize,
         cfg: &UpstreamConfig,
         max_in_flight: usize,
         serving_threads: usize,
@@ -144,7 +149,8 @@ impl Upstream {
         let serving = (0..serving_threads).map(|_| build()).collect();
         metrics.latency.set(DEFAULT_RTT.as_secs_f64());
         Ok(Upstream {
-            index,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            config: cfg.clone(),
             name: cfg.name.clone(),
             display_url: redact(&cfg.url),
             uri,

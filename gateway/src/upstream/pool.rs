@@ -49,11 +49,12 @@ pub fn choose(upstreams: &[Arc<Upstream>], candidates: &[usize], rng: &mut impl 
     }
 }
 
-/// Picks an upstream from `routable` minus `exclude` and takes an in-flight slot on it.
+/// Picks an upstream from `routable` (positions in `upstreams`) minus those whose [`Upstream::id`] is in
+/// `exclude`, and takes an in-flight slot on it.
 pub async fn pick(
     upstreams: &[Arc<Upstream>],
     routable: &[usize],
-    exclude: &[usize],
+    exclude: &[u64],
     deadline: Instant,
 ) -> Result<Picked, PickError> {
     // The common case (no exclusions) borrows the routable set as it is; only retries build a new list.
@@ -61,7 +62,8 @@ pub async fn pick(
     let candidates: &[usize] = if exclude.is_empty() {
         routable
     } else {
-        filtered = routable.iter().copied().filter(|i| !exclude.contains(i)).collect();
+        filtered =
+            routable.iter().copied().filter(|i| upstreams.get(*i).is_some_and(|u| !exclude.contains(&u.id))).collect();
         &filtered
     };
     let first = choose(upstreams, candidates, &mut rand::rng()).ok_or(PickError::NoneRoutable)?;
@@ -110,7 +112,7 @@ mod tests {
                     url: url::Url::parse(&format!("http://127.0.0.1:{}", 1000 + i)).unwrap(),
                     health_url: None,
                 };
-                Arc::new(Upstream::new(i, &cfg, cap, 1, m.upstream(&name)).unwrap())
+                Arc::new(Upstream::new(&cfg, cap, 1, m.upstream(&name)).unwrap())
             })
             .collect()
     }
@@ -141,7 +143,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_millis(50);
         let a = pick(&u, &[0, 1], &[], deadline).await.unwrap();
         let b = pick(&u, &[0, 1], &[], deadline).await.unwrap();
-        assert_ne!(a.upstream.index, b.upstream.index, "second pick must spill to the free upstream");
+        assert_ne!(a.upstream.id, b.upstream.id, "second pick must spill to the free upstream");
         // Both full: waits until the deadline, then reports saturation (never hangs).
         assert_eq!(pick(&u, &[0, 1], &[], deadline).await.err(), Some(PickError::Saturated));
         drop(a);
@@ -153,7 +155,7 @@ mod tests {
         let u = ups(3, 2);
         let d = Instant::now() + Duration::from_millis(10);
         assert_eq!(pick(&u, &[], &[], d).await.err(), Some(PickError::NoneRoutable));
-        assert_eq!(pick(&u, &[1], &[1], d).await.err(), Some(PickError::NoneRoutable));
-        assert_eq!(pick(&u, &[0, 2], &[0], d).await.unwrap().upstream.index, 2);
+        assert_eq!(pick(&u, &[1], &[u[1].id], d).await.err(), Some(PickError::NoneRoutable));
+        assert_eq!(pick(&u, &[0, 2], &[u[0].id], d).await.unwrap().upstream.id, u[2].id);
     }
 }

@@ -1,0 +1,187 @@
+//! Configuration reload without a restart: on SIGHUP, and when the config file's content changes.
+//!
+//! A Kubernetes ConfigMap update swaps the mounted file (through a symlink) some seconds after the edit;
+//! polling the content every `config-poll-interval` sees that without inotify's symlink pitfalls, and
+//! comparing content (not mtime) ignores touches. The file is loaded under the same flags and env vars as at
+//! start, and validated exactly as at start. Then:
+//! - **rejected**: the new config is invalid. It is logged with the offending key, counted
+//!   (`iotex_gateway_config_reloads_total{result="rejected"}`), and the running config stays.
+//! - **applied**: upstreams (static list and DNS discovery), health and lag thresholds, timeouts, retry
+//!   budget, batch limits, transaction broadcast, method policy, rate limit and trusted proxies change for
+//!   calls that start from now on. Calls in flight finish as they started: nothing is drained or cut.
+//! - Listen addresses, worker threads, the per-upstream in-flight cap (for upstreams already present), body
+//!   cap, log format, shutdown timings and the poll interval itself need a restart; a change to one of
+//!   them is logged as such and the rest is applied.
+
+use crate::config::Config;
+use crate::discovery::Spec;
+use crate::layers::rate_limit::Limiter;
+use crate::metrics::Metrics;
+use crate::policy::MethodPolicy;
+use crate::proxy::Proxy;
+use crate::upstream::health::Control;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// What a reload reconfigures.
+pub struct Targets {
+    /// The JSON-RPC tier (policy and settings).
+    pub proxy: Arc<Proxy>,
+    /// The per-client limit.
+    pub limiter: Arc<Limiter>,
+    /// Health settings.
+    pub health: mpsc::Sender<Control>,
+    /// Static upstreams and discovery.
+    pub membership: watch::Sender<Spec>,
+    /// Reload counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The outcome of one reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Valid and different: applied (with the settings that still need a restart).
+    Applied {
+        /// Keys that changed but only take effect after a restart.
+        restart_needed: Vec<&'static str>,
+    },
+    /// Valid and identical to the running config.
+    Unchanged,
+    /// Invalid: the running config stays.
+    Rejected(String),
+}
+
+/// Starts watching for SIGHUP and file changes (the file only when there is one).
+pub fn spawn(running: Config, targets: Targets) -> tokio::task::JoinHandle<()> {
+    // Registered before the task starts, so a SIGHUP from now on reloads instead of killing the process.
+    let hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; the config file is still watched");
+            None
+        }
+    };
+    tokio::spawn(watch_loop(running, targets, hangup))
+}
+
+async fn watch_loop(mut running: Config, targets: Targets, mut hangup: Option<tokio::signal::unix::Signal>) {
+    let file = running.config_file.clone();
+    let poll = running.config_poll_interval;
+    let read = |path: &Option<std::path::PathBuf>| path.as_ref().and_then(|p| std::fs::read(p).ok());
+    let mut seen = read(&file);
+    loop {
+        let hup = async {
+            match hangup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let poll_tick = async {
+            if poll.is_zero() || file.is_none() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(poll).await;
+        };
+        let reason = tokio::select! {
+            r = hup => {
+                if r.is_none() {
+                    return;
+                }
+                "SIGHUP"
+            }
+            () = poll_tick => {
+                let now = read(&file);
+                // An unreadable file mid-swap (ConfigMap update) is not a change; the next poll sees it.
+                if now.is_none() || now == seen {
+                    continue;
+                }
+                "config file changed"
+            }
+        };
+        seen = read(&file);
+        let outcome = reload(&mut running, &targets);
+        match &outcome {
+            Outcome::Applied { restart_needed } => {
+                targets.metrics.config_reloads.with_label_values(&["applied"]).inc();
+                tracing::info!(reason, upstreams = running.upstreams.len(), "config reloaded and applied");
+                if !restart_needed.is_empty() {
+                    tracing::warn!(reason, keys = ?restart_needed, "these settings changed but need a restart");
+                }
+            }
+            Outcome::Unchanged => {
+                targets.metrics.config_reloads.with_label_values(&["unchanged"]).inc();
+                tracing::info!(reason, "config reloaded: nothing changed");
+            }
+            Outcome::Rejected(e) => {
+                targets.metrics.config_reloads.with_label_values(&["rejected"]).inc();
+                tracing::error!(reason, error = %e, "config reload rejected; the running config stays");
+            }
+        }
+    }
+}
+
+/// Loads the config again and applies it over `running`.
+pub fn reload(running: &mut Config, targets: &Targets) -> Outcome {
+    let Some(source) = running.source.clone() else {
+        return Outcome::Rejected(
+            "the running config was not loaded from flags/env/file, so there is nothing to reload".into(),
+        );
+    };
+    let new = match source.load() {
+        Ok(c) => c,
+        Err(e) => return Outcome::Rejected(e.to_string()),
+    };
+    if new == *running {
+        return Outcome::Unchanged;
+    }
+    let policy = match MethodPolicy::new(&new.allow_methods, &new.deny_methods) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Rejected(e.to_string()),
+    };
+    let restart_needed = restart_needed(running, &new);
+    targets.proxy.reconfigure(policy, crate::proxy_settings(&new));
+    targets.limiter.reconfigure(new.rate_limit, new.trusted_proxies.clone());
+    // A full control channel means the supervisor is far behind; waiting here would stall reloads, and the
+    // next reload sends the whole state again anyway.
+    if targets.health.try_send(Control::SetConfig(crate::health_config(&new))).is_err() {
+        tracing::warn!("health supervisor busy; health settings apply at the next reload");
+    }
+    targets.membership.send_if_modified(|spec| {
+        let want = Spec { static_upstreams: new.upstreams.clone(), discovery: new.discovery.clone() };
+        let changed = *spec != want;
+        *spec = want;
+        changed
+    });
+    // Keep what still runs under the old values, so the next comparison and warning are right.
+    let mut applied = new;
+    applied.listen = running.listen;
+    applied.admin_listen = running.admin_listen;
+    applied.worker_threads = running.worker_threads;
+    applied.max_in_flight_per_upstream = running.max_in_flight_per_upstream;
+    applied.max_body_bytes = running.max_body_bytes;
+    applied.log_format = running.log_format;
+    applied.shutdown_delay = running.shutdown_delay;
+    applied.shutdown_grace = running.shutdown_grace;
+    applied.config_poll_interval = running.config_poll_interval;
+    *running = applied;
+    Outcome::Applied { restart_needed }
+}
+
+fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let mut check = |changed: bool, key: &'static str| {
+        if changed {
+            keys.push(key);
+        }
+    };
+    check(old.listen != new.listen, "listen");
+    check(old.admin_listen != new.admin_listen, "admin-listen");
+    check(old.worker_threads != new.worker_threads, "worker-threads");
+    check(old.max_in_flight_per_upstream != new.max_in_flight_per_upstream, "max-in-flight-per-upstream");
+    check(old.max_body_bytes != new.max_body_bytes, "max-body-bytes");
+    check(old.log_format != new.log_format, "log-format");
+    check(old.shutdown_delay != new.shutdown_delay, "shutdown-delay");
+    check(old.shutdown_grace != new.shutdown_grace, "shutdown-grace");
+    check(old.config_poll_interval != new.config_poll_interval, "config-poll-interval");
+    keys
+}
