@@ -6,11 +6,13 @@
 //! - [`gateway`]: the real gateway in process on port 0, configured through its own flag parser.
 //! - [`mock`]: a hand-rolled upstream for faults real nodes cannot stage (429 with an empty body, resets).
 //! - [`inject`]: the injector run in process against real nodes; [`sink`]: a fast loopback JSON-RPC sink.
+//! - [`dns`]: a loopback DNS server whose records a test changes (discovery).
 //! - [`http`]: a raw HTTP/1.1 client for asserting exact statuses, headers and bodies.
 //! - [`eventually`]: poll a condition until it holds or a bounded deadline passes.
 //!
 //! Every process a helper starts is killed when its handle drops, so a failing test leaves nothing behind.
 
+pub mod dns;
 pub mod gateway;
 pub mod http;
 pub mod inject;

@@ -82,10 +82,16 @@ impl Node {
 
     /// Starts anvil on a given port (to bring a killed node back at the same address), or any free port.
     pub async fn anvil_on(port: Option<u16>, extra: &[&str]) -> anyhow::Result<Node> {
+        Self::anvil_at("127.0.0.1", port, extra).await
+    }
+
+    /// Starts anvil on a given loopback address (several nodes can then share one port, as pods behind a
+    /// headless Service do).
+    pub async fn anvil_at(host: &str, port: Option<u16>, extra: &[&str]) -> anyhow::Result<Node> {
         let bin = anvil_bin()?;
-        Self::start(Kind::Anvil, port, |port| {
+        Self::start(Kind::Anvil, host, port, |port| {
             let mut c = Command::new(&bin);
-            c.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", &CHAIN_ID.to_string()])
+            c.args(["--host", host, "--port", &port.to_string(), "--chain-id", &CHAIN_ID.to_string()])
                 .args(["--silent", "--mnemonic", DEV_MNEMONIC])
                 .args(extra);
             c
@@ -96,7 +102,7 @@ impl Node {
     /// Starts ganache with `extra` arguments (e.g. `["--miner.instamine", "strict"]`).
     pub async fn ganache(extra: &[&str]) -> anyhow::Result<Node> {
         let cli = ganache_cli()?;
-        Self::start(Kind::Ganache, None, |port| {
+        Self::start(Kind::Ganache, "127.0.0.1", None, |port| {
             let mut c = Command::new("node");
             c.arg(&cli)
                 .args(["--server.host", "127.0.0.1", "--server.port", &port.to_string(), "--logging.quiet"])
@@ -108,7 +114,12 @@ impl Node {
         .await
     }
 
-    async fn start(kind: Kind, fixed: Option<u16>, mut make: impl FnMut(u16) -> Command) -> anyhow::Result<Node> {
+    async fn start(
+        kind: Kind,
+        host: &str,
+        fixed: Option<u16>,
+        mut make: impl FnMut(u16) -> Command,
+    ) -> anyhow::Result<Node> {
         let mut last_err = None;
         for _attempt in 0..3 {
             let port = match fixed {
@@ -119,7 +130,7 @@ impl Node {
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
             let child = cmd.spawn()?;
             let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
-            let mut node = Node { kind, url: format!("http://127.0.0.1:{port}"), port, child: Some(child), pid };
+            let mut node = Node { kind, url: format!("http://{host}:{port}"), port, child: Some(child), pid };
             match node.wait_ready(Duration::from_secs(20)).await {
                 Ok(()) => return Ok(node),
                 Err(e) => {

@@ -1,0 +1,218 @@
+//! The upstream set changes while the gateway serves: DNS discovery (a loopback DNS server whose records the
+//! test changes, in front of real anvil nodes sharing one port on different loopback addresses, as pods
+//! behind a headless Service do) and config reload (file change and SIGHUP), with calls in flight throughout.
+
+use iotex_tests::dns::TestDns;
+use iotex_tests::eventually;
+use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
+use iotex_tests::http::RawClient;
+use iotex_tests::nodes::{Node, free_port};
+use serde_json::json;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+const WITHIN: Duration = Duration::from_secs(20);
+
+async fn members(g: &RunningGateway) -> Vec<(String, String)> {
+    let s = g.status().await.unwrap_or_default();
+    s["upstreams"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|u| (u["name"].as_str().unwrap_or("").to_owned(), u["state"].as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_members(g: &RunningGateway, want: &[&str]) -> anyhow::Result<()> {
+    let mut want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
+    want.sort();
+    eventually(WITHIN, &format!("members {want:?}, all up"), || {
+        let want = want.clone();
+        async move {
+            let m = members(g).await;
+            let mut names: Vec<String> = m.iter().map(|(n, _)| n.clone()).collect();
+            names.sort();
+            (names == want && m.iter().all(|(_, s)| s == "up")).then_some(())
+        }
+    })
+    .await
+}
+
+/// Calls in a loop until stopped; counts successes and failures (every call must succeed).
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<Option<String>>,
+}
+
+impl Traffic {
+    fn start(url: &str, c: RawClient) -> Traffic {
+        let (stop, ok, failed) = (Arc::new(AtomicBool::new(false)), Arc::default(), Arc::default());
+        let url = url.to_owned();
+        let task = tokio::spawn({
+            let (stop, ok, failed): (Arc<AtomicBool>, Arc<AtomicU64>, Arc<AtomicU64>) =
+                (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed));
+            async move {
+                let mut first_error = None;
+                // Bounded: at most 100,000 calls or until stopped.
+                for _ in 0..100_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match c.call(&url, "eth_chainId", json!([])).await {
+                        Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            first_error.get_or_insert(e.to_string());
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+                first_error
+            }
+        });
+        Traffic { stop, ok, failed, task }
+    }
+
+    async fn finish(self) -> anyhow::Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        let first_error = self.task.await?;
+        let failed = self.failed.load(Ordering::Relaxed);
+        anyhow::ensure!(failed == 0, "{failed} calls failed during the change; first: {first_error:?}");
+        Ok(self.ok.load(Ordering::Relaxed))
+    }
+}
+
+#[tokio::test]
+async fn dns_discovery_adds_and_removes_upstreams_as_records_change_without_failing_calls() -> anyhow::Result<()> {
+    let port = free_port()?;
+    let n1 = Node::anvil_at("127.0.0.1", Some(port), &[]).await?;
+    let n2 = Node::anvil_at("127.0.0.2", Some(port), &[]).await?;
+    let dns = TestDns::spawn().await?;
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    dns.set("iotex-nodes.test", &[ip("127.0.0.1")]);
+    let g = TestGateway::new()
+        .arg("--upstream-dns", &format!("iotex-nodes.test:{port}"))
+        .arg("--upstream-dns-server", &dns.addr.to_string())
+        .arg("--upstream-dns-interval", "100ms")
+        .spawn()
+        .await?;
+    let (a, b) = (format!("127.0.0.1:{port}"), format!("127.0.0.2:{port}"));
+    wait_members(&g, &[&a]).await?;
+    let traffic = Traffic::start(&g.url, g.client());
+
+    // A pod becomes ready: its record appears and the gateway routes to it.
+    dns.set("iotex-nodes.test", &[ip("127.0.0.1"), ip("127.0.0.2")]);
+    wait_members(&g, &[&a, &b]).await?;
+    let series = format!("iotex_gateway_upstream_requests_total{{outcome=\"ok\",upstream=\"{b}\"}}");
+    eventually(WITHIN, "calls reach the discovered node", || async {
+        (sample(&g.metrics().await.ok()?, &series)? > 0.0).then_some(())
+    })
+    .await?;
+
+    // The first pod goes away: it leaves the set and its metric series go with it.
+    dns.set("iotex-nodes.test", &[ip("127.0.0.2")]);
+    wait_members(&g, &[&b]).await?;
+    let m = g.metrics().await?;
+    assert!(!m.contains(&format!("upstream=\"{a}\"")), "series of a removed upstream linger:\n{m}");
+    assert_eq!(sample(&m, "iotex_gateway_upstreams"), Some(1.0));
+
+    // DNS fails (NXDOMAIN mid-rollout): the last answer stays, and the failure is counted.
+    let errors_before = sample(&m, "iotex_gateway_dns_lookups_total{result=\"error\"}").unwrap_or(0.0);
+    dns.set("iotex-nodes.test", &[]);
+    eventually(WITHIN, "a failed lookup is counted", || async {
+        let m = g.metrics().await.ok()?;
+        (sample(&m, "iotex_gateway_dns_lookups_total{result=\"error\"}")? > errors_before).then_some(())
+    })
+    .await?;
+    assert_eq!(members(&g).await, vec![(b.clone(), "up".to_owned())]);
+
+    let ok = traffic.finish().await?;
+    assert!(ok > 0, "no calls went through during the changes");
+    drop((n1, n2));
+    Ok(())
+}
+
+fn write_config(path: &std::path::Path, body: &str) -> anyhow::Result<()> {
+    // Write then rename, as a ConfigMap update swaps the file: a reader never sees half a file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, body)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+async fn reloads(g: &RunningGateway, result: &str) -> f64 {
+    let m = g.metrics().await.unwrap_or_default();
+    sample(&m, &format!("iotex_gateway_config_reloads_total{{result=\"{result}\"}}")).unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_changed_config_file_is_applied_live_and_an_invalid_one_is_rejected_and_the_old_kept() -> anyhow::Result<()> {
+    let (n1, n2) = (Node::anvil(&[]).await?, Node::anvil(&[]).await?);
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("gateway.toml");
+    write_config(&path, &format!("upstream = [\"a={}\"]\n", n1.url))?;
+    let g = TestGateway::new()
+        .arg("--config", path.to_str().unwrap_or_default())
+        .arg("--config-poll-interval", "100ms")
+        .spawn()
+        .await?;
+    wait_members(&g, &["a"]).await?;
+    let c = g.client();
+    assert!(c.call(&g.url, "eth_getBalance", json!([format!("0x{:040x}", 1), "latest"])).await.is_ok());
+    let traffic = Traffic::start(&g.url, g.client());
+
+    // A second node and a method policy change arrive with one edit.
+    write_config(
+        &path,
+        &format!("upstream = [\"a={}\", \"b={}\"]\ndeny-method = [\"eth_getBalance\"]\n", n1.url, n2.url),
+    )?;
+    wait_members(&g, &["a", "b"]).await?;
+    let denied = c.call(&g.url, "eth_getBalance", json!([format!("0x{:040x}", 1), "latest"])).await;
+    assert!(denied.is_err_and(|e| e.to_string().contains("-32601")), "the reloaded deny list is not in force");
+    assert!(reloads(&g, "applied").await >= 1.0);
+
+    // An invalid edit: rejected, counted, and the running config stays in force.
+    write_config(&path, &format!("upstream = [\"a={}\"]\nmax-lag-blocks = 0\n", n1.url))?;
+    eventually(WITHIN, "the invalid config is rejected", || async {
+        (reloads(&g, "rejected").await >= 1.0).then_some(())
+    })
+    .await?;
+    wait_members(&g, &["a", "b"]).await?;
+    // Not TOML at all: the same.
+    write_config(&path, "upstream = [\n")?;
+    eventually(WITHIN, "the unparsable config is rejected", || async {
+        (reloads(&g, "rejected").await >= 2.0).then_some(())
+    })
+    .await?;
+    wait_members(&g, &["a", "b"]).await?;
+
+    let ok = traffic.finish().await?;
+    assert!(ok > 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_config_file() -> anyhow::Result<()> {
+    let (n1, n2) = (Node::anvil(&[]).await?, Node::anvil(&[]).await?);
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("gateway.toml");
+    write_config(&path, &format!("upstream = [\"a={}\"]\n", n1.url))?;
+    // Polling off: only the signal can make the gateway notice.
+    let g = TestGateway::new()
+        .arg("--config", path.to_str().unwrap_or_default())
+        .arg("--config-poll-interval", "0s")
+        .spawn()
+        .await?;
+    wait_members(&g, &["a"]).await?;
+    write_config(&path, &format!("upstream = [\"b={}\"]\n", n2.url))?;
+    // The signal handler is installed once the gateway runs, so this reloads instead of killing the process.
+    nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGHUP)?;
+    wait_members(&g, &["b"]).await?;
+    assert!(reloads(&g, "applied").await >= 1.0);
+    Ok(())
+}
