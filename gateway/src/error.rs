@@ -40,6 +40,15 @@ pub enum CallError {
     /// The deadline passed.
     #[error("no upstream answered within the request timeout")]
     Deadline,
+    /// A filter call whose creating node is no longer in the upstream set (filters live in one node's memory).
+    #[error("filter not found: the node that created it ({0}) is no longer behind this gateway; create a new filter")]
+    FilterLost(String),
+    /// A filter id this gateway never handed out (or mangled), which therefore names no node.
+    #[error("filter not found: `{0}` is not a filter id issued by this gateway")]
+    FilterUnknown(String),
+    /// A node answered a sub-batch without an answer for this item.
+    #[error("the node answered the batch without an answer for this item")]
+    MissingBatchAnswer,
 }
 
 impl CallError {
@@ -52,6 +61,9 @@ impl CallError {
             CallError::NoUpstream | CallError::Saturated => codes::RESOURCE_UNAVAILABLE,
             CallError::Upstream(_) => codes::UPSTREAM_FAILED,
             CallError::Deadline => codes::DEADLINE_EXCEEDED,
+            // What geth and IoTeX answer for an unknown filter, so client libraries recreate the filter.
+            CallError::FilterLost(_) | CallError::FilterUnknown(_) => codes::SERVER_ERROR,
+            CallError::MissingBatchAnswer => codes::INTERNAL_ERROR,
         }
     }
 
@@ -65,6 +77,8 @@ impl CallError {
             CallError::NoUpstream | CallError::Saturated => StatusCode::SERVICE_UNAVAILABLE,
             CallError::Upstream(_) => StatusCode::BAD_GATEWAY,
             CallError::Deadline => StatusCode::GATEWAY_TIMEOUT,
+            CallError::FilterLost(_) | CallError::FilterUnknown(_) => StatusCode::OK,
+            CallError::MissingBatchAnswer => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -78,6 +92,8 @@ impl CallError {
             CallError::NoUpstream | CallError::Saturated => Outcome::NoUpstream,
             CallError::Upstream(_) => Outcome::UpstreamError,
             CallError::Deadline => Outcome::Timeout,
+            CallError::FilterLost(_) | CallError::FilterUnknown(_) => Outcome::RpcError,
+            CallError::MissingBatchAnswer => Outcome::UpstreamError,
         }
     }
 
@@ -87,6 +103,10 @@ impl CallError {
             CallError::MethodNotAllowed(m) if m.len() > 64 => {
                 let cut: String = m.chars().take(64).collect();
                 format!("method `{cut}…` is not available through this gateway")
+            }
+            CallError::FilterUnknown(id) if id.len() > 80 => {
+                let cut: String = id.chars().take(80).collect();
+                format!("filter not found: `{cut}…` is not a filter id issued by this gateway")
             }
             other => other.to_string(),
         }

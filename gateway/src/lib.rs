@@ -6,6 +6,7 @@
 //! - [`stack`]: the JSON-RPC listener's layers: rate limit → HTTP checks → [`proxy`].
 //! - [`layers`]: HTTP middleware ([`layers::rate_limit`]).
 //! - [`proxy`]: JSON-RPC parsing, method policy, routing, retries, broadcast, batch assembly.
+//! - [`filters`]: sticky filters: the creating node's route tag travels inside the filter id.
 //! - [`policy`]: allow/deny method globs.
 //! - [`upstream`]: one pooled client per node; [`upstream::health`] owns health, [`upstream::pool`] picks.
 //! - [`discovery`]: the upstream set: static upstreams plus DNS-discovered ones, handed to health.
@@ -19,6 +20,7 @@ pub mod admin;
 pub mod config;
 pub mod discovery;
 pub mod error;
+pub mod filters;
 pub mod layers;
 pub mod metrics;
 pub mod policy;

@@ -13,9 +13,10 @@
 //! - A JSON-RPC error from a node that answered (e.g. execution reverted) is passed through, never retried.
 
 use crate::error::CallError;
+use crate::filters;
 use crate::metrics::{AttemptOutcome, Metrics, Outcome};
 use crate::policy::MethodPolicy;
-use crate::upstream::health::{ClusterView, Passive};
+use crate::upstream::health::{ClusterView, Passive, State};
 use crate::upstream::pool::{self, PickError};
 use crate::upstream::{Answer, AttemptError, Upstream};
 use arc_swap::ArcSwap;
@@ -147,27 +148,63 @@ impl Proxy {
         if items.is_empty() {
             return self.whole_error(CallError::EmptyBatch, None, started);
         }
-        if items.len() > self.conf().settings.max_batch_size {
-            let e = CallError::BatchTooLarge { len: items.len(), max: self.conf().settings.max_batch_size };
-            return self.whole_error(e, None, started);
+        let (max, cap) = {
+            let c = self.conf();
+            (c.settings.max_batch_size, c.settings.upstream_batch_size)
+        };
+        if items.len() > max {
+            return self.whole_error(CallError::BatchTooLarge { len: items.len(), max }, None, started);
         }
-        let answers = futures::future::join_all(items.iter().map(|raw| async move {
+        // Invalid items are answered here; plain reads travel to nodes as sub-batches of at most `cap`
+        // (one HTTP request per sub-batch instead of one per item); transactions, filter calls and denied
+        // methods take the single-call path, which has their routing rules.
+        let mut slots: Vec<Option<ItemReply>> = (0..items.len()).map(|_| None).collect();
+        let mut reads: Vec<(usize, Request<'_>)> = Vec::new();
+        let mut singles: Vec<(usize, Request<'_>)> = Vec::new();
+        for (i, raw) in items.iter().enumerate() {
             match Request::parse(raw) {
                 Err(e) => {
                     let err = CallError::Invalid(e.error);
                     self.metrics.observe_call("other", err.outcome(), 0.0);
-                    Some(ItemReply {
-                        body: Bytes::from(jsonrpc::error_response(e.id, err.code(), &err.message())),
-                        error: Some(err),
-                    })
+                    let body = Bytes::from(jsonrpc::error_response(e.id, err.code(), &err.message()));
+                    slots[i] = Some(ItemReply { body, error: Some(err) });
                 }
                 Ok(req) => {
-                    let item = self.call(&req, Bytes::copy_from_slice(raw.get().as_bytes()), deadline, started).await;
-                    (!req.is_notification()).then_some(item)
+                    let m = req.method.as_ref();
+                    let plain = m != SEND_RAW && !filters::creates(m) && !filters::uses(m);
+                    if plain && self.conf().policy.allows(m) {
+                        reads.push((i, req));
+                    } else {
+                        singles.push((i, req));
+                    }
                 }
             }
-        }))
-        .await;
+        }
+        if reads.len() == 1 {
+            singles.append(&mut reads);
+        }
+        let chunks = reads.len().div_ceil(cap).max(1);
+        if chunks > 1 {
+            self.metrics.batch_splits.inc();
+        }
+        // Even sizes: 150 items with a cap of 100 go as 75 + 75 to two nodes, not 100 + 50.
+        let per_chunk = reads.len().div_ceil(chunks).max(1);
+        let grouped = futures::future::join_all(reads.chunks(per_chunk).map(|c| self.sub_batch(c, deadline, started)));
+        let single = futures::future::join_all(singles.iter().map(|(i, req)| async move {
+            let raw = items.get(*i).map_or("", |r| r.get());
+            (*i, self.call(req, Bytes::copy_from_slice(raw.as_bytes()), deadline, started).await)
+        }));
+        let (grouped, single) = futures::future::join(grouped, single).await;
+        for (i, reply) in grouped.into_iter().flatten().chain(single) {
+            if let Some(slot) = slots.get_mut(i) {
+                *slot = Some(reply);
+            }
+        }
+        let answers = items.iter().zip(slots).map(|(raw, slot)| {
+            // Notifications get no answer, whatever happened to them.
+            let notification = Request::parse(raw).is_ok_and(|r| r.is_notification());
+            slot.filter(|_| !notification)
+        });
         let answers: Vec<ItemReply> = answers.into_iter().flatten().collect();
         if answers.is_empty() {
             return Reply { status: StatusCode::NO_CONTENT, body: None };
@@ -197,15 +234,9 @@ impl Proxy {
             // The node's answer to a notification is discarded, but asking with an id of our own keeps
             // the attempt classifiable (a node may answer a notification with anything or nothing).
             let as_call = Bytes::from(req.to_json_with_id(notification_id()));
-            if method == SEND_RAW {
-                self.send_raw(req, as_call, deadline).await
-            } else {
-                self.read(as_call, deadline).await
-            }
-        } else if method == SEND_RAW {
-            self.send_raw(req, forward, deadline).await
+            self.route(req, as_call, deadline).await
         } else {
-            self.read(forward, deadline).await
+            self.route(req, forward, deadline).await
         };
         let elapsed = started.elapsed().as_secs_f64();
         match result {
@@ -221,6 +252,148 @@ impl Proxy {
                 }
                 ItemReply { body: Bytes::from(jsonrpc::error_response(req.id, e.code(), &e.message())), error: Some(e) }
             }
+        }
+    }
+
+    /// Chooses the path for one allowed call.
+    async fn route(&self, req: &Request<'_>, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
+        let method = req.method.as_ref();
+        if method == SEND_RAW {
+            self.send_raw(req, body, deadline).await
+        } else if filters::creates(method) {
+            self.filter_create(req, body, deadline).await
+        } else if filters::uses(method) {
+            self.filter_use(req, deadline).await
+        } else {
+            self.read(body, deadline, false).await.map(|(_, a)| a)
+        }
+    }
+
+    /// Sends a run of plain reads to one node as a batch with ids of the gateway's own (client ids may
+    /// repeat or be null), and gives each item its node's answer under its client id.
+    async fn sub_batch(
+        &self,
+        items: &[(usize, Request<'_>)],
+        deadline: Instant,
+        started: Instant,
+    ) -> Vec<(usize, ItemReply)> {
+        let mut body = String::with_capacity(items.len() * 96 + 2);
+        body.push('[');
+        for (k, (_, req)) in items.iter().enumerate() {
+            if k > 0 {
+                body.push(',');
+            }
+            let id = RawValue::from_string(k.to_string()).unwrap_or_else(|_| RawValue::NULL.to_owned());
+            body.push_str(&req.to_json_with_id(&id));
+        }
+        body.push(']');
+        let result = self.read(Bytes::from(body), deadline, true).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let answers: Vec<Option<(Bytes, bool)>> = match &result {
+            Ok((_, answer)) if answer.error.is_none() => match_batch(&answer.body, items),
+            _ => (0..items.len()).map(|_| None).collect(),
+        };
+        items
+            .iter()
+            .zip(answers)
+            .map(|((i, req), answer)| {
+                let method = req.method.as_ref();
+                let reply = match (answer, &result) {
+                    (Some((body, rpc_error)), _) => {
+                        let outcome = if rpc_error { Outcome::RpcError } else { Outcome::Ok };
+                        self.metrics.observe_call(method, outcome, elapsed);
+                        ItemReply { body, error: None }
+                    }
+                    // The node refused the whole batch with one error object: each item carries it.
+                    (None, Ok((_, a))) if a.error.is_some() => {
+                        let (code, message) = a.error.clone().unwrap_or_default();
+                        self.metrics.observe_call(method, Outcome::RpcError, elapsed);
+                        ItemReply { body: Bytes::from(jsonrpc::error_response(req.id, code, &message)), error: None }
+                    }
+                    (None, Ok(_)) => self.item_error(req, CallError::MissingBatchAnswer, elapsed),
+                    (None, Err(e)) => self.item_error(req, e.clone(), elapsed),
+                };
+                (*i, reply)
+            })
+            .collect()
+    }
+
+    fn item_error(&self, req: &Request<'_>, e: CallError, elapsed: f64) -> ItemReply {
+        self.metrics.observe_call(req.method.as_ref(), e.outcome(), elapsed);
+        ItemReply { body: Bytes::from(jsonrpc::error_response(req.id, e.code(), &e.message())), error: Some(e) }
+    }
+
+    /// `eth_newFilter` and friends: any node may create the filter; its id is handed out with the node's
+    /// route tag in it (see [`filters`]).
+    async fn filter_create(&self, req: &Request<'_>, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
+        let (upstream, answer) = self.read(body, deadline, false).await?;
+        if answer.error.is_some() {
+            return Ok(answer);
+        }
+        let node_id = std::str::from_utf8(&answer.body)
+            .ok()
+            .and_then(jsonrpc::Response::parse)
+            .and_then(|r| r.result.and_then(|v| serde_json::from_str::<String>(v.get()).ok()));
+        match node_id.and_then(|id| filters::wrap(filters::tag(&upstream), &id)) {
+            Some(id) => {
+                let result = serde_json::to_string(&id).unwrap_or_default();
+                Ok(Answer { body: Bytes::from(jsonrpc::result_response(req.id, &result)), error: None })
+            }
+            None => Ok(answer),
+        }
+    }
+
+    /// `eth_getFilterChanges` and friends: only the node that created the filter can answer.
+    async fn filter_use(&self, req: &Request<'_>, deadline: Instant) -> Result<Answer, CallError> {
+        let params: Vec<&RawValue> = req.params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
+        let client_id = params.first().and_then(|p| serde_json::from_str::<String>(p.get()).ok());
+        let Some(client_id) = client_id else {
+            // No filter id to route on: any node will explain what is wrong with the params.
+            return self
+                .read(Bytes::from(req.to_json_with_id(req.id.unwrap_or(RawValue::NULL))), deadline, false)
+                .await
+                .map(|(_, a)| a);
+        };
+        let Some((tag, node_id)) = filters::unwrap(&client_id) else {
+            return Err(CallError::FilterUnknown(client_id));
+        };
+        let view = self.snapshot();
+        let member = view.members.iter().enumerate().find(|(_, u)| filters::tag(u) == tag);
+        let Some((pos, upstream)) = member else {
+            self.metrics.filters_lost.inc();
+            return Err(CallError::FilterLost(format!("route tag {tag:016x}")));
+        };
+        // A node whose last probe failed has most likely lost its memory; a busy or lagging one has not.
+        if view.upstreams.get(pos).is_some_and(|s| s.state == State::Down) {
+            self.metrics.filters_lost.inc();
+            return Err(CallError::FilterLost(upstream.name.clone()));
+        }
+        let mut p = serde_json::to_string(&node_id).unwrap_or_default();
+        for extra in params.iter().skip(1) {
+            p.push(',');
+            p.push_str(extra.get());
+        }
+        let params = RawValue::from_string(format!("[{p}]")).map_err(|e| CallError::Parse(e.to_string()))?;
+        let id = req.id.unwrap_or_else(|| notification_id());
+        let forwarded = Request { id: Some(id), method: req.method.clone(), params: Some(&params) };
+        let body = Bytes::from(forwarded.to_json_with_id(id));
+        let upstream = Arc::clone(upstream);
+        drop(view);
+        let permit = match tokio::time::timeout_at(deadline, upstream.acquire()).await {
+            Ok(Some(p)) => p,
+            _ => return Err(CallError::Saturated),
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let result = upstream.call(body, self.conf().settings.attempt_timeout.min(remaining)).await;
+        drop(permit);
+        self.report_attempt(&upstream, &result);
+        match result {
+            Ok(answer) => Ok(answer),
+            Err(e) if e.kind == AttemptOutcome::Connect => {
+                self.metrics.filters_lost.inc();
+                Err(CallError::FilterLost(upstream.name.clone()))
+            }
+            Err(e) => Err(CallError::Upstream(e)),
         }
     }
 
@@ -245,10 +418,11 @@ impl Proxy {
     async fn attempt(
         &self,
         body: &Bytes,
+        batch: bool,
         tried: &[u64],
         last: &mut Option<AttemptError>,
         deadline: Instant,
-    ) -> Result<(u64, Result<Answer, AttemptError>), CallError> {
+    ) -> Result<(Arc<Upstream>, Result<Answer, AttemptError>), CallError> {
         let view = self.snapshot();
         let picked = match pool::pick(&view.members, &view.routable, tried, deadline).await {
             Ok(p) => p,
@@ -259,10 +433,15 @@ impl Proxy {
         if remaining.is_zero() {
             return Err(CallError::Deadline);
         }
-        let result = picked.upstream.call(body.clone(), self.conf().settings.attempt_timeout.min(remaining)).await;
+        let timeout = self.conf().settings.attempt_timeout.min(remaining);
+        let result = if batch {
+            picked.upstream.call_batch(body.clone(), timeout).await
+        } else {
+            picked.upstream.call(body.clone(), timeout).await
+        };
         drop(picked.permit);
         self.report_attempt(&picked.upstream, &result);
-        Ok((picked.upstream.id, result))
+        Ok((picked.upstream, result))
     }
 
     /// True when some routable upstream has not been tried by this call.
@@ -271,16 +450,17 @@ impl Proxy {
         view.routable.iter().filter_map(|i| view.members.get(*i)).any(|u| !tried.contains(&u.id))
     }
 
-    /// A read: any upstream will do; retry elsewhere on failure, within deadline and budget.
-    async fn read(&self, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
+    /// A read (or a sub-batch of reads): any upstream will do; retry elsewhere on failure, within deadline
+    /// and budget. Returns the upstream that answered with its answer.
+    async fn read(&self, body: Bytes, deadline: Instant, batch: bool) -> Result<(Arc<Upstream>, Answer), CallError> {
         self.budget.load().deposit();
         let mut tried: Vec<u64> = Vec::new();
         let mut last: Option<AttemptError> = None;
         loop {
-            let err = match self.attempt(&body, &tried, &mut last, deadline).await? {
-                (_, Ok(answer)) => return Ok(answer),
-                (index, Err(e)) => {
-                    tried.push(index);
+            let err = match self.attempt(&body, batch, &tried, &mut last, deadline).await? {
+                (upstream, Ok(answer)) => return Ok((upstream, answer)),
+                (upstream, Err(e)) => {
+                    tried.push(upstream.id);
                     e
                 }
             };
@@ -313,11 +493,11 @@ impl Proxy {
         let mut tried: Vec<u64> = Vec::new();
         let mut last: Option<AttemptError> = None;
         loop {
-            match self.attempt(&body, &tried, &mut last, deadline).await? {
+            match self.attempt(&body, false, &tried, &mut last, deadline).await? {
                 (_, Ok(answer)) => return Ok(known_as_success(req, answer)),
-                (id, Err(e)) if e.never_sent() => {
+                (upstream, Err(e)) if e.never_sent() => {
                     self.metrics.retry(e.kind);
-                    tried.push(id);
+                    tried.push(upstream.id);
                     last = Some(e);
                 }
                 (_, Err(e)) => return Err(CallError::Upstream(e)),
@@ -378,6 +558,37 @@ impl Proxy {
             (None, None) => Err(CallError::NoUpstream),
         }
     }
+}
+
+/// Matches a node's batch answer to the items by the gateway's ids (`0..n`), rewriting each answer with
+/// its client's id, and whether it is a JSON-RPC error. `None` for an item the node did not answer.
+fn match_batch(body: &[u8], items: &[(usize, Request<'_>)]) -> Vec<Option<(Bytes, bool)>> {
+    #[derive(serde::Deserialize)]
+    struct Item<'a> {
+        #[serde(borrow, default)]
+        id: Option<&'a RawValue>,
+        #[serde(borrow, default, deserialize_with = "keep_null")]
+        result: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        error: Option<&'a RawValue>,
+    }
+    fn keep_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+        <&RawValue as serde::Deserialize>::deserialize(d).map(Some)
+    }
+    let mut out: Vec<Option<(Bytes, bool)>> = (0..items.len()).map(|_| None).collect();
+    let Ok(answers) = serde_json::from_slice::<Vec<Item<'_>>>(body) else { return out };
+    for a in answers {
+        let Some(k) = a.id.and_then(|id| id.get().parse::<usize>().ok()) else { continue };
+        let (Some(slot), Some((_, req))) = (out.get_mut(k), items.get(k)) else { continue };
+        let id = req.id.map_or("null", RawValue::get);
+        let body = match (a.error, a.result) {
+            (Some(e), _) => format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{}}}", e.get()),
+            (None, Some(r)) => jsonrpc::result_response(req.id, r.get()),
+            (None, None) => continue,
+        };
+        *slot = Some((Bytes::from(body), a.error.is_some()));
+    }
+    out
 }
 
 /// What health learns from one attempt.
@@ -468,5 +679,32 @@ mod tests {
         assert!(v["result"].as_str().unwrap().starts_with("0xbc36789e"));
         let other = Answer { body: Bytes::from_static(b"{}"), error: Some((-32000, "nonce too low".into())) };
         assert!(known_as_success(&req, other).error.is_some());
+    }
+
+    #[test]
+    fn batch_answers_are_matched_by_the_gateways_ids_and_given_back_the_clients_ids() {
+        let texts = [
+            r#"{"jsonrpc":"2.0","id":"x","method":"eth_blockNumber"}"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"eth_getTransactionReceipt","params":["0x1"]}"#,
+            r#"{"jsonrpc":"2.0","id":7,"method":"eth_call","params":[]}"#,
+            r#"{"jsonrpc":"2.0","id":7,"method":"eth_chainId"}"#,
+        ];
+        let raws: Vec<&RawValue> = texts.iter().map(|t| serde_json::from_str(t).unwrap()).collect();
+        let items: Vec<(usize, Request<'_>)> = raws.iter().map(|r| Request::parse(r).unwrap()).enumerate().collect();
+        // Out of order, a null result, an error with data, item 3 missing, and an id the gateway never sent.
+        let node = br#"[{"jsonrpc":"2.0","id":2,"error":{"code":3,"message":"reverted","data":"0x08c3"}},
+            {"jsonrpc":"2.0","id":1,"result":null},{"jsonrpc":"2.0","id":0,"result":"0x10"},
+            {"jsonrpc":"2.0","id":99,"result":"0x0"},{"jsonrpc":"2.0","id":"junk","result":1}]"#;
+        let out = match_batch(node, &items);
+        let v = |i: usize| -> serde_json::Value { serde_json::from_slice(&out[i].as_ref().unwrap().0).unwrap() };
+        assert_eq!(v(0), serde_json::json!({"jsonrpc":"2.0","id":"x","result":"0x10"}));
+        assert_eq!(v(1), serde_json::json!({"jsonrpc":"2.0","id":null,"result":null}));
+        assert_eq!(v(2)["error"]["data"], "0x08c3", "a node's error object is passed through whole");
+        assert_eq!(v(2)["id"], 7);
+        assert!(out[2].as_ref().unwrap().1, "marked as a JSON-RPC error");
+        assert!(out[3].is_none(), "an item the node did not answer is reported missing");
+        // Not an array at all: nothing matches (the caller answers every item with an error).
+        assert!(match_batch(b"{\"oops\":1}", &items).iter().all(Option::is_none));
+        assert!(match_batch(b"", &items).iter().all(Option::is_none));
     }
 }

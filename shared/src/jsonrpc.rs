@@ -18,6 +18,8 @@ pub mod codes {
     pub const METHOD_NOT_FOUND: i64 = -32601;
     /// Internal error.
     pub const INTERNAL_ERROR: i64 = -32603;
+    /// Generic server error, what Ethereum nodes use for "filter not found".
+    pub const SERVER_ERROR: i64 = -32000;
     /// EIP-1474 "resource unavailable": no upstream node can take the call right now.
     pub const RESOURCE_UNAVAILABLE: i64 = -32002;
     /// EIP-1474 "limit exceeded": the caller is over its rate limit.

@@ -214,10 +214,20 @@ impl Upstream {
 
     /// Sends one JSON-RPC body and classifies the result. The caller holds an in-flight permit.
     pub async fn call(&self, body: Bytes, timeout: Duration) -> Result<Answer, AttemptError> {
+        self.call_shaped(body, timeout, false).await
+    }
+
+    /// Sends a batch (a JSON array) and classifies the answer: a JSON array is an answer (its items are
+    /// matched by the caller); a single error object is the node refusing the whole batch.
+    pub async fn call_batch(&self, body: Bytes, timeout: Duration) -> Result<Answer, AttemptError> {
+        self.call_shaped(body, timeout, true).await
+    }
+
+    async fn call_shaped(&self, body: Bytes, timeout: Duration, batch: bool) -> Result<Answer, AttemptError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.metrics.in_flight.inc();
         let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, self.send(body)).await {
+        let result = match tokio::time::timeout(timeout, self.send(body, batch)).await {
             Ok(r) => r,
             Err(_) => Err((AttemptOutcome::Timeout, format!("no answer within {timeout:?}"))),
         };
@@ -239,7 +249,7 @@ impl Upstream {
         })
     }
 
-    async fn send(&self, body: Bytes) -> Result<Answer, (AttemptOutcome, String)> {
+    async fn send(&self, body: Bytes, batch: bool) -> Result<Answer, (AttemptOutcome, String)> {
         let mut req = Request::post(self.uri.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))
@@ -258,7 +268,7 @@ impl Upstream {
             .await
             .map_err(|e| (AttemptOutcome::Transport, format!("body broke off: {}", error_chain(&e))))?
             .to_bytes();
-        classify(status, body)
+        if batch { classify_batch(status, body) } else { classify(status, body) }
     }
 
     /// One health probe: `eth_blockNumber`, plus the health URL when configured. Returns the head.
@@ -275,7 +285,7 @@ impl Upstream {
                 let _ = resp.into_body().collect().await;
             }
             let body = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"health","method":"eth_blockNumber","params":[]}"#);
-            let answer = self.send(body).await.map_err(|(k, d)| format!("{}: {d}", k.as_str()))?;
+            let answer = self.send(body, false).await.map_err(|(k, d)| format!("{}: {d}", k.as_str()))?;
             if let Some((code, msg)) = answer.error {
                 return Err(format!("eth_blockNumber error {code}: {msg}"));
             }
@@ -284,6 +294,9 @@ impl Upstream {
         match tokio::time::timeout(timeout, probe).await {
             Ok(Ok(head)) => {
                 let rtt = started.elapsed();
+                // A probe is a real round trip: without it, a node that has had no traffic keeps the assumed
+                // default latency and, under light sequential load, never wins a pick against one that has.
+                self.observe_latency(rtt);
                 Ok((head, rtt))
             }
             Ok(Err(e)) => Err(e),
@@ -310,6 +323,19 @@ fn classify(status: StatusCode, body: Bytes) -> Result<Answer, (AttemptOutcome, 
         None if status.is_success() => Err((AttemptOutcome::InvalidResponse, snippet(&body))),
         None => Err((AttemptOutcome::Http4xx, format!("HTTP {}: {}", status.as_u16(), snippet(&body)))),
     }
+}
+
+/// [`classify`] for a batch: an array is the answer; anything else is classified as a single answer.
+fn classify_batch(status: StatusCode, body: Bytes) -> Result<Answer, (AttemptOutcome, String)> {
+    let is_array = status.is_success()
+        && std::str::from_utf8(&body)
+            .ok()
+            .filter(|t| iotex_shared::jsonrpc::first_byte(t) == Some(b'['))
+            .is_some_and(|t| serde_json::from_str::<Vec<&serde_json::value::RawValue>>(t).is_ok());
+    if is_array {
+        return Ok(Answer { body, error: None });
+    }
+    classify(status, body)
 }
 
 /// An error and its sources on one line: hyper's top-level messages ("client error (Connect)") say little.
