@@ -3,8 +3,9 @@
 //! Layout (the request path reads top-down in [`stack`]):
 //! - [`config`]: flags, env vars and TOML merged and validated once into [`config::Config`].
 //! - [`server`]: accept loop and graceful shutdown for both listeners.
-//! - [`stack`]: the JSON-RPC listener's layers: rate limit → HTTP checks → [`proxy`].
-//! - [`layers`]: HTTP middleware ([`layers::rate_limit`]).
+//! - [`stack`]: the JSON-RPC listener's layers: access token → rate limit → HTTP checks → [`proxy`].
+//! - [`layers`]: HTTP middleware ([`layers::auth`], [`layers::rate_limit`]).
+//! - [`token`]: the access-token format (sign, verify, key files); [`token_cmd`]: `iotex-gateway token …`.
 //! - [`proxy`]: JSON-RPC parsing, method policy, routing, retries, broadcast, batch assembly.
 //! - [`policy`]: allow/deny method globs.
 //! - [`upstream`]: one pooled client per node; [`upstream::health`] owns health, [`upstream::pool`] picks.
@@ -22,9 +23,12 @@ pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod stack;
+pub mod token;
+pub mod token_cmd;
 pub mod upstream;
 
 use crate::config::Config;
+use crate::layers::auth::Auth;
 use crate::layers::rate_limit::Limiter;
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxySettings};
@@ -57,6 +61,9 @@ pub enum GatewayError {
     /// A method glob.
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
+    /// The token revocation list cannot be used.
+    #[error("config key `token-revocation-list`: {0}")]
+    Revocation(#[from] layers::auth::RevocationError),
     /// The serving threads could not be started.
     #[error("cannot start serving threads: {0}")]
     Threads(std::io::Error),
@@ -122,7 +129,9 @@ pub async fn run(
     let limiter =
         cfg.rate_limit.map(|r| Limiter::new(r.per_second, r.burst, cfg.trusted_proxies.clone(), Arc::clone(&metrics)));
     let sweeper = limiter.as_ref().map(|l| l.spawn_sweeper(Duration::from_secs(60)));
-    let rpc_service = stack::build(proxy, limiter, cfg.max_body_bytes, Arc::clone(&metrics));
+    let auth = Auth::new(cfg.tokens.as_ref(), Arc::clone(&metrics))?;
+    let auth_maintenance = auth.spawn_maintenance();
+    let rpc_service = stack::build(proxy, auth, limiter, cfg.max_body_bytes, Arc::clone(&metrics));
     let draining = Arc::new(AtomicBool::new(false));
     let admin = admin::Admin {
         upstreams: upstreams.clone(),
@@ -164,6 +173,7 @@ pub async fn run(
     if let Some(s) = sweeper {
         s.abort();
     }
+    auth_maintenance.abort();
     tracing::info!(connections = rpc_report.connections, cut = rpc_report.cut, "iotex-gateway stopped");
     Ok(ShutdownReport { connections: rpc_report.connections, cut: rpc_report.cut })
 }

@@ -4,7 +4,8 @@
 //! queued. The key is the TCP peer's address; `X-Forwarded-For` is believed only when the peer is one of the
 //! configured trusted proxies, and then the right-most address that is not itself a trusted proxy is used
 //! (the left part of the header is whatever the client chose to write). Keys idle for a while are dropped by
-//! a periodic sweep, so a flood of spoofed sources cannot grow memory without bound.
+//! a periodic sweep, so a flood of spoofed sources cannot grow memory without bound. Requests admitted with an
+//! access token ([`crate::layers::auth`]) are not charged here: their token has its own quota.
 
 use crate::metrics::Metrics;
 use crate::server::ClientAddr;
@@ -150,7 +151,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let peer = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+        // A caller with a valid access token is charged to the token's quota instead (layers::auth).
+        let anonymous = req.extensions().get::<crate::layers::auth::TokenIdentity>().is_none();
+        let peer = req.extensions().get::<ClientAddr>().map(|c| c.0.ip()).filter(|_| anonymous);
         if let Some(peer) = peer {
             let ip = self.limiter.client_ip(peer, req.headers());
             if let Err(wait) = self.limiter.check(ip) {
