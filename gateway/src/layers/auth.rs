@@ -241,8 +241,10 @@ impl Auth {
     /// new list took effect. A failure keeps the list in force, counts `result="error"` and is logged when
     /// it differs from the previous failure.
     pub fn reload_revocations(&self) -> bool {
-        let Some(path) = self.settings.load().revocation_list.clone() else { return false };
+        // Lock first, then read the path: a concurrent `reconfigure` to another list then either finishes
+        // before (and this reads its path) or after (and replaces what this stores).
         let mut st = self.reload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(path) = self.settings.load().revocation_list.clone() else { return false };
         let read = read_bounded(&path);
         if let Ok(bytes) = &read
             && st.last.as_ref().is_some_and(|(p, b)| *p == path && b == bytes)
