@@ -227,8 +227,10 @@ fn tokens_never_reach_the_logs_even_at_trace_level() {
     let good = mint("good", "gold", far);
     let expired = mint("old", "gold", 1);
     let unknown_tier = mint("tierless", "platinum", far);
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let (rpc, admin) = (free(), free());
+    // Both held at once, so the OS hands out two different ports; released just before the gateway binds them.
+    let held = [(); 2].map(|()| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let (rpc, admin) = (held[0].local_addr().unwrap(), held[1].local_addr().unwrap());
+    drop(held);
     let log = dir.path().join("log");
     let log_file = std::fs::File::create(&log).unwrap();
     let mut child = gateway()
@@ -243,7 +245,11 @@ fn tokens_never_reach_the_logs_even_at_trace_level() {
     // Wait (bounded) until the JSON-RPC listener answers.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::net::TcpStream::connect(rpc).is_err() {
-        assert!(std::time::Instant::now() < deadline, "listener never came up");
+        let exited = child.try_wait().unwrap();
+        if exited.is_some() || std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("listener never came up ({exited:?}): {:.3000}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let ok = http(rpc, "/", &format!("Authorization: Bearer {good}\r\n"));
