@@ -1,6 +1,7 @@
 //! Access tokens: a small ed25519-signed payload (token id, subject, quota tier, expiry), base64url.
 //!
-//! A token is `base64url(payload ‖ signature)` without padding, about 100–150 characters. Payload, version 1:
+//! A token is `base64url(payload ‖ signature)` without padding, about 150 characters for a 16-character id and
+//! subject (at most ~410). Payload, version 1:
 //!
 //! ```text
 //! byte 0      version = 1
