@@ -36,6 +36,52 @@ pub enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Access tokens: create a signing key, issue a token, inspect one.
+    Token {
+        /// Which token command.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// `iotex-gateway token …` (README, Access tokens).
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a signing key file (mode 0600) and print its public key.
+    Keygen {
+        /// Where to write the secret key.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign a token and print it.
+    Issue {
+        /// Secret key file written by `token keygen`.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Who the token is for (free text, at most 128 bytes; shown by `inspect`).
+        #[arg(long, value_name = "S")]
+        subject: String,
+        /// Quota tier (a `token-tier` name the gateways know).
+        #[arg(long, value_name = "T")]
+        tier: String,
+        /// Lifetime, e.g. `30d`, `12h`.
+        #[arg(long, value_name = "DUR")]
+        ttl: String,
+        /// Token id (what the revocation list names) [default: 16 random hex digits].
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+    },
+    /// Print a token's payload as JSON, whether its signature verifies and whether it has expired.
+    Inspect {
+        /// The token, or `-` to read it from stdin (keeps it out of the process list).
+        token: String,
+        /// Public key(s) to verify with: base64url or `@FILE`. Repeatable.
+        #[arg(long = "public-key", value_name = "KEY|@FILE")]
+        public_key: Vec<String>,
+    },
 }
 
 /// Every setting, as flags/env vars and as TOML keys. All optional here: defaults apply in [`Opts::resolve`].
@@ -151,6 +197,25 @@ pub struct Opts {
     /// How often the config file is checked for changes (0s: only on SIGHUP) [default: 2s].
     #[arg(long, env = "IOTEX_GATEWAY_CONFIG_POLL_INTERVAL", value_name = "DUR")]
     pub config_poll_interval: Option<String>,
+    /// A public key whose access tokens are accepted: base64url, or `@FILE` with one key per line (`#`
+    /// comments). Repeatable; several keys at once allow rotation. Absent = tokens are not looked at.
+    #[arg(long, env = "IOTEX_GATEWAY_TOKEN_PUBLIC_KEY", value_name = "KEY|@FILE", value_delimiter = ',')]
+    #[serde(default)]
+    pub token_public_key: Vec<String>,
+    /// Refuse callers without a valid access token (HTTP 401).
+    #[arg(long, env = "IOTEX_GATEWAY_REQUIRE_TOKEN")]
+    #[serde(default)]
+    pub require_token: bool,
+    /// Quota of each token of a tier, `NAME=RATE[/BURST]` in requests/s. Repeatable.
+    #[arg(long, env = "IOTEX_GATEWAY_TOKEN_TIER", value_name = "NAME=RATE[/BURST]", value_delimiter = ',')]
+    #[serde(default)]
+    pub token_tier: Vec<String>,
+    /// File of revoked token ids, one per line (`#` comments); re-read while running.
+    #[arg(long, env = "IOTEX_GATEWAY_TOKEN_REVOCATION_LIST", value_name = "FILE")]
+    pub token_revocation_list: Option<PathBuf>,
+    /// How often the revocation list is checked for changes [default: 5s].
+    #[arg(long, env = "IOTEX_GATEWAY_TOKEN_REVOCATION_RELOAD", value_name = "DUR")]
+    pub token_revocation_reload: Option<String>,
 }
 
 /// The methods denied by default: node administration, signing with node-held keys, dev-node controls.
@@ -185,6 +250,32 @@ pub struct RateLimit {
     pub per_second: NonZeroU32,
     /// Burst above the rate.
     pub burst: NonZeroU32,
+}
+
+/// One token tier's quota, applied to each token of the tier separately.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenTier {
+    /// The name tokens carry.
+    pub name: String,
+    /// Sustained requests per second per token.
+    pub per_second: NonZeroU32,
+    /// Burst above the rate.
+    pub burst: NonZeroU32,
+}
+
+/// Access-token settings (present when at least one public key is configured).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenConfig {
+    /// Keys whose tokens are accepted.
+    pub public_keys: Vec<ed25519_dalek::VerifyingKey>,
+    /// Refuse anonymous callers.
+    pub require: bool,
+    /// Quota per tier.
+    pub tiers: Vec<TokenTier>,
+    /// Revoked token ids file.
+    pub revocation_list: Option<PathBuf>,
+    /// How often that file is checked.
+    pub revocation_reload: Duration,
 }
 
 /// The validated configuration.
@@ -253,6 +344,8 @@ pub struct Config {
     /// The flags and env vars this config was loaded with, to load it again on reload (`None` when the
     /// config did not come from [`Opts::load`]).
     pub source: Option<Opts>,
+    /// Access tokens (None = not configured: tokens are not looked at).
+    pub tokens: Option<TokenConfig>,
 }
 
 /// Upstream discovery from DNS.
@@ -347,6 +440,11 @@ impl Opts {
             upstream_dns_interval: self.upstream_dns_interval.or(file.upstream_dns_interval),
             upstream_dns_server: self.upstream_dns_server.or(file.upstream_dns_server),
             config_poll_interval: self.config_poll_interval.or(file.config_poll_interval),
+            token_public_key: vec_or(self.token_public_key, file.token_public_key),
+            require_token: self.require_token || file.require_token,
+            token_tier: vec_or(self.token_tier, file.token_tier),
+            token_revocation_list: self.token_revocation_list.or(file.token_revocation_list),
+            token_revocation_reload: self.token_revocation_reload.or(file.token_revocation_reload),
         }
     }
 
@@ -462,6 +560,13 @@ impl Opts {
             .map(str::parse::<LogFormat>)
             .transpose()
             .map_err(|e| invalid("log-format", e))?;
+        let tokens = tokens(
+            &self.token_public_key,
+            self.require_token,
+            &self.token_tier,
+            self.token_revocation_list,
+            self.token_revocation_reload.as_deref(),
+        )?;
 
         Ok(Config {
             listen,
@@ -495,6 +600,7 @@ impl Opts {
             config_file: self.config,
             config_poll_interval,
             source: None,
+            tokens,
         })
     }
 }
@@ -533,6 +639,75 @@ fn discovery(specs: &[String], interval: Option<&str>, server: Option<&str>) -> 
     let interval = dur("upstream-dns-interval", interval, Duration::from_secs(5))?;
     let server = server.map(|s| addr("upstream-dns-server", s)).transpose()?;
     Ok(Some(Discovery { names, interval, server }))
+}
+
+/// Validates the access-token keys. Key files and the revocation list are read here, so a bad path or key
+/// stops the gateway (or `check-config`) before anything is bound.
+fn tokens(
+    keys: &[String],
+    require: bool,
+    tiers: &[String],
+    revocation_list: Option<PathBuf>,
+    reload: Option<&str>,
+) -> Result<Option<TokenConfig>, ConfigError> {
+    if keys.is_empty() {
+        let stray = [
+            ("require-token", require),
+            ("token-tier", !tiers.is_empty()),
+            ("token-revocation-list", revocation_list.is_some()),
+            ("token-revocation-reload", reload.is_some()),
+        ];
+        if let Some((key, _)) = stray.iter().find(|(_, set)| *set) {
+            return Err(invalid(key, "set without token-public-key; tokens need at least one key to verify with"));
+        }
+        return Ok(None);
+    }
+    let mut public_keys: Vec<ed25519_dalek::VerifyingKey> = Vec::new();
+    for k in keys {
+        let k = k.trim();
+        let parsed = match k.strip_prefix('@') {
+            Some(path) => crate::token::read_public_keys(Path::new(path)),
+            None => crate::token::parse_public_key(k).map(|k| vec![k]),
+        };
+        // The key text is not echoed: a secret key pasted here by mistake must not end up in a log.
+        let parsed = parsed.map_err(|e| invalid("token-public-key", e.to_string()))?;
+        for p in parsed {
+            if !public_keys.contains(&p) {
+                public_keys.push(p);
+            }
+        }
+    }
+    if tiers.is_empty() {
+        return Err(invalid("token-tier", "at least one tier is needed with token-public-key, e.g. default=10/20"));
+    }
+    let mut out: Vec<TokenTier> = Vec::with_capacity(tiers.len());
+    for spec in tiers {
+        let spec = spec.trim();
+        let bad = || invalid("token-tier", format!("`{spec}` must be NAME=RATE[/BURST], e.g. gold=100/200"));
+        let (name, quota) = spec.split_once('=').ok_or_else(bad)?;
+        if !crate::token::valid_tier(name) {
+            return Err(invalid("token-tier", format!("name `{name}` must be 1-32 of a-z 0-9 _ -")));
+        }
+        let (rate, burst) = match quota.split_once('/') {
+            Some((r, b)) => (r, Some(b)),
+            None => (quota, None),
+        };
+        let nz = |s: &str| s.trim().parse::<u32>().ok().and_then(NonZeroU32::new);
+        let per_second = nz(rate).ok_or_else(bad)?;
+        let burst = match burst {
+            Some(b) => nz(b).ok_or_else(bad)?,
+            None => per_second,
+        };
+        if out.iter().any(|t| t.name == name) {
+            return Err(invalid("token-tier", format!("tier `{name}` is defined twice")));
+        }
+        out.push(TokenTier { name: name.to_owned(), per_second, burst });
+    }
+    let revocation_reload = dur("token-revocation-reload", reload, Duration::from_secs(5))?;
+    if let Some(path) = &revocation_list {
+        crate::layers::auth::read_revocation_list(path).map_err(|e| invalid("token-revocation-list", e.to_string()))?;
+    }
+    Ok(Some(TokenConfig { public_keys, require, tiers: out, revocation_list, revocation_reload }))
 }
 
 fn addr(key: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
@@ -753,6 +928,79 @@ mod tests {
         assert_eq!(d.names, vec![("iotex-nodes.default.svc".to_owned(), 15014)]);
         assert_eq!(d.interval, Duration::from_secs(5));
         assert_eq!(d.server, Some("127.0.0.1:5353".parse().unwrap()));
+    }
+
+    #[test]
+    fn token_keys_are_validated_and_named() {
+        let pk = crate::token::encode_public_key(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key());
+        let pk2 = crate::token::encode_public_key(&ed25519_dalek::SigningKey::from_bytes(&[2; 32]).verifying_key());
+        let dir = tempfile_dir();
+        let keys = dir.join("keys");
+        std::fs::write(&keys, format!("# rotation\n{pk2}\n{pk}\n")).unwrap();
+        let list = dir.join("revoked");
+        std::fs::write(&list, "t1\n").unwrap();
+        let at_keys = format!("@{}", keys.display());
+        let c = opts(&[
+            "--upstream",
+            "http://x",
+            "--token-public-key",
+            &pk,
+            "--token-public-key",
+            &at_keys,
+            "--token-tier",
+            "gold=100/200",
+            "--token-tier",
+            "free=5",
+            "--require-token",
+            "--token-revocation-list",
+            list.to_str().unwrap(),
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        let t = c.tokens.unwrap();
+        assert_eq!(t.public_keys.len(), 2, "a key given twice counts once");
+        assert!(t.require);
+        assert_eq!(
+            t.tiers[1],
+            TokenTier {
+                name: "free".into(),
+                per_second: NonZeroU32::MIN.saturating_add(4),
+                burst: NonZeroU32::MIN.saturating_add(4)
+            }
+        );
+        assert_eq!(t.revocation_reload, Duration::from_secs(5));
+        assert!(opts(&["--upstream", "http://x"]).unwrap().resolve().unwrap().tokens.is_none());
+
+        let missing = dir.join("missing").display().to_string();
+        let cases: Vec<(Vec<&str>, &str)> = vec![
+            (vec!["--require-token"], "`require-token`"),
+            (vec!["--token-tier", "a=1"], "`token-tier`"),
+            (vec!["--token-revocation-list", "/x"], "`token-revocation-list`"),
+            (vec!["--token-public-key", "short"], "`token-public-key`"),
+            (vec!["--token-public-key", "@/nonexistent/keys"], "`token-public-key`"),
+            (vec!["--token-public-key", &pk], "`token-tier`"),
+            (vec!["--token-public-key", &pk, "--token-tier", "gold"], "`token-tier`"),
+            (vec!["--token-public-key", &pk, "--token-tier", "gold=0"], "`token-tier`"),
+            (vec!["--token-public-key", &pk, "--token-tier", "gold=5/x"], "`token-tier`"),
+            (vec!["--token-public-key", &pk, "--token-tier", "Gold=5"], "`token-tier`"),
+            (vec!["--token-public-key", &pk, "--token-tier", "a=1", "--token-tier", "a=2"], "defined twice"),
+            (
+                vec!["--token-public-key", &pk, "--token-tier", "a=1", "--token-revocation-list", &missing],
+                "`token-revocation-list`",
+            ),
+            (
+                vec!["--token-public-key", &pk, "--token-tier", "a=1", "--token-revocation-reload", "0s"],
+                "`token-revocation-reload`",
+            ),
+        ];
+        for (extra, want) in cases {
+            let mut args = vec!["--upstream", "http://x"];
+            args.extend(extra.iter().copied());
+            let e = err(&args);
+            assert!(e.contains(want), "{extra:?}: {e}");
+            assert!(!e.contains(&pk), "keys are not echoed: {e}");
+        }
     }
 
     #[test]

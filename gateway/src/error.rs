@@ -113,6 +113,94 @@ impl CallError {
     }
 }
 
+/// Why an access token was refused: always HTTP 401 with JSON-RPC `-32012` and a message that names the
+/// reason but never echoes the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// `require-token` is set and the call carried no token.
+    #[error("an access token is required: send `Authorization: Bearer <token>` (or `?token=` on the URL)")]
+    Missing,
+    /// Not a token in this gateway's format.
+    #[error("access token is malformed")]
+    Malformed,
+    /// Signed by a key this gateway does not trust (or not at all).
+    #[error("access token is not signed by a key this gateway trusts")]
+    UnknownKey,
+    /// The signature does not match the token's content.
+    #[error("access token signature is invalid")]
+    BadSignature,
+    /// Past its expiry.
+    #[error("access token has expired; ask for a new one")]
+    Expired,
+    /// Its id is on the revocation list.
+    #[error("access token has been revoked")]
+    Revoked,
+    /// Validly signed for a tier this gateway has no quota for.
+    #[error("access token's tier is not configured on this gateway")]
+    UnknownTier,
+}
+
+impl AuthError {
+    /// Every value, in label order.
+    pub const ALL: [AuthError; 7] = [
+        AuthError::Missing,
+        AuthError::Malformed,
+        AuthError::UnknownKey,
+        AuthError::BadSignature,
+        AuthError::Expired,
+        AuthError::Revoked,
+        AuthError::UnknownTier,
+    ];
+
+    /// The JSON-RPC error code.
+    pub fn code(self) -> i64 {
+        codes::UNAUTHORIZED
+    }
+
+    /// The HTTP status.
+    pub fn status(self) -> StatusCode {
+        StatusCode::UNAUTHORIZED
+    }
+
+    /// The message on the wire.
+    pub fn message(self) -> String {
+        self.to_string()
+    }
+
+    /// `iotex_gateway_auth_rejected_total{reason}`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Malformed => "malformed",
+            AuthError::UnknownKey => "unknown_key",
+            AuthError::BadSignature => "bad_signature",
+            AuthError::Expired => "expired",
+            AuthError::Revoked => "revoked",
+            AuthError::UnknownTier => "unknown_tier",
+        }
+    }
+
+    /// RFC 6750 `error` attribute of the `WWW-Authenticate` header.
+    pub fn bearer_error(self) -> &'static str {
+        match self {
+            AuthError::Missing => "invalid_request",
+            _ => "invalid_token",
+        }
+    }
+}
+
+impl From<crate::token::TokenError> for AuthError {
+    fn from(e: crate::token::TokenError) -> Self {
+        use crate::token::TokenError;
+        match e {
+            TokenError::Malformed(_) => AuthError::Malformed,
+            TokenError::UnknownKey => AuthError::UnknownKey,
+            TokenError::BadSignature => AuthError::BadSignature,
+            TokenError::Expired { .. } => AuthError::Expired,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +213,15 @@ mod tests {
         assert_eq!(CallError::EmptyBatch.code(), -32600);
         assert_eq!(CallError::Parse("x".into()).code(), -32700);
         assert!(CallError::MethodNotAllowed("a".repeat(10_000)).message().len() < 200);
+    }
+
+    #[test]
+    fn auth_errors_are_401_minus_32012_with_distinct_reasons() {
+        let mut reasons = std::collections::HashSet::new();
+        for e in AuthError::ALL {
+            assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(e.code(), -32012);
+            assert!(reasons.insert(e.reason()), "{e:?}");
+        }
     }
 }

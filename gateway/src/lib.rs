@@ -3,8 +3,9 @@
 //! Layout (the request path reads top-down in [`stack`]):
 //! - [`config`]: flags, env vars and TOML merged and validated once into [`config::Config`].
 //! - [`server`]: accept loop and graceful shutdown for both listeners.
-//! - [`stack`]: the JSON-RPC listener's layers: rate limit → HTTP checks → [`proxy`].
-//! - [`layers`]: HTTP middleware ([`layers::rate_limit`]).
+//! - [`stack`]: the JSON-RPC listener's layers: access token → rate limit → HTTP checks → [`proxy`].
+//! - [`layers`]: HTTP middleware ([`layers::auth`], [`layers::rate_limit`]).
+//! - [`token`]: the access-token format (sign, verify, key files); [`token_cmd`]: `iotex-gateway token …`.
 //! - [`proxy`]: JSON-RPC parsing, method policy, routing, retries, broadcast, batch assembly.
 //! - [`filters`]: sticky filters: the creating node's route tag travels inside the filter id.
 //! - [`policy`]: allow/deny method globs.
@@ -28,9 +29,12 @@ pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod stack;
+pub mod token;
+pub mod token_cmd;
 pub mod upstream;
 
 use crate::config::Config;
+use crate::layers::auth::Auth;
 use crate::layers::rate_limit::Limiter;
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxySettings};
@@ -62,6 +66,9 @@ pub enum GatewayError {
     /// A method glob.
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
+    /// The token revocation list cannot be used.
+    #[error("config key `token-revocation-list`: {0}")]
+    Revocation(#[from] layers::auth::RevocationError),
     /// The serving threads could not be started.
     #[error("cannot start serving threads: {0}")]
     Threads(std::io::Error),
@@ -131,8 +138,15 @@ pub async fn run(
     // Always in the stack, so a reload can turn the limit on, change it or turn it off.
     let limiter = Limiter::from_config(cfg.rate_limit, cfg.trusted_proxies.clone(), Arc::clone(&metrics));
     let sweeper = limiter.spawn_sweeper(Duration::from_secs(60));
-    let rpc_service =
-        stack::build(Arc::clone(&proxy), Some(Arc::clone(&limiter)), cfg.max_body_bytes, Arc::clone(&metrics));
+    let auth = Auth::new(cfg.tokens.as_ref(), Arc::clone(&metrics))?;
+    let auth_maintenance = auth.spawn_maintenance();
+    let rpc_service = stack::build(
+        Arc::clone(&proxy),
+        Arc::clone(&auth),
+        Some(Arc::clone(&limiter)),
+        cfg.max_body_bytes,
+        Arc::clone(&metrics),
+    );
     let draining = Arc::new(AtomicBool::new(false));
     let admin =
         admin::Admin { view: health.view.clone(), metrics: Arc::clone(&metrics), draining: Arc::clone(&draining) };
@@ -144,6 +158,7 @@ pub async fn run(
         reload::Targets {
             proxy: Arc::clone(&proxy),
             limiter: Arc::clone(&limiter),
+            auth: Arc::clone(&auth),
             health: health.control.clone(),
             membership: membership.spec.clone(),
             metrics: Arc::clone(&metrics),
@@ -184,6 +199,7 @@ pub async fn run(
     membership.task.abort();
     health.task.abort();
     sweeper.abort();
+    auth_maintenance.abort();
     tracing::info!(connections = rpc_report.connections, cut = rpc_report.cut, "iotex-gateway stopped");
     Ok(ShutdownReport { connections: rpc_report.connections, cut: rpc_report.cut })
 }

@@ -1,7 +1,8 @@
 //! `iotex-gateway` entry point: parse the command line, load the config, bind, run until a signal.
 //!
 //! Exit codes: 0 after a clean shutdown or a valid `check-config`; 1 when a listener cannot be bound or the
-//! gateway fails at start; 2 for an invalid configuration (nothing is bound in that case).
+//! gateway fails at start; 2 for an invalid configuration (nothing is bound in that case). `token …` exits as
+//! documented in [`iotex_gateway::token_cmd`].
 
 use clap::Parser;
 use iotex_gateway::config::{Cli, Command, Config, Opts};
@@ -27,6 +28,15 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Token { command }) => {
+            let code = iotex_gateway::token_cmd::run(
+                command,
+                &mut std::io::stdin().lock(),
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            ExitCode::from(code)
+        }
         None => serve(cli.opts),
     }
 }
@@ -47,6 +57,25 @@ fn print_summary(cfg: &Config) {
         None => println!("  rate-limit        off"),
     }
     println!("  tx-broadcast      {}", cfg.tx_broadcast);
+    match &cfg.tokens {
+        Some(t) => {
+            let tiers = t.tiers.iter().map(|t| format!("{}={}/{}", t.name, t.per_second, t.burst)).collect::<Vec<_>>();
+            println!(
+                "  tokens            {} key(s), tiers {}, {}",
+                t.public_keys.len(),
+                tiers.join(" "),
+                if t.require { "required" } else { "optional" }
+            );
+            if let Some(p) = &t.revocation_list {
+                println!(
+                    "  revocation-list   {} (checked every {})",
+                    p.display(),
+                    duration::format(t.revocation_reload)
+                );
+            }
+        }
+        None => println!("  tokens            off"),
+    }
 }
 
 fn serve(opts: Opts) -> ExitCode {

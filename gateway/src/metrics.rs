@@ -240,6 +240,16 @@ pub struct Metrics {
     pub batch_splits: IntCounter,
     /// `iotex_gateway_filters_lost_total`: filter calls whose creating node is no longer a member.
     pub filters_lost: IntCounter,
+    /// `iotex_gateway_auth_rejected_total{reason}` (reason from [`crate::error::AuthError::reason`]).
+    pub auth_rejected: IntCounterVec,
+    /// `iotex_gateway_token_requests_total{tier}` (tier names come from the configuration).
+    pub token_requests: IntCounterVec,
+    /// `iotex_gateway_token_rate_limited_total{tier}`.
+    pub token_rate_limited: IntCounterVec,
+    /// `iotex_gateway_revocation_list_reloads_total{result}` (`ok` or `error`).
+    pub revocation_reloads: IntCounterVec,
+    /// `iotex_gateway_revoked_tokens`.
+    pub revoked_tokens: IntGauge,
 }
 
 /// Registration failed: only possible through a programming error (duplicate or invalid name).
@@ -368,6 +378,51 @@ impl Metrics {
                 &["reason"],
             )?,
         )?;
+        let auth_rejected = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "iotex_gateway_auth_rejected_total",
+                    "HTTP requests refused with 401 for their access token, by reason.",
+                ),
+                &["reason"],
+            )?,
+        )?;
+        for e in crate::error::AuthError::ALL {
+            auth_rejected.with_label_values(&[e.reason()]);
+        }
+        let token_requests = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new("iotex_gateway_token_requests_total", "HTTP requests admitted with a valid token, by tier."),
+                &["tier"],
+            )?,
+        )?;
+        let token_rate_limited = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "iotex_gateway_token_rate_limited_total",
+                    "HTTP requests with a valid token refused by the token's quota, by tier.",
+                ),
+                &["tier"],
+            )?,
+        )?;
+        let revocation_reloads = reg(
+            &r,
+            IntCounterVec::new(
+                Opts::new(
+                    "iotex_gateway_revocation_list_reloads_total",
+                    "Revocation list reads after a change: ok, or error (the previous list stays in force).",
+                ),
+                &["result"],
+            )?,
+        )?;
+        for result in ["ok", "error"] {
+            revocation_reloads.with_label_values(&[result]);
+        }
+        let revoked_tokens =
+            reg(&r, IntGauge::new("iotex_gateway_revoked_tokens", "Token ids on the revocation list in force.")?)?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -439,6 +494,11 @@ impl Metrics {
             dns_lookups,
             batch_splits,
             filters_lost,
+            auth_rejected,
+            token_requests,
+            token_rate_limited,
+            revocation_reloads,
+            revoked_tokens,
         })
     }
 

@@ -7,7 +7,8 @@
 //! - **rejected**: the new config is invalid. It is logged with the offending key, counted
 //!   (`iotex_gateway_config_reloads_total{result="rejected"}`), and the running config stays.
 //! - **applied**: upstreams (static list and DNS discovery), health and lag thresholds, timeouts, retry
-//!   budget, batch limits, transaction broadcast, method policy, rate limit and trusted proxies change for
+//!   budget, batch limits, transaction broadcast, method policy, rate limit, trusted proxies and access
+//!   tokens (keys, tiers, `require-token`, revocation list) change for
 //!   calls that start from now on. Calls in flight finish as they started: nothing is drained or cut.
 //! - Listen addresses, worker threads, the per-upstream in-flight cap (for upstreams already present), body
 //!   cap, log format, shutdown timings and the poll interval itself need a restart; a change to one of
@@ -15,6 +16,7 @@
 
 use crate::config::Config;
 use crate::discovery::Spec;
+use crate::layers::auth::Auth;
 use crate::layers::rate_limit::Limiter;
 use crate::metrics::Metrics;
 use crate::policy::MethodPolicy;
@@ -29,6 +31,8 @@ pub struct Targets {
     pub proxy: Arc<Proxy>,
     /// The per-client limit.
     pub limiter: Arc<Limiter>,
+    /// Access tokens (keys, tiers, requirement, revocation list).
+    pub auth: Arc<Auth>,
     /// Health settings.
     pub health: mpsc::Sender<Control>,
     /// Static upstreams and discovery.
@@ -138,6 +142,10 @@ pub fn reload(running: &mut Config, targets: &Targets) -> Outcome {
         Ok(p) => p,
         Err(e) => return Outcome::Rejected(e.to_string()),
     };
+    // The revocation list is read before anything changes, so an unreadable one rejects the whole reload.
+    if let Err(e) = targets.auth.reconfigure(new.tokens.as_ref()) {
+        return Outcome::Rejected(format!("config key `token-revocation-list`: {e}"));
+    }
     let restart_needed = restart_needed(running, &new);
     targets.proxy.reconfigure(policy, crate::proxy_settings(&new));
     targets.limiter.reconfigure(new.rate_limit, new.trusted_proxies.clone());

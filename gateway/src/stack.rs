@@ -1,11 +1,13 @@
 //! The JSON-RPC listener's request path, outermost first.
 //!
 //! ```text
-//! RateLimitLayer (optional)   per-client GCRA: 429 + -32005 + Retry-After, never queued
+//! AuthLayer                   access token (if keys are set): 401 + -32012 when bad/required, per-token GCRA
+//! RateLimitLayer (optional)   per-client GCRA for callers without a token: 429 + -32005 + Retry-After
 //! RpcHttp                     POST only; body cap (413) before any JSON is read; then the JSON-RPC tier
 //! Proxy                       parse, policy, route, retry, broadcast, assemble (proxy.rs)
 //! ```
 
+use crate::layers::auth::{Auth, AuthLayer};
 use crate::layers::rate_limit::{Limiter, RateLimitLayer};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
@@ -25,12 +27,19 @@ use tower::{Service, ServiceBuilder};
 pub type RpcService = BoxCloneSyncService<Request<hyper::body::Incoming>, Response<Full<Bytes>>, Infallible>;
 
 /// Builds the request path.
-pub fn build(proxy: Arc<Proxy>, limiter: Option<Arc<Limiter>>, max_body: usize, metrics: Arc<Metrics>) -> RpcService {
-    let svc = ServiceBuilder::new().option_layer(limiter.map(RateLimitLayer::new)).service(RpcHttp {
-        proxy,
-        max_body,
-        metrics,
-    });
+pub fn build(
+    proxy: Arc<Proxy>,
+    auth: Arc<Auth>,
+    limiter: Option<Arc<Limiter>>,
+    max_body: usize,
+    metrics: Arc<Metrics>,
+) -> RpcService {
+    let svc = ServiceBuilder::new()
+        // First, so a valid token is charged to its own quota instead of its caller's IP; swappable at runtime.
+        .layer(AuthLayer::new(auth))
+        // Anonymous callers only (admitted tokens carry a TokenIdentity); refused requests are never queued.
+        .option_layer(limiter.map(RateLimitLayer::new))
+        .service(RpcHttp { proxy, max_body, metrics });
     BoxCloneSyncService::new(svc)
 }
 

@@ -386,6 +386,29 @@ def cross_checks(chart: Chart, readme: Path) -> None:
     check("changing a gateway setting changes the gateway's checksum/config",
           gw_ann(base) != gw_ann(chart.render("testing", 21, "--set", "gateway.config.max-lag-blocks=3")))
 
+    # access tokens: keys and tiers reach gateway.toml, the revocation list is its own ConfigMap (outside the
+    # checksum, so revoking restarts nothing) mounted where token-revocation-list points
+    pk = "A" * 43
+    tok = chart.render("testing", 21, "--set-json", f'gateway.config.token-public-key=["{pk}"]',
+                       "--set-json", 'gateway.config.token-tier=["gold=100/200"]',
+                       "--set", "gateway.config.require-token=true", "--set-json", 'gateway.revokedTokens=["leaked-1"]')
+    toml = tok.gateway_toml()
+    revoked = tok.one("ConfigMap", "testing-gateway-revoked")["data"]["revoked.txt"]
+    dep = tok.one("Deployment", "testing-gateway")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in dep["containers"][0]["volumeMounts"]}
+    init_mounts = {m["name"]: m["mountPath"] for m in dep["initContainers"][0]["volumeMounts"]}
+    check("token settings reach gateway.toml and token-revocation-list points at the mounted revocation ConfigMap",
+          toml.get("token-public-key") == [pk] and toml.get("token-tier") == ["gold=100/200"] and toml.get("require-token") is True
+          and toml.get("token-revocation-list") == "/etc/iotex-gateway-revocation/revoked.txt"
+          and "leaked-1" in revoked.split("\n")
+          and mounts.get("revoked") == init_mounts.get("revoked") == "/etc/iotex-gateway-revocation"
+          and any(v["name"] == "revoked" and v["configMap"]["name"] == "testing-gateway-revoked" for v in dep["volumes"]),
+          (toml, revoked, mounts))
+    check("without a token key gateway.toml names no revocation list (the gateway would refuse it)",
+          "token-revocation-list" not in base.gateway_toml())
+    check("revoking a token does not change the gateway's checksum/config (no restart; the gateway re-reads it)",
+          gw_ann(base) == gw_ann(chart.render("testing", 21, "--set-json", 'gateway.revokedTokens=["x"]')))
+
     # per-size resources
     res = lambda r: r.sts("delegate")["spec"]["template"]["spec"]["containers"][0]["resources"]
     check("resources follow the size profile (21 and 101 differ, both set)",

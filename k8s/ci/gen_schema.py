@@ -67,12 +67,18 @@ schema = {
         "eject-after-failures": I(minimum=1), "eject-backoff": DUR, "eject-backoff-max": DUR,
         "retry-budget-percent": {"type": "number", "minimum": 0, "maximum": 100},
         "allow-method": {"type": "array", "items": S()}, "deny-method": {"type": "array", "items": S()},
+        # access tokens (token-revocation-list is generated from gateway.revokedTokens)
+        "token-public-key": {"type": "array", "items": S(pattern="^[A-Za-z0-9_-]{43}$")},
+        "require-token": B,
+        "token-tier": {"type": "array", "items": S(pattern="^[a-z0-9_-]{1,32}=[0-9]+(/[0-9]+)?$")},
+        "token-revocation-reload": DUR,
       }, ["listen", "admin-listen", "shutdown-delay", "shutdown-grace"], extra=False,
         description="iotex-gateway config keys (kebab-case, as its flags); upstream lists are generated"),
       "terminationGracePeriodSeconds": I(minimum=1), "resources": RES,
       "autoscaling": OBJ({"enabled": B, "minReplicas": I(minimum=1), "maxReplicas": I(minimum=1), "targetCPUUtilizationPercentage": I(minimum=1, maximum=100)}, extra=False),
       "pdb": {"type": "object"}, "nodeSelector": {"type": "object"}, "tolerations": {"type": "array"},
       "affinity": {"type": "object"}, "podAnnotations": {"type": "object"}, "rpcFrom": {"type": "array"},
+      "revokedTokens": {"type": "array", "items": S(pattern="^[A-Za-z0-9._:-]{1,64}$")},
     }, extra=False),
     "injector": OBJ({
       "run": OBJ({"rate": {"type": "number", "exclusiveMinimum": 0}, "duration": DUR, "rampTo": {"type": ["number", "null"]},

@@ -28,6 +28,9 @@ pub mod codes {
     pub const UPSTREAM_FAILED: i64 = -32010;
     /// The request's deadline passed before any upstream answered.
     pub const DEADLINE_EXCEEDED: i64 = -32011;
+    /// The access token is missing (when required), malformed, not validly signed, expired or revoked
+    /// (sent with HTTP 401).
+    pub const UNAUTHORIZED: i64 = -32012;
 }
 
 /// Why a request item is not a valid JSON-RPC 2.0 request.

@@ -55,8 +55,15 @@ impl TestGateway {
 
     /// Adds a flag with its value; a single-valued flag set earlier (e.g. a default above) is replaced.
     pub fn arg(mut self, flag: &str, value: &str) -> Self {
-        const REPEATABLE: [&str; 5] =
-            ["--upstream", "--upstream-health", "--trusted-proxy", "--allow-method", "--deny-method"];
+        const REPEATABLE: [&str; 7] = [
+            "--upstream",
+            "--upstream-health",
+            "--trusted-proxy",
+            "--allow-method",
+            "--deny-method",
+            "--token-public-key",
+            "--token-tier",
+        ];
         if !REPEATABLE.contains(&flag)
             && let Some(i) = self.args.iter().position(|a| a == flag)
         {
@@ -64,6 +71,12 @@ impl TestGateway {
         }
         self.args.push(flag.into());
         self.args.push(value.into());
+        self
+    }
+
+    /// Adds a switch (a flag without a value, e.g. `--require-token`).
+    pub fn switch(mut self, flag: &str) -> Self {
+        self.args.push(flag.into());
         self
     }
 

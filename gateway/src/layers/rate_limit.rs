@@ -7,7 +7,8 @@
 //! a periodic sweep, so a flood of spoofed sources cannot grow memory without bound.
 //!
 //! The quota and the trusted proxies can be replaced while serving (config reload): an unchanged quota keeps
-//! every client's bucket; a changed one starts fresh buckets; no quota lets every request through.
+//! every client's bucket; a changed one starts fresh buckets; no quota lets every request through. Requests
+//! admitted with an access token ([`crate::layers::auth`]) are not charged here: their token has its own quota.
 
 use crate::config::RateLimit as RateLimitConfig;
 use crate::metrics::Metrics;
@@ -184,7 +185,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let peer = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+        // A caller with a valid access token is charged to the token's quota instead (layers::auth).
+        let anonymous = req.extensions().get::<crate::layers::auth::TokenIdentity>().is_none();
+        let peer = req.extensions().get::<ClientAddr>().map(|c| c.0.ip()).filter(|_| anonymous);
         if let Some(peer) = peer {
             let ip = self.limiter.client_ip(peer, req.headers());
             if let Err(wait) = self.limiter.check(ip) {
