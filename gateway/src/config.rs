@@ -194,6 +194,10 @@ pub struct Opts {
     /// DNS server to ask instead of the system resolver, `IP:PORT` [default: the system resolver].
     #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_DNS_SERVER", value_name = "ADDR")]
     pub upstream_dns_server: Option<String>,
+    /// Port of each discovered node's HTTP health endpoint; its `/readiness` must answer 2xx (an IoTeX node's
+    /// stats port, 8080) [default: none].
+    #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_DNS_HEALTH_PORT", value_name = "PORT")]
+    pub upstream_dns_health_port: Option<u16>,
     /// How often the config file is checked for changes (0s: only on SIGHUP) [default: 2s].
     #[arg(long, env = "IOTEX_GATEWAY_CONFIG_POLL_INTERVAL", value_name = "DUR")]
     pub config_poll_interval: Option<String>,
@@ -357,6 +361,8 @@ pub struct Discovery {
     pub interval: Duration,
     /// A DNS server to ask instead of the system resolver.
     pub server: Option<SocketAddr>,
+    /// Port of each discovered node's `/readiness` health endpoint.
+    pub health_port: Option<u16>,
 }
 
 /// A setting that cannot be used, named by its key.
@@ -439,6 +445,7 @@ impl Opts {
             upstream_dns: vec_or(self.upstream_dns, file.upstream_dns),
             upstream_dns_interval: self.upstream_dns_interval.or(file.upstream_dns_interval),
             upstream_dns_server: self.upstream_dns_server.or(file.upstream_dns_server),
+            upstream_dns_health_port: self.upstream_dns_health_port.or(file.upstream_dns_health_port),
             config_poll_interval: self.config_poll_interval.or(file.config_poll_interval),
             token_public_key: vec_or(self.token_public_key, file.token_public_key),
             require_token: self.require_token || file.require_token,
@@ -470,8 +477,12 @@ impl Opts {
         if listen == admin_listen {
             return Err(invalid("admin-listen", format!("{admin_listen} is also the JSON-RPC listen address")));
         }
-        let discovery =
-            discovery(&self.upstream_dns, self.upstream_dns_interval.as_deref(), self.upstream_dns_server.as_deref())?;
+        let discovery = discovery(
+            &self.upstream_dns,
+            self.upstream_dns_interval.as_deref(),
+            self.upstream_dns_server.as_deref(),
+            self.upstream_dns_health_port,
+        )?;
         let upstreams = upstreams(&self.upstream, &self.upstream_health, discovery.is_some())?;
 
         let health_interval = dur("health-interval", self.health_interval.as_deref(), Duration::from_secs(1))?;
@@ -605,8 +616,16 @@ impl Opts {
     }
 }
 
-fn discovery(specs: &[String], interval: Option<&str>, server: Option<&str>) -> Result<Option<Discovery>, ConfigError> {
+fn discovery(
+    specs: &[String],
+    interval: Option<&str>,
+    server: Option<&str>,
+    health_port: Option<u16>,
+) -> Result<Option<Discovery>, ConfigError> {
     if specs.is_empty() {
+        if health_port.is_some() {
+            return Err(invalid("upstream-dns-health-port", "set without upstream-dns"));
+        }
         if interval.is_some() {
             return Err(invalid("upstream-dns-interval", "set without upstream-dns"));
         }
@@ -638,7 +657,10 @@ fn discovery(specs: &[String], interval: Option<&str>, server: Option<&str>) -> 
     }
     let interval = dur("upstream-dns-interval", interval, Duration::from_secs(5))?;
     let server = server.map(|s| addr("upstream-dns-server", s)).transpose()?;
-    Ok(Some(Discovery { names, interval, server }))
+    if health_port == Some(0) {
+        return Err(invalid("upstream-dns-health-port", "0 is not a port"));
+    }
+    Ok(Some(Discovery { names, interval, server, health_port }))
 }
 
 /// Validates the access-token keys. Key files and the revocation list are read here, so a bad path or key

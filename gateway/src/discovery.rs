@@ -2,7 +2,8 @@
 //!
 //! `--upstream-dns NAME:PORT` names a headless Kubernetes Service, whose DNS answer is one A/AAAA record per
 //! ready pod. Every `upstream-dns-interval` each name is resolved again; each address becomes an upstream
-//! named `IP:PORT` with URL `http://IP:PORT/`. The merged set (static first, then discovered, duplicates of
+//! named `IP:PORT` with URL `http://IP:PORT/` (and, with `upstream-dns-health-port`, the health URL
+//! `http://IP:HEALTH_PORT/readiness`: an IoTeX node's stats port). The merged set (static first, then discovered, duplicates of
 //! a static URL dropped) goes to the health supervisor, which keeps the state of unchanged members.
 //!
 //! Refusals and fallbacks:
@@ -128,22 +129,25 @@ pub fn spawn_with(
     Membership { spec: tx, task }
 }
 
-/// The URL an address is reached at.
-fn upstream_for(ip: IpAddr, port: u16) -> Option<UpstreamConfig> {
+/// The URLs an address is reached at (the health URL on `health_port`, when configured).
+fn upstream_for(ip: IpAddr, port: u16, health_port: Option<u16>) -> Option<UpstreamConfig> {
     let addr = SocketAddr::new(ip, port);
     let url = url::Url::parse(&format!("http://{addr}/")).ok()?;
-    Some(UpstreamConfig { name: addr.to_string(), url, health_url: None })
+    let health_url =
+        health_port.and_then(|p| url::Url::parse(&format!("http://{}/readiness", SocketAddr::new(ip, p))).ok());
+    Some(UpstreamConfig { name: addr.to_string(), url, health_url })
 }
 
 /// Static upstreams first, then discovered ones in a stable order, without repeating a URL.
 pub fn merge(
     static_upstreams: &[UpstreamConfig],
     discovered: &BTreeMap<(String, u16), Vec<IpAddr>>,
+    health_port: Option<u16>,
 ) -> Vec<UpstreamConfig> {
     let mut out: Vec<UpstreamConfig> = static_upstreams.to_vec();
     for ((_, port), ips) in discovered {
         for ip in ips {
-            if let Some(u) = upstream_for(*ip, *port)
+            if let Some(u) = upstream_for(*ip, *port, health_port)
                 && !out.iter().any(|o| o.url == u.url || o.name == u.name)
             {
                 out.push(u);
@@ -188,7 +192,7 @@ async fn run(
         } else {
             discovered.clear();
         }
-        let want = merge(&spec.static_upstreams, &discovered);
+        let want = merge(&spec.static_upstreams, &discovered, spec.discovery.as_ref().and_then(|d| d.health_port));
         if sent.as_ref() != Some(&want) {
             if control.send(Control::SetUpstreams(want.clone())).await.is_err() {
                 return;
@@ -256,6 +260,7 @@ mod tests {
                 names: vec![("iotex.default.svc".into(), 15014)],
                 interval: Duration::from_secs(5),
                 server: None,
+                health_port: None,
             }),
         };
         let m = spawn_with(spec.clone(), tx, Arc::clone(&metrics), scripted);
@@ -283,8 +288,9 @@ mod tests {
             url: url::Url::parse("http://127.0.0.1:1/").unwrap(),
             health_url: None,
         }];
-        let m = merge(&s, &d);
+        let m = merge(&s, &d, Some(8080));
         assert_eq!(m.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["x", "[::1]:1"]);
         assert_eq!(m[1].url.as_str(), "http://[::1]:1/");
+        assert_eq!(m[1].health_url.as_ref().map(url::Url::as_str), Some("http://[::1]:8080/readiness"));
     }
 }

@@ -159,11 +159,17 @@ def checks_for(chart: Chart, env: str, size: int) -> None:
     want_up = sorted(f"{p.removeprefix(rel + '-')}=http://{p}{suffix}:{web3}" for p in pods)
     want_health = sorted(f"{p.removeprefix(rel + '-')}=http://{p}{suffix}:{stats}/readiness" for p in pods)
     gw = r.gateway_toml()
-    check(f"{tag} gateway upstreams are exactly the {size} node pods (stable DNS, :15014)",
-          sorted(gw["upstream"]) == want_up and len(set(gw["upstream"])) == size,
-          sorted(set(gw["upstream"]) ^ set(want_up))[:4])
-    check(f"{tag} gateway upstream-health is each node pod's :8080/readiness",
-          sorted(gw["upstream-health"]) == want_health)
+    if "upstream-dns" in gw:
+        check(f"{tag} gateway discovers the node pods from the headless Service (:{web3}, health :{stats})",
+              gw["upstream-dns"] == [f"{headless['metadata']['name']}.{NS}.svc:{web3}"]
+              and gw["upstream-dns-health-port"] == stats and "upstream" not in gw
+              and headless["spec"].get("publishNotReadyAddresses") is True, gw)
+    else:
+        check(f"{tag} gateway upstreams are exactly the {size} node pods (stable DNS, :15014)",
+              sorted(gw["upstream"]) == want_up and len(set(gw["upstream"])) == size,
+              sorted(set(gw["upstream"]) ^ set(want_up))[:4])
+        check(f"{tag} gateway upstream-health is each node pod's :8080/readiness",
+              sorted(gw["upstream-health"]) == want_health)
     check(f"{tag} headless Service selects both boot node and delegate pods",
           selects(headless["spec"]["selector"], boot["spec"]["template"]["metadata"]["labels"])
           and selects(headless["spec"]["selector"], dele["spec"]["template"]["metadata"]["labels"]))
@@ -382,9 +388,15 @@ def cross_checks(chart: Chart, readme: Path) -> None:
     for role in ("bootnode", "delegate"):
         check(f"changing the genesis changes checksum/config on the {role} pods", ann(base, role) != ann(moved, role))
         check(f"an unchanged config keeps checksum/config on the {role} pods", ann(base, role) == ann(same, role))
-    gw_ann = lambda r: r.one("Deployment", "testing-gateway")["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
-    check("changing a gateway setting changes the gateway's checksum/config",
-          gw_ann(base) != gw_ann(chart.render("testing", 21, "--set", "gateway.config.max-lag-blocks=3")))
+    gw_ann = lambda r: (r.one("Deployment", "testing-gateway")["spec"]["template"]["metadata"].get("annotations") or {}).get("checksum/config")
+    check("with hot reload (default) a gateway setting change rolls no pod: no checksum/config on the gateway",
+          gw_ann(base) is None and gw_ann(chart.render("testing", 21, "--set", "gateway.config.max-lag-blocks=3")) is None)
+    cold = lambda *a: chart.render("testing", 21, "--set", "gateway.hotReload=false", *a)
+    check("without hot reload, changing a gateway setting changes the gateway's checksum/config",
+          gw_ann(cold()) is not None and gw_ann(cold()) != gw_ann(cold("--set", "gateway.config.max-lag-blocks=3")))
+    fixed = chart.render("testing", 21, "--set", "gateway.discovery.enabled=false").gateway_toml()
+    check("discovery off: gateway.toml lists every node pod as upstream (with health URLs), no upstream-dns",
+          len(fixed.get("upstream", [])) == 21 and len(fixed.get("upstream-health", [])) == 21 and "upstream-dns" not in fixed)
 
     # access tokens: keys and tiers reach gateway.toml, the revocation list is its own ConfigMap (outside the
     # checksum, so revoking restarts nothing) mounted where token-revocation-list points

@@ -72,6 +72,8 @@ schema = {
         "require-token": B,
         "token-tier": {"type": "array", "items": S(pattern="^[a-z0-9_-]{1,32}=[0-9]+(/[0-9]+)?$")},
         "token-revocation-reload": DUR,
+        # IoTeX node limits and reload (upstream-dns* are generated from gateway.discovery)
+        "busy-backoff": DUR, "upstream-batch-size": I(minimum=1, maximum=100), "config-poll-interval": DUR,
       }, ["listen", "admin-listen", "shutdown-delay", "shutdown-grace"], extra=False,
         description="iotex-gateway config keys (kebab-case, as its flags); upstream lists are generated"),
       "terminationGracePeriodSeconds": I(minimum=1), "resources": RES,
@@ -79,6 +81,9 @@ schema = {
       "pdb": {"type": "object"}, "nodeSelector": {"type": "object"}, "tolerations": {"type": "array"},
       "affinity": {"type": "object"}, "podAnnotations": {"type": "object"}, "rpcFrom": {"type": "array"},
       "revokedTokens": {"type": "array", "items": S(pattern="^[A-Za-z0-9._:-]{1,64}$")},
+      "discovery": OBJ({"enabled": B, "interval": DUR}, extra=False,
+                       description="Find node pods through the headless Service's DNS records instead of a fixed list"),
+      "hotReload": B,
     }, extra=False),
     "injector": OBJ({
       "run": OBJ({"rate": {"type": "number", "exclusiveMinimum": 0}, "duration": DUR, "rampTo": {"type": ["number", "null"]},
