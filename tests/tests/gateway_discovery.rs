@@ -64,7 +64,7 @@ impl Traffic {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    match c.call(&url, "eth_chainId", json!([])).await {
+                    match c.call(&url, "eth_blockNumber", json!([])).await {
                         Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
                         Err(e) => {
                             first_error.get_or_insert(e.to_string());
