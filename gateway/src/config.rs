@@ -60,6 +60,20 @@ pub struct Opts {
     #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_HEALTH", value_name = "NAME=URL", value_delimiter = ',')]
     #[serde(default)]
     pub upstream_health: Vec<String>,
+    /// A WebSocket URL for a named upstream, `NAME=URL` (IoTeX serves `eth_subscribe` on port 16014). Only
+    /// upstreams with one carry subscriptions. Repeatable.
+    #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_WS", value_name = "NAME=URL", value_delimiter = ',')]
+    #[serde(default)]
+    pub upstream_ws: Vec<String>,
+    /// Resubscribe elsewhere when an upstream subscription delivers no head for this long [default: 8s].
+    #[arg(long, env = "IOTEX_GATEWAY_WS_UPSTREAM_SILENCE", value_name = "DUR")]
+    pub ws_upstream_silence: Option<String>,
+    /// Subscriptions one WebSocket connection may hold [default: 32].
+    #[arg(long, env = "IOTEX_GATEWAY_WS_MAX_SUBSCRIPTIONS", value_name = "N")]
+    pub ws_max_subscriptions: Option<usize>,
+    /// Messages queued for one WebSocket client before it is disconnected as too slow [default: 1024].
+    #[arg(long, env = "IOTEX_GATEWAY_WS_SEND_QUEUE", value_name = "N")]
+    pub ws_send_queue: Option<usize>,
     /// How often each upstream is probed [default: 1s].
     #[arg(long, env = "IOTEX_GATEWAY_HEALTH_INTERVAL", value_name = "DUR")]
     pub health_interval: Option<String>,
@@ -157,6 +171,8 @@ pub struct UpstreamConfig {
     pub url: url::Url,
     /// Optional HTTP health URL that must answer 2xx.
     pub health_url: Option<url::Url>,
+    /// Optional WebSocket URL for `eth_subscribe` (IoTeX: port 16014).
+    pub ws_url: Option<url::Url>,
 }
 
 /// Per-client rate limit.
@@ -221,6 +237,19 @@ pub struct Config {
     pub log_format: Option<LogFormat>,
     /// Runtime worker threads (None = one per CPU).
     pub worker_threads: Option<usize>,
+    /// WebSocket serving and subscriptions.
+    pub ws: WsConfig,
+}
+
+/// WebSocket settings (see the README's WebSocket section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsConfig {
+    /// No head from the upstream subscription for this long ⇒ resubscribe elsewhere.
+    pub upstream_silence: Duration,
+    /// Subscriptions per connection.
+    pub max_subscriptions: usize,
+    /// Outgoing messages queued per connection (and per topic fan-out) before a client counts as too slow.
+    pub send_queue: usize,
 }
 
 /// A setting that cannot be used, named by its key.
@@ -275,6 +304,10 @@ impl Opts {
             admin_listen: self.admin_listen.or(file.admin_listen),
             upstream: vec_or(self.upstream, file.upstream),
             upstream_health: vec_or(self.upstream_health, file.upstream_health),
+            upstream_ws: vec_or(self.upstream_ws, file.upstream_ws),
+            ws_upstream_silence: self.ws_upstream_silence.or(file.ws_upstream_silence),
+            ws_max_subscriptions: self.ws_max_subscriptions.or(file.ws_max_subscriptions),
+            ws_send_queue: self.ws_send_queue.or(file.ws_send_queue),
             health_interval: self.health_interval.or(file.health_interval),
             probe_timeout: self.probe_timeout.or(file.probe_timeout),
             max_lag_blocks: self.max_lag_blocks.or(file.max_lag_blocks),
@@ -320,7 +353,13 @@ impl Opts {
         if listen == admin_listen {
             return Err(invalid("admin-listen", format!("{admin_listen} is also the JSON-RPC listen address")));
         }
-        let upstreams = upstreams(&self.upstream, &self.upstream_health)?;
+        let mut upstreams = upstreams(&self.upstream, &self.upstream_health)?;
+        ws_urls(&mut upstreams, &self.upstream_ws)?;
+        let ws = WsConfig {
+            upstream_silence: dur("ws-upstream-silence", self.ws_upstream_silence.as_deref(), Duration::from_secs(8))?,
+            max_subscriptions: positive("ws-max-subscriptions", self.ws_max_subscriptions, 32)?,
+            send_queue: positive("ws-send-queue", self.ws_send_queue, 1024)?,
+        };
 
         let health_interval = dur("health-interval", self.health_interval.as_deref(), Duration::from_secs(1))?;
         let probe_timeout =
@@ -431,6 +470,7 @@ impl Opts {
             shutdown_grace,
             log_format,
             worker_threads: self.worker_threads,
+            ws,
         })
     }
 }
@@ -533,7 +573,7 @@ fn upstreams(specs: &[String], health: &[String]) -> Result<Vec<UpstreamConfig>,
         if out.iter().any(|u| u.name == name) {
             return Err(invalid("upstream", format!("name `{name}` is used twice; name them NAME=URL")));
         }
-        out.push(UpstreamConfig { name, url, health_url: None });
+        out.push(UpstreamConfig { name, url, health_url: None, ws_url: None });
     }
     for spec in health {
         let (Some(name), url) = split_named(spec.trim()) else {
@@ -546,6 +586,31 @@ fn upstreams(specs: &[String], health: &[String]) -> Result<Vec<UpstreamConfig>,
         up.health_url = Some(url);
     }
     Ok(out)
+}
+
+/// Attaches `NAME=ws://…` URLs to their upstreams. `wss` is refused like https: node endpoints are in-cluster.
+fn ws_urls(out: &mut [UpstreamConfig], specs: &[String]) -> Result<(), ConfigError> {
+    const KEY: &str = "upstream-ws";
+    for spec in specs {
+        let (Some(name), url) = split_named(spec.trim()) else {
+            return Err(invalid(KEY, format!("`{spec}` must be NAME=URL, naming an upstream")));
+        };
+        let url = url::Url::parse(url.trim()).map_err(|e| invalid(KEY, format!("`{url}` is not a URL: {e}")))?;
+        if url.scheme() != "ws" {
+            return Err(invalid(
+                KEY,
+                format!("`{}`: scheme `{}` is not ws (e.g. ws://node:16014)", redact(&url), url.scheme()),
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid(KEY, format!("`{}` has no host", redact(&url))));
+        }
+        let Some(up) = out.iter_mut().find(|u| u.name == name) else {
+            return Err(invalid(KEY, format!("no upstream is named `{name}`")));
+        };
+        up.ws_url = Some(url);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -575,6 +640,20 @@ mod tests {
         assert!(c.rate_limit.is_none());
         assert_eq!(c.upstreams[0].name, "127.0.0.1:1");
         assert!(c.deny_methods.iter().any(|d| d == "eth_sendTransaction"));
+        assert_eq!(
+            c.ws,
+            WsConfig { upstream_silence: Duration::from_secs(8), max_subscriptions: 32, send_queue: 1024 }
+        );
+        assert!(c.upstreams[0].ws_url.is_none());
+    }
+
+    #[test]
+    fn ws_urls_attach_to_named_upstreams() {
+        let c = opts(&["--upstream", "a=http://10.0.0.1:15014", "--upstream-ws", "a=ws://10.0.0.1:16014"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(c.upstreams[0].ws_url.as_ref().map(url::Url::as_str), Some("ws://10.0.0.1:16014/"));
     }
 
     #[test]
@@ -620,6 +699,12 @@ mod tests {
             (&["--upstream", "http://x", "--attempt-timeout", "20s"], "`attempt-timeout`"),
             (&["--upstream", "http://x", "--admin-listen", "0.0.0.0:15014"], "`admin-listen`"),
             (&["--upstream", "http://x", "--worker-threads", "0"], "`worker-threads`"),
+            (&["--upstream", "a=http://x", "--upstream-ws", "b=ws://x"], "no upstream is named `b`"),
+            (&["--upstream", "a=http://x", "--upstream-ws", "a=http://x"], "`upstream-ws`"),
+            (&["--upstream", "a=http://x", "--upstream-ws", "ws://x"], "`upstream-ws`"),
+            (&["--upstream", "http://x", "--ws-upstream-silence", "0s"], "`ws-upstream-silence`"),
+            (&["--upstream", "http://x", "--ws-max-subscriptions", "0"], "`ws-max-subscriptions`"),
+            (&["--upstream", "http://x", "--ws-send-queue", "0"], "`ws-send-queue`"),
         ];
         for (args, want) in cases {
             let e = err(args);

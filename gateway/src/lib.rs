@@ -3,7 +3,8 @@
 //! Layout (the request path reads top-down in [`stack`]):
 //! - [`config`]: flags, env vars and TOML merged and validated once into [`config::Config`].
 //! - [`server`]: accept loop and graceful shutdown for both listeners.
-//! - [`stack`]: the JSON-RPC listener's layers: rate limit → HTTP checks → [`proxy`].
+//! - [`stack`]: the JSON-RPC listener's layers: rate limit → WebSocket upgrade → HTTP checks → [`proxy`].
+//! - [`ws`]: JSON-RPC over WebSocket and `eth_subscribe` fan-out with upstream failover.
 //! - [`layers`]: HTTP middleware ([`layers::rate_limit`]).
 //! - [`proxy`]: JSON-RPC parsing, method policy, routing, retries, broadcast, batch assembly.
 //! - [`policy`]: allow/deny method globs.
@@ -23,6 +24,7 @@ pub mod proxy;
 pub mod server;
 pub mod stack;
 pub mod upstream;
+pub mod ws;
 
 use crate::config::Config;
 use crate::layers::rate_limit::Limiter;
@@ -122,7 +124,29 @@ pub async fn run(
     let limiter =
         cfg.rate_limit.map(|r| Limiter::new(r.per_second, r.burst, cfg.trusted_proxies.clone(), Arc::clone(&metrics)));
     let sweeper = limiter.as_ref().map(|l| l.spawn_sweeper(Duration::from_secs(60)));
-    let rpc_service = stack::build(proxy, limiter, cfg.max_body_bytes, Arc::clone(&metrics));
+    let stop_ws = CancellationToken::new();
+    let hub = ws::hub::Hub::new(
+        ws::source::Source::new(upstreams.clone(), health.view.clone()),
+        Arc::clone(&proxy),
+        Arc::clone(&metrics),
+        cfg.ws.upstream_silence,
+        cfg.ws.send_queue,
+        stop_ws.clone(),
+    );
+    let ws = ws::Ws::new(
+        Arc::clone(&proxy),
+        hub,
+        limiter.clone(),
+        ws::WsSettings {
+            max_message: cfg.max_body_bytes,
+            max_subscriptions: cfg.ws.max_subscriptions,
+            send_queue: cfg.ws.send_queue,
+            max_batch: cfg.max_batch_size,
+        },
+        Arc::clone(&metrics),
+        stop_ws.clone(),
+    );
+    let rpc_service = stack::build(proxy, limiter, Some(ws), cfg.max_body_bytes, Arc::clone(&metrics));
     let draining = Arc::new(AtomicBool::new(false));
     let admin = admin::Admin {
         upstreams: upstreams.clone(),
@@ -157,6 +181,8 @@ pub async fn run(
     tracing::info!(delay = ?cfg.shutdown_delay, grace = ?grace, "draining: /readyz is 503");
     tokio::time::sleep(cfg.shutdown_delay).await;
     stop_rpc.cancel();
+    // WebSocket sessions outlive their HTTP connection: tell them (close 1001) and stop upstream subscriptions.
+    stop_ws.cancel();
     let rpc_report = rpc_task.await.unwrap_or_default();
     stop_admin.cancel();
     let _ = admin_task.await;

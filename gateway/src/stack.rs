@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! RateLimitLayer (optional)   per-client GCRA: 429 + -32005 + Retry-After, never queued
+//! WsLayer (optional)          `Upgrade: websocket` becomes a WebSocket session (ws/); the rest passes on
 //! RpcHttp                     POST only; body cap (413) before any JSON is read; then the JSON-RPC tier
 //! Proxy                       parse, policy, route, retry, broadcast, assemble (proxy.rs)
 //! ```
@@ -9,6 +10,7 @@
 use crate::layers::rate_limit::{Limiter, RateLimitLayer};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
+use crate::ws::{Ws, WsLayer};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -25,12 +27,17 @@ use tower::{Service, ServiceBuilder};
 pub type RpcService = BoxCloneSyncService<Request<hyper::body::Incoming>, Response<Full<Bytes>>, Infallible>;
 
 /// Builds the request path.
-pub fn build(proxy: Arc<Proxy>, limiter: Option<Arc<Limiter>>, max_body: usize, metrics: Arc<Metrics>) -> RpcService {
-    let svc = ServiceBuilder::new().option_layer(limiter.map(RateLimitLayer::new)).service(RpcHttp {
-        proxy,
-        max_body,
-        metrics,
-    });
+pub fn build(
+    proxy: Arc<Proxy>,
+    limiter: Option<Arc<Limiter>>,
+    ws: Option<Arc<Ws>>,
+    max_body: usize,
+    metrics: Arc<Metrics>,
+) -> RpcService {
+    let svc = ServiceBuilder::new()
+        .option_layer(limiter.map(RateLimitLayer::new))
+        .option_layer(ws.map(WsLayer::new))
+        .service(RpcHttp { proxy, max_body, metrics });
     BoxCloneSyncService::new(svc)
 }
 
