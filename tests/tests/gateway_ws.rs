@@ -110,9 +110,13 @@ impl WsClient {
 }
 
 fn gateway_ws(nodes: &[(&str, &Node)]) -> TestGateway {
-    nodes.iter().fold(TestGateway::new().arg("--ws-upstream-silence", "60s"), |g, (name, n)| {
-        g.upstream(name, &n.url).arg("--upstream-ws", &format!("{name}={}", ws_url(&n.url)))
-    })
+    // One comma-separated --upstream-ws (as the env var takes it): the test builder keeps only the last value
+    // of a flag it does not know to be repeatable.
+    let ws: Vec<String> = nodes.iter().map(|(name, n)| format!("{name}={}", ws_url(&n.url))).collect();
+    nodes
+        .iter()
+        .fold(TestGateway::new().arg("--ws-upstream-silence", "60s"), |g, (name, n)| g.upstream(name, &n.url))
+        .arg("--upstream-ws", &ws.join(","))
 }
 
 async fn metric(gw: &RunningGateway, series: &str) -> f64 {
@@ -343,7 +347,8 @@ async fn hostile_input_gets_clear_errors_and_never_kills_the_gateway() -> anyhow
     assert!(unknown["error"]["message"].as_str().unwrap().contains("newHeads"), "{unknown}");
     let bad_filter = c.call("eth_subscribe", json!(["logs", {"fromBlock": "0x0"}])).await;
     assert_eq!(bad_filter["error"]["code"], -32602);
-    assert_eq!(c.call("eth_subscribe", json!("newHeads")).await["error"]["code"], -32602);
+    // Params that are not an array or object are an invalid request, as over HTTP.
+    assert_eq!(c.call("eth_subscribe", json!("newHeads")).await["error"]["code"], -32600);
     c.subscribe(json!(["newHeads"])).await;
     c.subscribe(json!(["logs"])).await;
     let third = c.call("eth_subscribe", json!(["newHeads"])).await;

@@ -143,7 +143,7 @@ pub async fn run(ws: Arc<Ws>, stream: Stream, client: Option<IpAddr>) {
             }
             Some(Ok(Message::Text(t))) => {
                 m.messages.with_label_values(&["in"]).inc();
-                if conn.allowed(None) {
+                if conn.allowed(single_id(t.as_str()).as_deref()) {
                     conn.text(Bytes::from(t)).await;
                 }
             }
@@ -198,6 +198,16 @@ async fn write(
         }
     }
     let _ = sink.close().await;
+}
+
+/// The id of a single call, so a refusal can be matched by the client; `None` for batches and garbage.
+fn single_id(text: &str) -> Option<Box<RawValue>> {
+    let Ok(Body::Single(raw)) = Body::parse(text) else { return None };
+    let id = match Request::parse(raw) {
+        Ok(req) => req.id,
+        Err(e) => e.id,
+    };
+    id.map(|i| i.to_owned())
 }
 
 fn is_local(method: &str) -> bool {

@@ -97,6 +97,7 @@ pub async fn run(task: TopicTask) {
     loop {
         let Some(target) = choose(&source.routable(), avoid.as_deref()) else {
             // Nothing routable has a WebSocket URL: look again when health changes (or after a while).
+            tracing::debug!(topic = d.topic.kind(), "no routable upstream with a WebSocket URL");
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = source.changed() => {}
@@ -104,6 +105,7 @@ pub async fn run(task: TopicTask) {
             }
             continue;
         };
+        tracing::debug!(topic = d.topic.kind(), upstream = %target.name, "subscribing upstream");
         let started = Instant::now();
         match subscribe(&mut d, &target, &mut source, &stop, silence).await {
             End::Stopped => return,
@@ -120,6 +122,7 @@ pub async fn run(task: TopicTask) {
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
+                tracing::debug!(topic = d.topic.kind(), stopped = stop.is_cancelled(), "retrying");
             }
         }
     }
@@ -202,6 +205,7 @@ async fn subscribe(
         () = stop.cancelled() => return End::Stopped,
         r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, open(d, target)) => r,
     };
+    tracing::debug!(upstream = %target.name, ok = matches!(opened, Ok(Ok(_))), "upstream socket opened");
     let (mut ws, ids, early) = match opened {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => return failed("connect", e),
