@@ -331,6 +331,43 @@ async fn logs_subscription_delivers_a_transaction_log_matching_its_filter() -> a
 }
 
 #[tokio::test]
+async fn a_log_mined_while_no_subscription_saw_it_is_backfilled_once_after_failover() -> anyhow::Result<()> {
+    let (mut a, mut b) = tokio::try_join!(Node::anvil(&[]), Node::anvil(&[]))?;
+    let gw = gateway_ws(&[("a", &a), ("b", &b)]).spawn().await?;
+    let mut c = WsClient::connect(&gw).await;
+    let topic = format!("0x{}", "ef".repeat(32));
+    let sub = c.subscribe(json!(["logs", {"topics": [topic]}])).await;
+    let on = |name: &str| format!("iotex_gateway_ws_upstream_subscriptions{{upstream=\"{name}\"}}");
+    let subscribed = iotex_tests::eventually(WAIT, "an upstream subscription", || {
+        let gw = &gw;
+        async move {
+            if metric(gw, &on("a")).await == 1.0 {
+                Some("a")
+            } else if metric(gw, &on("b")).await == 1.0 {
+                Some("b")
+            } else {
+                None
+            }
+        }
+    })
+    .await?;
+    let (victim, survivor) = if subscribed == "a" { (&mut a, &mut b) } else { (&mut b, &mut a) };
+    // A head both nodes share (the topic covers logs from the head it subscribed at, or a later one seen).
+    tokio::try_join!(victim.mine(1), survivor.mine(1))?;
+    // The log lands on the node the gateway is not subscribed to; only the backfill after failover can
+    // deliver it.
+    let init = format!("0x7f{}60006000a100", "ef".repeat(32));
+    let tx = survivor.rpc("eth_sendTransaction", json!([{"from": DEV_ADDRESSES[0], "data": init}])).await?;
+    assert!(c.note(&sub, Duration::from_millis(300)).await.is_none(), "a log from an unsubscribed node arrived");
+    victim.kill();
+    let log = c.note(&sub, WAIT).await.expect("the log was not backfilled");
+    assert_eq!(log["transactionHash"], tx, "{log}");
+    assert!(c.note(&sub, Duration::from_millis(500)).await.is_none(), "the log was delivered twice");
+    assert!(metric(&gw, "iotex_gateway_ws_backfilled_logs_total").await >= 1.0);
+    Ok(())
+}
+
+#[tokio::test]
 async fn hostile_input_gets_clear_errors_and_never_kills_the_gateway() -> anyhow::Result<()> {
     let node = Node::anvil(&[]).await?;
     let gw =

@@ -20,7 +20,7 @@
 //!   the blocks since the last head seen (inclusive) are fetched with `eth_getLogs` (2,000-block chunks, the
 //!   IoTeX cap) and delivered before new ones.
 //! - Before a topic's first upstream subscription there is nothing to fill: a client sees events from the
-//!   moment it subscribed.
+//!   moment it is live. A logs topic counts its coverage from the cluster's head at that moment.
 
 use super::hub::{Event, Topic};
 use super::order::{Admit, HeadGate, LogDedup, MAX_GAP_FILL, head_number, log_key};
@@ -390,12 +390,22 @@ impl Delivery {
 
     /// After a (re)subscribe: heads up to the cluster's current head, or logs since the last head seen.
     async fn catch_up(&mut self) -> Result<(), String> {
-        let Some(last) = self.gate.last() else { return Ok(()) };
+        let last = self.gate.last();
+        if last.is_none() && self.topic == Topic::NewHeads {
+            // Nothing delivered yet, so nothing can be missing.
+            return Ok(());
+        }
         let head_raw = rpc(&self.proxy, "eth_blockNumber", json!([])).await?;
         let head = serde_json::from_str::<String>(head_raw.get())
             .ok()
             .and_then(|s| u64::from_str_radix(s.strip_prefix("0x")?, 16).ok())
             .ok_or("eth_blockNumber is not a quantity")?;
+        let Some(last) = last else {
+            // A logs topic's first subscription: logs are covered from here on, so a failover before its first
+            // head still backfills what it missed.
+            self.gate.delivered(head);
+            return Ok(());
+        };
         match self.topic.clone() {
             Topic::NewHeads => {
                 if head > last {
