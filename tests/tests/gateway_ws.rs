@@ -1,7 +1,7 @@
 //! WebSocket through the gateway, against real anvil nodes (WebSocket on their HTTP port, `eth_subscribe`
 //! `newHeads` and `logs`): calls over WebSocket, one shared upstream subscription per topic, failover with
 //! no gap and no duplicate head, logs, unsubscribe, slow clients and hostile input.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use futures::{SinkExt, StreamExt};
 use iotex_tests::gateway::{RunningGateway, TestGateway, sample};

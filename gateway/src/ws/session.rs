@@ -3,7 +3,7 @@
 //! A reader loop (this task) and a writer task share one bounded outgoing queue (`ws-send-queue` messages).
 //! Nothing ever waits for room in it: a reply or notification that finds it full disconnects the client with
 //! close code 1008 and a reason that says why, so one slow reader never holds up a topic's other clients.
-//! Plain calls run concurrently (at most [`CALLS_IN_FLIGHT`] per connection) through [`Proxy::handle`], so
+//! Plain calls run concurrently (at most [`CALLS_IN_FLIGHT`] per connection) through [`crate::proxy::Proxy::handle`], so
 //! answers may come back in a different order than the calls, as JSON-RPC allows; `eth_subscribe` and
 //! `eth_unsubscribe` are answered here, and a subscription's first notification always follows its answer.
 
