@@ -3,9 +3,10 @@
 //! A reader loop (this task) and a writer task share one bounded outgoing queue (`ws-send-queue` messages).
 //! Nothing ever waits for room in it: a reply or notification that finds it full disconnects the client with
 //! close code 1008 and a reason that says why, so one slow reader never holds up a topic's other clients.
-//! Plain calls run concurrently (at most [`CALLS_IN_FLIGHT`] per connection) through [`crate::proxy::Proxy::handle`], so
-//! answers may come back in a different order than the calls, as JSON-RPC allows; `eth_subscribe` and
-//! `eth_unsubscribe` are answered here, and a subscription's first notification always follows its answer.
+//! Plain calls run concurrently (at most [`CALLS_IN_FLIGHT`] per connection) through
+//! [`crate::proxy::Proxy::handle`], so answers may come back in a different order than the calls, as JSON-RPC
+//! allows; `eth_subscribe` and `eth_unsubscribe` are answered here, and a subscription's first notification
+//! always follows its answer.
 
 use super::hub::{Event, Membership, Topic};
 use super::{INVALID_PARAMS, Ws};
@@ -54,8 +55,8 @@ impl Outbox {
                 if !self.killed.swap(true, Ordering::Relaxed) {
                     self.ws.metrics.ws.slow_disconnects.inc();
                     let reason = format!(
-                        "client too slow: {} messages waiting to be read (ws-send-queue); read faster or subscribe to less",
-                        self.ws.settings.send_queue
+                        "client too slow: {} messages waiting to be read (ws-send-queue); {}",
+                        self.ws.settings.send_queue, "read faster or subscribe to less"
                     );
                     let _ = self.kill.try_send(CloseFrame { code: CloseCode::Policy, reason: reason.into() });
                 }
@@ -348,13 +349,23 @@ impl Conn {
     }
 }
 
+/// `{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":ID,"result":EVENT}}`, built
+/// around the event's raw JSON so it is not parsed again per client.
+fn notification(id: &str, event: &str) -> String {
+    let mut n = String::with_capacity(event.len() + id.len() + 96);
+    n.push_str(r#"{"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":""#);
+    n.push_str(id);
+    n.push_str(r#"","result":"#);
+    n.push_str(event);
+    n.push_str("}}");
+    n
+}
+
 /// Moves a topic's events into this client's queue as `eth_subscription` notifications.
 async fn forward(id: String, mut rx: broadcast::Receiver<Event>, out: Outbox) {
     loop {
         match rx.recv().await {
-            Ok(ev) => out.text(format!(
-                "{{\"jsonrpc\":\"2.0\",\"method\":\"eth_subscription\",\"params\":{{\"subscription\":\"{id}\",\"result\":{ev}}}}}"
-            )),
+            Ok(ev) => out.text(notification(&id, &ev)),
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 // Only if this task itself was starved: the queue behind it never blocks it.
                 if !out.killed.swap(true, Ordering::Relaxed) {
