@@ -206,6 +206,19 @@ async fn json_rpc_calls_over_websocket_are_answered_and_http_still_works() -> an
     let batch = c.reply().await;
     assert_eq!(batch.as_array().map(Vec::len), Some(2), "{batch}");
     assert_eq!(batch[0]["id"], 7);
+    // A batch mixing a subscription with a call: answered in order, in one array.
+    c.send_text(
+        json!([
+            {"jsonrpc": "2.0", "id": 9, "method": "eth_subscribe", "params": ["newHeads"]},
+            {"jsonrpc": "2.0", "id": 10, "method": "eth_chainId", "params": []}
+        ])
+        .to_string(),
+    )
+    .await;
+    let mixed = c.reply().await;
+    assert_eq!(mixed[0]["id"], 9, "{mixed}");
+    assert!(mixed[0]["result"].as_str().is_some_and(|s| s.starts_with("0x")), "{mixed}");
+    assert_eq!(mixed[1]["result"], "0x1251", "{mixed}");
     // The method policy applies over WebSocket too.
     assert_eq!(c.call("evm_mine", json!([])).await["error"]["code"], -32601);
     // HTTP POST on the same port is unchanged.
