@@ -344,6 +344,36 @@ async fn logs_subscription_delivers_a_transaction_log_matching_its_filter() -> a
 }
 
 #[tokio::test]
+async fn a_hung_node_is_left_for_another_and_heads_stay_consecutive() -> anyhow::Result<()> {
+    // Nodes that mine on their own clocks: numbers roughly agree, so the switch meets duplicates or a gap.
+    let (a, b) = tokio::try_join!(Node::anvil(&["--block-time", "1"]), Node::anvil(&["--block-time", "1"]))?;
+    let gw = gateway_ws(&[("a", &a), ("b", &b)]).arg("--ws-upstream-silence", "2s").spawn().await?;
+    let mut c = WsClient::connect(&gw).await;
+    let sub = c.subscribe(json!(["newHeads"])).await;
+    let on = |name: &str| format!("iotex_gateway_ws_upstream_subscriptions{{upstream=\"{name}\"}}");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let h = c.note(&sub, WAIT).await.expect("no head");
+        seen.push(u64::from_str_radix(h["number"].as_str().unwrap().trim_start_matches("0x"), 16)?);
+    }
+    let hung = if metric(&gw, &on("a")).await == 1.0 { &a } else { &b };
+    // SIGSTOP: the socket stays open but nothing more comes; silence or health must move the subscription.
+    hung.pause()?;
+    let last = *seen.last().unwrap();
+    seen.extend(c.heads_until(&sub, last + 5).await);
+    hung.resume()?;
+    assert!(seen.windows(2).all(|w| w[1] == w[0] + 1), "heads not consecutive: {seen:?}");
+    assert_eq!(seen.last(), Some(&(last + 5)), "{seen:?}");
+    let m = gw.metrics().await?;
+    let moved: f64 = ["silence", "unroutable", "closed"]
+        .iter()
+        .filter_map(|r| sample(&m, &format!("iotex_gateway_ws_upstream_resubscribes_total{{reason=\"{r}\"}}")))
+        .sum();
+    assert!(moved >= 1.0, "{m}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_log_mined_while_no_subscription_saw_it_is_backfilled_once_after_failover() -> anyhow::Result<()> {
     let (mut a, mut b) = tokio::try_join!(Node::anvil(&[]), Node::anvil(&[]))?;
     let gw = gateway_ws(&[("a", &a), ("b", &b)]).spawn().await?;
