@@ -146,7 +146,7 @@ pub async fn run(
         Arc::clone(&metrics),
         stop_ws.clone(),
     );
-    let rpc_service = stack::build(proxy, limiter, Some(ws), cfg.max_body_bytes, Arc::clone(&metrics));
+    let rpc_service = stack::build(proxy, limiter, Some(Arc::clone(&ws)), cfg.max_body_bytes, Arc::clone(&metrics));
     let draining = Arc::new(AtomicBool::new(false));
     let admin = admin::Admin {
         upstreams: upstreams.clone(),
@@ -168,6 +168,8 @@ pub async fn run(
         let stop = stop_rpc.clone();
         async move {
             let report = server::serve(listeners.rpc, rpc_service, Some(&shards), stop, grace, "rpc").await;
+            // WebSocket sessions live on the serving threads: let them send their close frames first.
+            ws.drained(grace.min(Duration::from_secs(3))).await;
             shards.stop().await;
             report
         }

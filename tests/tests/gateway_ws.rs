@@ -526,3 +526,28 @@ async fn a_client_that_stops_reading_is_cut_off_without_holding_up_the_others() 
     assert!(close.reason.as_str().contains("too slow"), "{close:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn shutdown_sends_websocket_clients_a_going_away_close() -> anyhow::Result<()> {
+    let node = Node::anvil(&[]).await?;
+    let gw = gateway_ws(&[("a", &node)]).spawn().await?;
+    let mut c = WsClient::connect(&gw).await;
+    c.subscribe(json!(["newHeads"])).await;
+    let report = gw.shutdown().await?;
+    assert!(!report.cut, "a WebSocket session must not hold up the drain");
+    let mut close = None;
+    for _ in 0..1000 {
+        match c.recv(WAIT).await {
+            Some(Message::Close(f)) => {
+                close = f;
+                break;
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let close = close.expect("no close frame on shutdown");
+    assert_eq!(close.code, CloseCode::Away);
+    assert!(close.reason.as_str().contains("shutting down"), "{close:?}");
+    Ok(())
+}

@@ -64,6 +64,8 @@ pub struct Ws {
     settings: WsSettings,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
+    /// Open sessions, so shutdown can wait for their close frames before the serving threads stop.
+    sessions: tokio::sync::watch::Sender<usize>,
 }
 
 impl Ws {
@@ -76,7 +78,14 @@ impl Ws {
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Arc<Ws> {
-        Arc::new(Ws { proxy, hub, limiter, settings, metrics, shutdown })
+        let (sessions, _) = tokio::sync::watch::channel(0);
+        Arc::new(Ws { proxy, hub, limiter, settings, metrics, shutdown, sessions })
+    }
+
+    /// After `shutdown` was cancelled: waits (at most `within`) until every session has sent its close frame.
+    pub async fn drained(&self, within: std::time::Duration) {
+        let mut rx = self.sessions.subscribe();
+        let _ = tokio::time::timeout(within, rx.wait_for(|n| *n == 0)).await;
     }
 
     /// Answers an upgrade request: 101 and a session task, or 400 when the handshake is malformed.

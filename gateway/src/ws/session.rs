@@ -109,6 +109,7 @@ fn frame(code: CloseCode, reason: impl Into<String>) -> CloseFrame {
 pub async fn run(ws: Arc<Ws>, stream: Stream, client: Option<IpAddr>) {
     let m = ws.metrics.ws.clone();
     m.connections.inc();
+    ws.sessions.send_modify(|n| *n += 1);
     let (sink, mut incoming) = stream.split();
     let (tx, rx) = mpsc::channel::<Message>(ws.settings.send_queue);
     let (kill, mut kill_rx) = mpsc::channel::<CloseFrame>(1);
@@ -171,6 +172,7 @@ pub async fn run(ws: Arc<Ws>, stream: Stream, client: Option<IpAddr>) {
         writer.abort();
     }
     m.connections.dec();
+    ws.sessions.send_modify(|n| *n = n.saturating_sub(1));
 }
 
 /// Writes queued messages in order; on the close signal, sends the close frame (if any) and ends.

@@ -371,7 +371,7 @@ impl Delivery {
             tracing::warn!(skipped_from = last + 1, skipped_to = from - 1, "gap too long to fill; skipping ahead");
         }
         for b in from..=to {
-            let block = rpc(&self.proxy, "eth_getBlockByNumber", json!([format!("0x{b:x}"), false])).await?;
+            let block = rpc_retry(&self.proxy, "eth_getBlockByNumber", json!([format!("0x{b:x}"), false])).await?;
             let mut head: serde_json::Map<String, Value> =
                 serde_json::from_str(block.get()).map_err(|e| format!("block {b} is not an object: {e}"))?;
             for body_only in ["transactions", "uncles", "withdrawals", "size", "totalDifficulty"] {
@@ -438,6 +438,20 @@ impl Delivery {
         }
         Ok(())
     }
+}
+
+/// [`rpc`], tried up to three times: the node the proxy picks may be a block or two behind the one whose head
+/// revealed the gap (a `null` block), and another pick usually has it.
+async fn rpc_retry(proxy: &Proxy, method: &str, params: Value) -> Result<Box<RawValue>, String> {
+    let mut last = String::new();
+    for attempt in 1..=3u32 {
+        match rpc(proxy, method, params.clone()).await {
+            Ok(r) => return Ok(r),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+    }
+    Err(last)
 }
 
 /// One call through the HTTP path; the `result`, or what went wrong. A `null` result is an error here:
