@@ -122,7 +122,6 @@ pub async fn run(task: TopicTask) {
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
-                tracing::debug!(topic = d.topic.kind(), stopped = stop.is_cancelled(), "retrying");
             }
         }
     }
@@ -205,7 +204,6 @@ async fn subscribe(
         () = stop.cancelled() => return End::Stopped,
         r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, open(d, target)) => r,
     };
-    tracing::debug!(upstream = %target.name, ok = matches!(opened, Ok(Ok(_))), "upstream socket opened");
     let (mut ws, ids, early) = match opened {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => return failed("connect", e),
