@@ -65,6 +65,10 @@ pub struct Opts {
     #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_WS", value_name = "NAME=URL", value_delimiter = ',')]
     #[serde(default)]
     pub upstream_ws: Vec<String>,
+    /// Gives every upstream without an `upstream-ws` URL `ws://HOST:PORT`, HOST from its JSON-RPC URL
+    /// (IoTeX: 16014). Works for upstreams whose names are not known in advance.
+    #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_WS_PORT", value_name = "PORT")]
+    pub upstream_ws_port: Option<u16>,
     /// Resubscribe elsewhere when an upstream subscription delivers no head for this long [default: 8s].
     #[arg(long, env = "IOTEX_GATEWAY_WS_UPSTREAM_SILENCE", value_name = "DUR")]
     pub ws_upstream_silence: Option<String>,
@@ -305,6 +309,7 @@ impl Opts {
             upstream: vec_or(self.upstream, file.upstream),
             upstream_health: vec_or(self.upstream_health, file.upstream_health),
             upstream_ws: vec_or(self.upstream_ws, file.upstream_ws),
+            upstream_ws_port: self.upstream_ws_port.or(file.upstream_ws_port),
             ws_upstream_silence: self.ws_upstream_silence.or(file.ws_upstream_silence),
             ws_max_subscriptions: self.ws_max_subscriptions.or(file.ws_max_subscriptions),
             ws_send_queue: self.ws_send_queue.or(file.ws_send_queue),
@@ -355,6 +360,14 @@ impl Opts {
         }
         let mut upstreams = upstreams(&self.upstream, &self.upstream_health)?;
         ws_urls(&mut upstreams, &self.upstream_ws)?;
+        if let Some(port) = self.upstream_ws_port {
+            if port == 0 {
+                return Err(invalid("upstream-ws-port", "must be a port number (1-65535)"));
+            }
+            for u in upstreams.iter_mut().filter(|u| u.ws_url.is_none()) {
+                u.ws_url = derived_ws_url(&u.url, port);
+            }
+        }
         let ws = WsConfig {
             upstream_silence: dur("ws-upstream-silence", self.ws_upstream_silence.as_deref(), Duration::from_secs(8))?,
             max_subscriptions: positive("ws-max-subscriptions", self.ws_max_subscriptions, 32)?,
@@ -588,6 +601,16 @@ fn upstreams(specs: &[String], health: &[String]) -> Result<Vec<UpstreamConfig>,
     Ok(out)
 }
 
+/// `ws://HOST:PORT` for an upstream's JSON-RPC URL (credentials kept): `upstream-ws-port`.
+pub fn derived_ws_url(http: &url::Url, port: u16) -> Option<url::Url> {
+    let mut ws = url::Url::parse(&format!("ws://{}:{port}/", http.host_str()?)).ok()?;
+    if !http.username().is_empty() {
+        ws.set_username(http.username()).ok()?;
+        ws.set_password(http.password()).ok()?;
+    }
+    Some(ws)
+}
+
 /// Attaches `NAME=ws://…` URLs to their upstreams. `wss` is refused like https: node endpoints are in-cluster.
 fn ws_urls(out: &mut [UpstreamConfig], specs: &[String]) -> Result<(), ConfigError> {
     const KEY: &str = "upstream-ws";
@@ -654,6 +677,22 @@ mod tests {
             .resolve()
             .unwrap();
         assert_eq!(c.upstreams[0].ws_url.as_ref().map(url::Url::as_str), Some("ws://10.0.0.1:16014/"));
+        // A port gives the others one; an explicit URL wins.
+        let c = opts(&[
+            "--upstream",
+            "a=http://10.0.0.1:15014",
+            "--upstream",
+            "b=http://u:p@node-b:15014",
+            "--upstream-ws",
+            "a=ws://10.0.0.9:7000",
+            "--upstream-ws-port",
+            "16014",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!(c.upstreams[0].ws_url.as_ref().map(url::Url::as_str), Some("ws://10.0.0.9:7000/"));
+        assert_eq!(c.upstreams[1].ws_url.as_ref().map(url::Url::as_str), Some("ws://u:p@node-b:16014/"));
     }
 
     #[test]
@@ -705,6 +744,7 @@ mod tests {
             (&["--upstream", "http://x", "--ws-upstream-silence", "0s"], "`ws-upstream-silence`"),
             (&["--upstream", "http://x", "--ws-max-subscriptions", "0"], "`ws-max-subscriptions`"),
             (&["--upstream", "http://x", "--ws-send-queue", "0"], "`ws-send-queue`"),
+            (&["--upstream", "http://x", "--upstream-ws-port", "0"], "`upstream-ws-port`"),
         ];
         for (args, want) in cases {
             let e = err(args);

@@ -324,7 +324,13 @@ async fn killing_the_subscribed_node_loses_no_head_and_repeats_none() -> anyhow:
 #[tokio::test]
 async fn logs_subscription_delivers_a_transaction_log_matching_its_filter() -> anyhow::Result<()> {
     let node = Node::anvil(&[]).await?;
-    let gw = gateway_ws(&[("a", &node)]).spawn().await?;
+    // The WebSocket URL derived from the upstream's host and a port (anvil serves both on one port).
+    let gw = TestGateway::new()
+        .arg("--ws-upstream-silence", "60s")
+        .upstream("a", &node.url)
+        .arg("--upstream-ws-port", &node.port.to_string())
+        .spawn()
+        .await?;
     let mut c = WsClient::connect(&gw).await;
     let topic = format!("0x{}", "ab".repeat(32));
     let other = format!("0x{}", "cd".repeat(32));
