@@ -106,6 +106,24 @@ pub struct Opts {
     #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_HEALTH", value_name = "NAME=URL", value_delimiter = ',')]
     #[serde(default)]
     pub upstream_health: Vec<String>,
+    /// A WebSocket URL for a named upstream, `NAME=URL` (IoTeX serves `eth_subscribe` on port 16014). Only
+    /// upstreams with one carry subscriptions. Repeatable.
+    #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_WS", value_name = "NAME=URL", value_delimiter = ',')]
+    #[serde(default)]
+    pub upstream_ws: Vec<String>,
+    /// Gives every upstream without an `upstream-ws` URL `ws://HOST:PORT`, HOST from its JSON-RPC URL
+    /// (IoTeX: 16014). Works for upstreams whose names are not known in advance.
+    #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_WS_PORT", value_name = "PORT")]
+    pub upstream_ws_port: Option<u16>,
+    /// Resubscribe elsewhere when an upstream subscription delivers no head for this long [default: 8s].
+    #[arg(long, env = "IOTEX_GATEWAY_WS_UPSTREAM_SILENCE", value_name = "DUR")]
+    pub ws_upstream_silence: Option<String>,
+    /// Subscriptions one WebSocket connection may hold [default: 32].
+    #[arg(long, env = "IOTEX_GATEWAY_WS_MAX_SUBSCRIPTIONS", value_name = "N")]
+    pub ws_max_subscriptions: Option<usize>,
+    /// Messages queued for one WebSocket client before it is disconnected as too slow [default: 1024].
+    #[arg(long, env = "IOTEX_GATEWAY_WS_SEND_QUEUE", value_name = "N")]
+    pub ws_send_queue: Option<usize>,
     /// How often each upstream is probed [default: 1s].
     #[arg(long, env = "IOTEX_GATEWAY_HEALTH_INTERVAL", value_name = "DUR")]
     pub health_interval: Option<String>,
@@ -245,6 +263,8 @@ pub struct UpstreamConfig {
     pub url: url::Url,
     /// Optional HTTP health URL that must answer 2xx.
     pub health_url: Option<url::Url>,
+    /// Optional WebSocket URL for `eth_subscribe` (IoTeX: port 16014).
+    pub ws_url: Option<url::Url>,
 }
 
 /// Per-client rate limit.
@@ -350,6 +370,8 @@ pub struct Config {
     pub source: Option<Opts>,
     /// Access tokens (None = not configured: tokens are not looked at).
     pub tokens: Option<TokenConfig>,
+    /// WebSocket serving and subscriptions.
+    pub ws: WsConfig,
 }
 
 /// Upstream discovery from DNS.
@@ -363,6 +385,19 @@ pub struct Discovery {
     pub server: Option<SocketAddr>,
     /// Port of each discovered node's `/readiness` health endpoint.
     pub health_port: Option<u16>,
+    /// WebSocket port of each discovered node (`upstream-ws-port`).
+    pub ws_port: Option<u16>,
+}
+
+/// WebSocket settings (see the README's WebSocket section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsConfig {
+    /// No head from the upstream subscription for this long ⇒ resubscribe elsewhere.
+    pub upstream_silence: Duration,
+    /// Subscriptions per connection.
+    pub max_subscriptions: usize,
+    /// Outgoing messages queued per connection (and per topic fan-out) before a client counts as too slow.
+    pub send_queue: usize,
 }
 
 /// A setting that cannot be used, named by its key.
@@ -417,6 +452,11 @@ impl Opts {
             admin_listen: self.admin_listen.or(file.admin_listen),
             upstream: vec_or(self.upstream, file.upstream),
             upstream_health: vec_or(self.upstream_health, file.upstream_health),
+            upstream_ws: vec_or(self.upstream_ws, file.upstream_ws),
+            upstream_ws_port: self.upstream_ws_port.or(file.upstream_ws_port),
+            ws_upstream_silence: self.ws_upstream_silence.or(file.ws_upstream_silence),
+            ws_max_subscriptions: self.ws_max_subscriptions.or(file.ws_max_subscriptions),
+            ws_send_queue: self.ws_send_queue.or(file.ws_send_queue),
             health_interval: self.health_interval.or(file.health_interval),
             probe_timeout: self.probe_timeout.or(file.probe_timeout),
             max_lag_blocks: self.max_lag_blocks.or(file.max_lag_blocks),
@@ -477,13 +517,31 @@ impl Opts {
         if listen == admin_listen {
             return Err(invalid("admin-listen", format!("{admin_listen} is also the JSON-RPC listen address")));
         }
-        let discovery = discovery(
+        let mut discovery = discovery(
             &self.upstream_dns,
             self.upstream_dns_interval.as_deref(),
             self.upstream_dns_server.as_deref(),
             self.upstream_dns_health_port,
         )?;
-        let upstreams = upstreams(&self.upstream, &self.upstream_health, discovery.is_some())?;
+        let mut upstreams = upstreams(&self.upstream, &self.upstream_health, discovery.is_some())?;
+        ws_urls(&mut upstreams, &self.upstream_ws)?;
+        if let Some(port) = self.upstream_ws_port {
+            if port == 0 {
+                return Err(invalid("upstream-ws-port", "must be a port number (1-65535)"));
+            }
+            for u in upstreams.iter_mut().filter(|u| u.ws_url.is_none()) {
+                u.ws_url = derived_ws_url(&u.url, port);
+            }
+            // Discovered nodes have no names to attach a URL to: the port is how they get one.
+            if let Some(d) = discovery.as_mut() {
+                d.ws_port = Some(port);
+            }
+        }
+        let ws = WsConfig {
+            upstream_silence: dur("ws-upstream-silence", self.ws_upstream_silence.as_deref(), Duration::from_secs(8))?,
+            max_subscriptions: positive("ws-max-subscriptions", self.ws_max_subscriptions, 32)?,
+            send_queue: positive("ws-send-queue", self.ws_send_queue, 1024)?,
+        };
 
         let health_interval = dur("health-interval", self.health_interval.as_deref(), Duration::from_secs(1))?;
         let probe_timeout =
@@ -612,6 +670,7 @@ impl Opts {
             config_poll_interval,
             source: None,
             tokens,
+            ws,
         })
     }
 }
@@ -660,7 +719,7 @@ fn discovery(
     if health_port == Some(0) {
         return Err(invalid("upstream-dns-health-port", "0 is not a port"));
     }
-    Ok(Some(Discovery { names, interval, server, health_port }))
+    Ok(Some(Discovery { names, interval, server, health_port, ws_port: None }))
 }
 
 /// Validates the access-token keys. Key files and the revocation list are read here, so a bad path or key
@@ -830,7 +889,7 @@ fn upstreams(specs: &[String], health: &[String], discovered: bool) -> Result<Ve
         if out.iter().any(|u| u.name == name) {
             return Err(invalid("upstream", format!("name `{name}` is used twice; name them NAME=URL")));
         }
-        out.push(UpstreamConfig { name, url, health_url: None });
+        out.push(UpstreamConfig { name, url, health_url: None, ws_url: None });
     }
     for spec in health {
         let (Some(name), url) = split_named(spec.trim()) else {
@@ -843,6 +902,41 @@ fn upstreams(specs: &[String], health: &[String], discovered: bool) -> Result<Ve
         up.health_url = Some(url);
     }
     Ok(out)
+}
+
+/// `ws://HOST:PORT` for an upstream's JSON-RPC URL (credentials kept): `upstream-ws-port`.
+pub fn derived_ws_url(http: &url::Url, port: u16) -> Option<url::Url> {
+    let mut ws = url::Url::parse(&format!("ws://{}:{port}/", http.host_str()?)).ok()?;
+    if !http.username().is_empty() {
+        ws.set_username(http.username()).ok()?;
+        ws.set_password(http.password()).ok()?;
+    }
+    Some(ws)
+}
+
+/// Attaches `NAME=ws://…` URLs to their upstreams. `wss` is refused like https: node endpoints are in-cluster.
+fn ws_urls(out: &mut [UpstreamConfig], specs: &[String]) -> Result<(), ConfigError> {
+    const KEY: &str = "upstream-ws";
+    for spec in specs {
+        let (Some(name), url) = split_named(spec.trim()) else {
+            return Err(invalid(KEY, format!("`{spec}` must be NAME=URL, naming an upstream")));
+        };
+        let url = url::Url::parse(url.trim()).map_err(|e| invalid(KEY, format!("`{url}` is not a URL: {e}")))?;
+        if url.scheme() != "ws" {
+            return Err(invalid(
+                KEY,
+                format!("`{}`: scheme `{}` is not ws (e.g. ws://node:16014)", redact(&url), url.scheme()),
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid(KEY, format!("`{}` has no host", redact(&url))));
+        }
+        let Some(up) = out.iter_mut().find(|u| u.name == name) else {
+            return Err(invalid(KEY, format!("no upstream is named `{name}`")));
+        };
+        up.ws_url = Some(url);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -875,6 +969,36 @@ mod tests {
         assert!(c.rate_limit.is_none());
         assert_eq!(c.upstreams[0].name, "127.0.0.1:1");
         assert!(c.deny_methods.iter().any(|d| d == "eth_sendTransaction"));
+        assert_eq!(
+            c.ws,
+            WsConfig { upstream_silence: Duration::from_secs(8), max_subscriptions: 32, send_queue: 1024 }
+        );
+        assert!(c.upstreams[0].ws_url.is_none());
+    }
+
+    #[test]
+    fn ws_urls_attach_to_named_upstreams() {
+        let c = opts(&["--upstream", "a=http://10.0.0.1:15014", "--upstream-ws", "a=ws://10.0.0.1:16014"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(c.upstreams[0].ws_url.as_ref().map(url::Url::as_str), Some("ws://10.0.0.1:16014/"));
+        // A port gives the others one; an explicit URL wins.
+        let c = opts(&[
+            "--upstream",
+            "a=http://10.0.0.1:15014",
+            "--upstream",
+            "b=http://u:p@node-b:15014",
+            "--upstream-ws",
+            "a=ws://10.0.0.9:7000",
+            "--upstream-ws-port",
+            "16014",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!(c.upstreams[0].ws_url.as_ref().map(url::Url::as_str), Some("ws://10.0.0.9:7000/"));
+        assert_eq!(c.upstreams[1].ws_url.as_ref().map(url::Url::as_str), Some("ws://u:p@node-b:16014/"));
     }
 
     #[test]
@@ -932,6 +1056,13 @@ mod tests {
             (&["--upstream-dns", "x:1", "--upstream-dns-interval", "0s"], "`upstream-dns-interval`"),
             (&["--upstream", "http://x", "--upstream-dns-interval", "5s"], "set without upstream-dns"),
             (&["--upstream", "http://x", "--config-poll-interval", "soon"], "`config-poll-interval`"),
+            (&["--upstream", "a=http://x", "--upstream-ws", "b=ws://x"], "no upstream is named `b`"),
+            (&["--upstream", "a=http://x", "--upstream-ws", "a=http://x"], "`upstream-ws`"),
+            (&["--upstream", "a=http://x", "--upstream-ws", "ws://x"], "`upstream-ws`"),
+            (&["--upstream", "http://x", "--ws-upstream-silence", "0s"], "`ws-upstream-silence`"),
+            (&["--upstream", "http://x", "--ws-max-subscriptions", "0"], "`ws-max-subscriptions`"),
+            (&["--upstream", "http://x", "--ws-send-queue", "0"], "`ws-send-queue`"),
+            (&["--upstream", "http://x", "--upstream-ws-port", "0"], "`upstream-ws-port`"),
         ];
         for (args, want) in cases {
             let e = err(args);

@@ -129,25 +129,27 @@ pub fn spawn_with(
     Membership { spec: tx, task }
 }
 
-/// The URLs an address is reached at (the health URL on `health_port`, when configured).
-fn upstream_for(ip: IpAddr, port: u16, health_port: Option<u16>) -> Option<UpstreamConfig> {
+/// The URLs an address is reached at (health and WebSocket on their ports, when configured).
+fn upstream_for(ip: IpAddr, port: u16, d: Option<&Discovery>) -> Option<UpstreamConfig> {
     let addr = SocketAddr::new(ip, port);
     let url = url::Url::parse(&format!("http://{addr}/")).ok()?;
-    let health_url =
-        health_port.and_then(|p| url::Url::parse(&format!("http://{}/readiness", SocketAddr::new(ip, p))).ok());
-    Some(UpstreamConfig { name: addr.to_string(), url, health_url })
+    let health_url = d
+        .and_then(|d| d.health_port)
+        .and_then(|p| url::Url::parse(&format!("http://{}/readiness", SocketAddr::new(ip, p))).ok());
+    let ws_url = d.and_then(|d| d.ws_port).and_then(|p| crate::config::derived_ws_url(&url, p));
+    Some(UpstreamConfig { name: addr.to_string(), url, health_url, ws_url })
 }
 
 /// Static upstreams first, then discovered ones in a stable order, without repeating a URL.
 pub fn merge(
     static_upstreams: &[UpstreamConfig],
     discovered: &BTreeMap<(String, u16), Vec<IpAddr>>,
-    health_port: Option<u16>,
+    d: Option<&Discovery>,
 ) -> Vec<UpstreamConfig> {
     let mut out: Vec<UpstreamConfig> = static_upstreams.to_vec();
     for ((_, port), ips) in discovered {
         for ip in ips {
-            if let Some(u) = upstream_for(*ip, *port, health_port)
+            if let Some(u) = upstream_for(*ip, *port, d)
                 && !out.iter().any(|o| o.url == u.url || o.name == u.name)
             {
                 out.push(u);
@@ -192,7 +194,7 @@ async fn run(
         } else {
             discovered.clear();
         }
-        let want = merge(&spec.static_upstreams, &discovered, spec.discovery.as_ref().and_then(|d| d.health_port));
+        let want = merge(&spec.static_upstreams, &discovered, spec.discovery.as_ref());
         if sent.as_ref() != Some(&want) {
             if control.send(Control::SetUpstreams(want.clone())).await.is_err() {
                 return;
@@ -253,6 +255,7 @@ mod tests {
             name: "boot".into(),
             url: url::Url::parse("http://10.9.9.9:15014/").unwrap(),
             health_url: None,
+            ws_url: None,
         };
         let spec = Spec {
             static_upstreams: vec![fixed],
@@ -261,6 +264,7 @@ mod tests {
                 interval: Duration::from_secs(5),
                 server: None,
                 health_port: None,
+                ws_port: None,
             }),
         };
         let m = spawn_with(spec.clone(), tx, Arc::clone(&metrics), scripted);
@@ -287,10 +291,19 @@ mod tests {
             name: "x".into(),
             url: url::Url::parse("http://127.0.0.1:1/").unwrap(),
             health_url: None,
+            ws_url: None,
         }];
-        let m = merge(&s, &d, Some(8080));
+        let disc = Discovery {
+            names: Vec::new(),
+            interval: Duration::from_secs(1),
+            server: None,
+            health_port: Some(8080),
+            ws_port: Some(16014),
+        };
+        let m = merge(&s, &d, Some(&disc));
         assert_eq!(m.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["x", "[::1]:1"]);
         assert_eq!(m[1].url.as_str(), "http://[::1]:1/");
         assert_eq!(m[1].health_url.as_ref().map(url::Url::as_str), Some("http://[::1]:8080/readiness"));
+        assert_eq!(m[1].ws_url.as_ref().map(url::Url::as_str), Some("ws://[::1]:16014/"));
     }
 }

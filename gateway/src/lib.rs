@@ -3,9 +3,11 @@
 //! Layout (the request path reads top-down in [`stack`]):
 //! - [`config`]: flags, env vars and TOML merged and validated once into [`config::Config`].
 //! - [`server`]: accept loop and graceful shutdown for both listeners.
-//! - [`stack`]: the JSON-RPC listener's layers: access token → rate limit → HTTP checks → [`proxy`].
+//! - [`stack`]: the JSON-RPC listener's layers: access token → rate limit → WebSocket upgrade → HTTP checks →
+//!   [`proxy`].
 //! - [`layers`]: HTTP middleware ([`layers::auth`], [`layers::rate_limit`]).
 //! - [`token`]: the access-token format (sign, verify, key files); [`token_cmd`]: `iotex-gateway token …`.
+//! - [`ws`]: JSON-RPC over WebSocket and `eth_subscribe` fan-out with upstream failover.
 //! - [`proxy`]: JSON-RPC parsing, method policy, routing, retries, broadcast, batch assembly.
 //! - [`filters`]: sticky filters: the creating node's route tag travels inside the filter id.
 //! - [`policy`]: allow/deny method globs.
@@ -32,6 +34,7 @@ pub mod stack;
 pub mod token;
 pub mod token_cmd;
 pub mod upstream;
+pub mod ws;
 
 use crate::config::Config;
 use crate::layers::auth::Auth;
@@ -140,10 +143,33 @@ pub async fn run(
     let sweeper = limiter.spawn_sweeper(Duration::from_secs(60));
     let auth = Auth::new(cfg.tokens.as_ref(), Arc::clone(&metrics))?;
     let auth_maintenance = auth.spawn_maintenance();
+    let stop_ws = CancellationToken::new();
+    let hub = ws::hub::Hub::new(
+        ws::source::Source::new(health.view.clone()),
+        Arc::clone(&proxy),
+        Arc::clone(&metrics),
+        cfg.ws.upstream_silence,
+        cfg.ws.send_queue,
+        stop_ws.clone(),
+    );
+    let ws = ws::Ws::new(
+        Arc::clone(&proxy),
+        hub,
+        Some(Arc::clone(&limiter)),
+        ws::WsSettings {
+            max_message: cfg.max_body_bytes,
+            max_subscriptions: cfg.ws.max_subscriptions,
+            send_queue: cfg.ws.send_queue,
+            max_batch: cfg.max_batch_size,
+        },
+        Arc::clone(&metrics),
+        stop_ws.clone(),
+    );
     let rpc_service = stack::build(
         Arc::clone(&proxy),
         Arc::clone(&auth),
         Some(Arc::clone(&limiter)),
+        Some(Arc::clone(&ws)),
         cfg.max_body_bytes,
         Arc::clone(&metrics),
     );
@@ -179,6 +205,8 @@ pub async fn run(
         let stop = stop_rpc.clone();
         async move {
             let report = server::serve(listeners.rpc, rpc_service, Some(&shards), stop, grace, "rpc").await;
+            // WebSocket sessions live on the serving threads: let them send their close frames first.
+            ws.drained(grace.min(Duration::from_secs(3))).await;
             shards.stop().await;
             report
         }
@@ -193,6 +221,8 @@ pub async fn run(
     reloader.abort();
     tokio::time::sleep(cfg.shutdown_delay).await;
     stop_rpc.cancel();
+    // WebSocket sessions outlive their HTTP connection: tell them (close 1001) and stop upstream subscriptions.
+    stop_ws.cancel();
     let rpc_report = rpc_task.await.unwrap_or_default();
     stop_admin.cancel();
     let _ = admin_task.await;

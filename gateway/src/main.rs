@@ -47,7 +47,8 @@ fn print_summary(cfg: &Config) {
     println!("  admin-listen      {}", cfg.admin_listen);
     for u in &cfg.upstreams {
         let health = u.health_url.as_ref().map(iotex_gateway::config::redact).unwrap_or_default();
-        println!("  upstream          {}={} {}", u.name, iotex_gateway::config::redact(&u.url), health);
+        let ws = u.ws_url.as_ref().map(|w| format!(" ws {}", iotex_gateway::config::redact(w))).unwrap_or_default();
+        println!("  upstream          {}={} {}{}", u.name, iotex_gateway::config::redact(&u.url), health, ws);
     }
     println!("  health-interval   {}", duration::format(cfg.health_interval));
     println!("  max-lag-blocks    {} (readmit at {})", cfg.max_lag_blocks, cfg.readmit_lag_blocks);

@@ -250,6 +250,8 @@ pub struct Metrics {
     pub revocation_reloads: IntCounterVec,
     /// `iotex_gateway_revoked_tokens`.
     pub revoked_tokens: IntGauge,
+    /// `iotex_gateway_ws_*`.
+    pub ws: WsMetrics,
 }
 
 /// Registration failed: only possible through a programming error (duplicate or invalid name).
@@ -423,6 +425,7 @@ impl Metrics {
         }
         let revoked_tokens =
             reg(&r, IntGauge::new("iotex_gateway_revoked_tokens", "Token ids on the revocation list in force.")?)?;
+        let ws = WsMetrics::register(&r)?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -499,6 +502,7 @@ impl Metrics {
             token_rate_limited,
             revocation_reloads,
             revoked_tokens,
+            ws,
         })
     }
 
@@ -561,6 +565,98 @@ impl Metrics {
         // registration already rules out. Serve what was written rather than nothing.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         buf
+    }
+}
+
+/// Kinds of subscription topic (the `kind` label).
+pub const WS_TOPIC_KINDS: [&str; 2] = ["newHeads", "logs"];
+
+/// Why an upstream subscription was replaced (the `reason` label).
+pub const WS_RESUBSCRIBE_REASONS: [&str; 5] = ["connect", "closed", "silence", "unroutable", "gap_fill"];
+
+/// WebSocket metrics (`ws/`). Labels: `kind` from [`WS_TOPIC_KINDS`], `direction` `in`/`out`, `reason` from
+/// [`WS_RESUBSCRIBE_REASONS`], `upstream` from the configuration.
+#[derive(Clone)]
+pub struct WsMetrics {
+    /// `iotex_gateway_ws_connections`: open client WebSocket connections.
+    pub connections: IntGauge,
+    /// `iotex_gateway_ws_subscriptions{kind}`: client subscriptions.
+    pub subscriptions: IntGaugeVec,
+    /// `iotex_gateway_ws_messages_total{direction}`: client messages received (`in`) and sent (`out`).
+    pub messages: IntCounterVec,
+    /// `iotex_gateway_ws_upstream_subscriptions{upstream}`: topics currently subscribed on each upstream.
+    pub upstream_subscriptions: IntGaugeVec,
+    /// `iotex_gateway_ws_upstream_resubscribes_total{reason}`: upstream subscriptions replaced.
+    pub resubscribes: IntCounterVec,
+    /// `iotex_gateway_ws_gap_filled_heads_total`: heads fetched over HTTP to close a gap.
+    pub gap_filled_heads: IntCounter,
+    /// `iotex_gateway_ws_backfilled_logs_total`: logs fetched with `eth_getLogs` after a resubscribe.
+    pub backfilled_logs: IntCounter,
+    /// `iotex_gateway_ws_slow_client_disconnects_total`: clients cut off for not reading fast enough.
+    pub slow_disconnects: IntCounter,
+}
+
+impl WsMetrics {
+    fn register(r: &Registry) -> Result<WsMetrics, MetricsError> {
+        let gauge_vec =
+            |name: &str, help: &str, label: &str| reg(r, IntGaugeVec::new(Opts::new(name, help), &[label])?);
+        let counter_vec =
+            |name: &str, help: &str, label: &str| reg(r, IntCounterVec::new(Opts::new(name, help), &[label])?);
+        let m = WsMetrics {
+            connections: reg(r, IntGauge::new("iotex_gateway_ws_connections", "Open client WebSocket connections.")?)?,
+            subscriptions: gauge_vec(
+                "iotex_gateway_ws_subscriptions",
+                "Client eth_subscribe subscriptions, by topic kind.",
+                "kind",
+            )?,
+            messages: counter_vec(
+                "iotex_gateway_ws_messages_total",
+                "Client WebSocket messages received (in) and sent (out).",
+                "direction",
+            )?,
+            upstream_subscriptions: gauge_vec(
+                "iotex_gateway_ws_upstream_subscriptions",
+                "Topics currently subscribed on each upstream (one upstream subscription per topic).",
+                "upstream",
+            )?,
+            resubscribes: counter_vec(
+                "iotex_gateway_ws_upstream_resubscribes_total",
+                "Upstream subscriptions replaced, by reason.",
+                "reason",
+            )?,
+            gap_filled_heads: reg(
+                r,
+                IntCounter::new(
+                    "iotex_gateway_ws_gap_filled_heads_total",
+                    "Heads fetched with eth_getBlockByNumber to close a gap after a resubscribe.",
+                )?,
+            )?,
+            backfilled_logs: reg(
+                r,
+                IntCounter::new(
+                    "iotex_gateway_ws_backfilled_logs_total",
+                    "Logs fetched with eth_getLogs after a resubscribe and delivered.",
+                )?,
+            )?,
+            slow_disconnects: reg(
+                r,
+                IntCounter::new(
+                    "iotex_gateway_ws_slow_client_disconnects_total",
+                    "WebSocket clients disconnected because their outgoing queue was full.",
+                )?,
+            )?,
+        };
+        // Expose every bounded series from the start, so dashboards and rate() see zeros rather than gaps.
+        for k in WS_TOPIC_KINDS {
+            m.subscriptions.with_label_values(&[k]);
+        }
+        for d in ["in", "out"] {
+            m.messages.with_label_values(&[d]);
+        }
+        for reason in WS_RESUBSCRIBE_REASONS {
+            m.resubscribes.with_label_values(&[reason]);
+        }
+        Ok(m)
     }
 }
 

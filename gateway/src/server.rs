@@ -66,7 +66,10 @@ fn spawn_connection<S: HttpService>(stream: tokio::net::TcpStream, peer: SocketA
         req.extensions_mut().insert(ClientAddr(peer));
         service.clone().oneshot(req)
     });
-    let conn = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), hyper_svc).into_owned();
+    // With upgrades, so a WebSocket handshake on the JSON-RPC port can take the connection over (ws/).
+    let conn = auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(TokioIo::new(stream), hyper_svc)
+        .into_owned();
     let conn = watcher.watch(conn);
     tokio::spawn(async move {
         // Client resets and half-closed sockets end up here; they are the client's business.

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! AuthLayer                   access token (if keys are set): 401 + -32012 when bad/required, per-token GCRA
-//! RateLimitLayer (optional)   per-client GCRA for callers without a token: 429 + -32005 + Retry-After
+//! RateLimitLayer              per-client GCRA for callers without a token: 429 + -32005 + Retry-After
+//! WsLayer (optional)          `Upgrade: websocket` becomes a WebSocket session (ws/); the rest passes on
 //! RpcHttp                     POST only; body cap (413) before any JSON is read; then the JSON-RPC tier
 //! Proxy                       parse, policy, route, retry, broadcast, assemble (proxy.rs)
 //! ```
@@ -11,6 +12,7 @@ use crate::layers::auth::{Auth, AuthLayer};
 use crate::layers::rate_limit::{Limiter, RateLimitLayer};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
+use crate::ws::{Ws, WsLayer};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -31,6 +33,7 @@ pub fn build(
     proxy: Arc<Proxy>,
     auth: Arc<Auth>,
     limiter: Option<Arc<Limiter>>,
+    ws: Option<Arc<Ws>>,
     max_body: usize,
     metrics: Arc<Metrics>,
 ) -> RpcService {
@@ -39,6 +42,8 @@ pub fn build(
         .layer(AuthLayer::new(auth))
         // Anonymous callers only (admitted tokens carry a TokenIdentity); refused requests are never queued.
         .option_layer(limiter.map(RateLimitLayer::new))
+        // After the limits, so an upgrade is admitted like any request; a session then limits each message.
+        .option_layer(ws.map(WsLayer::new))
         .service(RpcHttp { proxy, max_body, metrics });
     BoxCloneSyncService::new(svc)
 }

@@ -170,6 +170,9 @@ def checks_for(chart: Chart, env: str, size: int) -> None:
               sorted(set(gw["upstream"]) ^ set(want_up))[:4])
         check(f"{tag} gateway upstream-health is each node pod's :8080/readiness",
               sorted(gw["upstream-health"]) == want_health)
+    websocket = port_number(boot["spec"]["template"]["spec"]["containers"][0], "websocket")
+    check(f"{tag} gateway subscribes on each node's WebSocket port (upstream-ws-port :16014)",
+          gw.get("upstream-ws-port") == websocket, gw.get("upstream-ws-port"))
     check(f"{tag} headless Service selects both boot node and delegate pods",
           selects(headless["spec"]["selector"], boot["spec"]["template"]["metadata"]["labels"])
           and selects(headless["spec"]["selector"], dele["spec"]["template"]["metadata"]["labels"]))

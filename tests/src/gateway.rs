@@ -55,7 +55,7 @@ impl TestGateway {
 
     /// Adds a flag with its value; a single-valued flag set earlier (e.g. a default above) is replaced.
     pub fn arg(mut self, flag: &str, value: &str) -> Self {
-        const REPEATABLE: [&str; 7] = [
+        const REPEATABLE: [&str; 9] = [
             "--upstream",
             "--upstream-health",
             "--trusted-proxy",
@@ -63,6 +63,8 @@ impl TestGateway {
             "--deny-method",
             "--token-public-key",
             "--token-tier",
+            "--upstream-ws",
+            "--upstream-dns",
         ];
         if !REPEATABLE.contains(&flag)
             && let Some(i) = self.args.iter().position(|a| a == flag)

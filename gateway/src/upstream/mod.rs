@@ -84,6 +84,8 @@ pub struct Upstream {
     pub name: String,
     /// URL without credentials.
     pub display_url: String,
+    /// WebSocket URL for subscriptions, if configured (may carry credentials; see `ws::upstream`).
+    pub ws_url: Option<url::Url>,
     uri: Uri,
     auth: Option<HeaderValue>,
     health_uri: Option<Uri>,
@@ -153,6 +155,7 @@ impl Upstream {
             config: cfg.clone(),
             name: cfg.name.clone(),
             display_url: redact(&cfg.url),
+            ws_url: cfg.ws_url.clone(),
             uri,
             auth: auth.flatten(),
             health_uri,

@@ -111,6 +111,7 @@ mod tests {
                     name: name.clone(),
                     url: url::Url::parse(&format!("http://127.0.0.1:{}", 1000 + i)).unwrap(),
                     health_url: None,
+                    ws_url: None,
                 };
                 Arc::new(Upstream::new(&cfg, cap, 1, m.upstream(&name)).unwrap())
             })
