@@ -156,6 +156,7 @@ pub async fn run(
         Arc::clone(&proxy),
         hub,
         Some(Arc::clone(&limiter)),
+        Some(Arc::clone(&auth)),
         ws::WsSettings {
             max_message: cfg.max_body_bytes,
             max_subscriptions: cfg.ws.max_subscriptions,

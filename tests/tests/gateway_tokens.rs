@@ -242,3 +242,72 @@ async fn a_revocation_list_edited_while_running_refuses_the_token_without_a_rest
     .await?;
     Ok(())
 }
+
+/// One JSON-RPC call over an open WebSocket; returns the answer object.
+async fn ws_call(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> anyhow::Result<serde_json::Value> {
+    use futures::{SinkExt, StreamExt};
+    ws.send(tokio_tungstenite::tungstenite::Message::text(CALL)).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => return Ok(serde_json::from_str(&t)?),
+            Ok(Some(Ok(_))) => continue,
+            other => anyhow::bail!("no answer over the WebSocket: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_session_opened_with_a_token_is_charged_to_the_token_and_stops_when_it_is_revoked()
+-> anyhow::Result<()> {
+    let node = Node::anvil(&[]).await?;
+    let (key, pk) = keypair();
+    let dir = tempfile::tempdir()?;
+    let list = dir.path().join("revoked.txt");
+    std::fs::write(&list, "")?;
+    let path = list.to_str().unwrap_or_default().to_owned();
+    let gw = gateway(&node, &[&pk], |g| {
+        g.arg("--rate-limit-per-client", "1")
+            .arg("--rate-limit-burst", "2")
+            .arg("--token-revocation-list", &path)
+            .arg("--token-revocation-reload", "100ms")
+    })
+    .await?;
+    let ws_url = |t: &str| format!("{}/?token={t}", gw.url.replacen("http://", "ws://", 1));
+
+    // A gold token: ten quick messages, far past the per-IP burst of 2, are all served.
+    let gold = mint(&key, "ws-gold", "gold", 600);
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(&gold)).await?;
+    for i in 0..10 {
+        let v = ws_call(&mut ws).await?;
+        assert!(v["result"].is_string(), "message {i} refused: {v}");
+    }
+    // A tiny token (1/s, burst 3): its own quota refuses the excess.
+    let tiny = mint(&key, "ws-tiny", "tiny", 600);
+    let (mut small, _) = tokio_tungstenite::connect_async(ws_url(&tiny)).await?;
+    let mut limited = 0;
+    for _ in 0..6 {
+        if ws_call(&mut small).await?["error"]["code"] == -32005 {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 2, "{limited} of 6 messages over the tiny quota were refused");
+
+    // Revoked while the session is open: the next messages are refused with the token error.
+    replace(&list, "ws-gold\n")?;
+    // Polled like `eventually`, but over the one open session (bounded: at most 10 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let v = ws_call(&mut ws).await?;
+        if v["error"]["code"] == -32012 {
+            break v;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the revoked token's session is still served: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(refused["error"]["message"].as_str().unwrap_or_default().contains("revoked"), "{refused}");
+    Ok(())
+}

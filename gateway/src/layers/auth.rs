@@ -306,10 +306,19 @@ impl Auth {
             return if s.require { Err(self.refuse(AuthError::Missing)) } else { Ok(None) };
         };
         let claims = token::verify(token, &s.keys, now).map_err(|e| self.refuse(e.into()))?;
+        self.charge(&claims)?;
+        Ok(Some(TokenIdentity(claims)))
+    }
+
+    /// Charges one request to an already verified token: refused when it has been revoked or its tier
+    /// removed since, or when it is over its tier's quota. Used per request by [`Auth::admit`] and per
+    /// message by WebSocket sessions opened with a token.
+    pub fn charge(&self, claims: &Claims) -> Result<(), Refusal> {
         if self.revoked.load().contains(claims.id.as_str()) {
             tracing::debug!(token_id = %claims.id, "revoked token refused");
             return Err(self.refuse(AuthError::Revoked));
         }
+        let s = self.settings.load();
         let Some(tier) = s.tiers.get(&claims.tier) else {
             return Err(self.refuse(AuthError::UnknownTier));
         };
@@ -318,7 +327,7 @@ impl Auth {
             return Err(Refusal::OverQuota(not_until.wait_time_from(DefaultClock::default().now())));
         }
         tier.requests.inc();
-        Ok(Some(TokenIdentity(claims)))
+        Ok(())
     }
 
     fn refuse(&self, e: AuthError) -> Refusal {

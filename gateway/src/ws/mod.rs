@@ -21,6 +21,7 @@ pub mod session;
 pub mod source;
 pub mod upstream;
 
+use crate::layers::auth::{Auth, TokenIdentity};
 use crate::layers::rate_limit::Limiter;
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
@@ -61,6 +62,8 @@ pub struct Ws {
     proxy: Arc<Proxy>,
     hub: Arc<hub::Hub>,
     limiter: Option<Arc<Limiter>>,
+    /// Sessions opened with a token are charged to the token's quota instead of the per-IP one.
+    auth: Option<Arc<Auth>>,
     settings: WsSettings,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -74,12 +77,13 @@ impl Ws {
         proxy: Arc<Proxy>,
         hub: Arc<hub::Hub>,
         limiter: Option<Arc<Limiter>>,
+        auth: Option<Arc<Auth>>,
         settings: WsSettings,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Arc<Ws> {
         let (sessions, _) = tokio::sync::watch::channel(0);
-        Arc::new(Ws { proxy, hub, limiter, settings, metrics, shutdown, sessions })
+        Arc::new(Ws { proxy, hub, limiter, auth, settings, metrics, shutdown, sessions })
     }
 
     /// After `shutdown` was cancelled: waits (at most `within`) until every session has sent its close frame.
@@ -98,6 +102,8 @@ impl Ws {
             Some(l) => l.client_ip(c.0.ip(), req.headers()),
             None => c.0.ip(),
         });
+        // Set by the access-token layer in front when the upgrade carried a valid token.
+        let identity = req.extensions().get::<TokenIdentity>().map(|t| t.0.clone());
         let on_upgrade = hyper::upgrade::on(&mut req);
         let ws = Arc::clone(self);
         // The session runs on the serving thread that accepted the connection (see `server::Shards`).
@@ -109,7 +115,7 @@ impl Ws {
                         .max_frame_size(Some(ws.settings.max_message));
                     let stream =
                         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                    session::run(ws, stream, client).await;
+                    session::run(ws, stream, client, identity).await;
                 }
                 Err(e) => tracing::debug!(error = %e, "WebSocket upgrade did not complete"),
             }

@@ -10,6 +10,8 @@
 
 use super::hub::{Event, Membership, Topic};
 use super::{INVALID_PARAMS, Ws};
+use crate::layers::auth::Refusal;
+use crate::token::Claims;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
@@ -95,6 +97,8 @@ struct Conn {
     ws: Arc<Ws>,
     out: Outbox,
     client: Option<IpAddr>,
+    /// The token the session was opened with: messages are charged to it instead of the client's IP.
+    identity: Option<Claims>,
     subs: HashMap<String, Sub>,
     /// Subscriptions answered but not yet forwarding: started right after their answer is queued.
     pending: Vec<(String, broadcast::Receiver<Event>)>,
@@ -106,7 +110,7 @@ fn frame(code: CloseCode, reason: impl Into<String>) -> CloseFrame {
 }
 
 /// Serves one upgraded connection until either side closes it.
-pub async fn run(ws: Arc<Ws>, stream: Stream, client: Option<IpAddr>) {
+pub async fn run(ws: Arc<Ws>, stream: Stream, client: Option<IpAddr>, identity: Option<Claims>) {
     let m = ws.metrics.ws.clone();
     m.connections.inc();
     ws.sessions.send_modify(|n| *n += 1);
@@ -120,6 +124,7 @@ pub async fn run(ws: Arc<Ws>, stream: Stream, client: Option<IpAddr>) {
         ws: Arc::clone(&ws),
         out,
         client,
+        identity,
         subs: HashMap::new(),
         pending: Vec::new(),
         calls: Arc::new(Semaphore::new(CALLS_IN_FLIGHT)),
@@ -224,6 +229,21 @@ fn success(id: &RawValue, result: &str) -> String {
 impl Conn {
     /// Applies the per-client rate limit to one message; a refused one is answered with -32005.
     fn allowed(&self, id: Option<&RawValue>) -> bool {
+        if let (Some(claims), Some(auth)) = (&self.identity, &self.ws.auth) {
+            return match auth.charge(claims) {
+                Ok(()) => true,
+                Err(Refusal::OverQuota(wait)) => {
+                    let msg = format!("token quota exceeded; retry in {} ms", wait.as_millis().max(1));
+                    self.out.text(error_response(id, codes::LIMIT_EXCEEDED, &msg));
+                    false
+                }
+                // Revoked (or its tier removed) while the session was open: every later message is refused.
+                Err(Refusal::Auth(e)) => {
+                    self.out.text(error_response(id, e.code(), &e.message()));
+                    false
+                }
+            };
+        }
         let (Some(limiter), Some(ip)) = (&self.ws.limiter, self.client) else { return true };
         match limiter.check(ip) {
             Ok(()) => true,
