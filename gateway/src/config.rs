@@ -132,6 +132,13 @@ pub struct Opts {
     /// Threads serving JSON-RPC connections, each with its own event loop and upstream pools [default: one per CPU].
     #[arg(long, env = "IOTEX_GATEWAY_WORKER_THREADS", value_name = "N")]
     pub worker_threads: Option<usize>,
+    /// Bytes of final results (by-hash lookups, blocks and state at or below every routable node's head,
+    /// chain id) kept in memory; 0 turns the cache off [default: 67108864 = 64 MiB].
+    #[arg(long, env = "IOTEX_GATEWAY_CACHE_MAX_BYTES", value_name = "BYTES")]
+    pub cache_max_bytes: Option<u64>,
+    /// Identical concurrent read calls share one upstream call, `true` or `false` [default: true].
+    #[arg(long, env = "IOTEX_GATEWAY_COALESCE", value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub coalesce: Option<bool>,
 }
 
 /// The methods denied by default: node administration, signing with node-held keys, dev-node controls.
@@ -221,7 +228,16 @@ pub struct Config {
     pub log_format: Option<LogFormat>,
     /// Runtime worker threads (None = one per CPU).
     pub worker_threads: Option<usize>,
+    /// Cache budget in bytes (0 = no cache).
+    pub cache_max_bytes: u64,
+    /// Coalesce identical concurrent reads.
+    pub coalesce: bool,
 }
+
+/// Default cache budget: 64 MiB holds ~30,000 typical blocks or receipts.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 64 << 20;
+/// Smallest non-zero cache budget: below it no realistic block fits.
+pub const MIN_CACHE_MAX_BYTES: u64 = 4096;
 
 /// A setting that cannot be used, named by its key.
 #[derive(Debug, thiserror::Error)]
@@ -298,6 +314,8 @@ impl Opts {
             shutdown_grace: self.shutdown_grace.or(file.shutdown_grace),
             log_format: self.log_format.or(file.log_format),
             worker_threads: self.worker_threads.or(file.worker_threads),
+            cache_max_bytes: self.cache_max_bytes.or(file.cache_max_bytes),
+            coalesce: self.coalesce.or(file.coalesce),
         }
     }
 
@@ -398,6 +416,10 @@ impl Opts {
         if self.worker_threads == Some(0) {
             return Err(invalid("worker-threads", "must be at least 1"));
         }
+        let cache_max_bytes = self.cache_max_bytes.unwrap_or(DEFAULT_CACHE_MAX_BYTES);
+        if cache_max_bytes != 0 && cache_max_bytes < MIN_CACHE_MAX_BYTES {
+            return Err(invalid("cache-max-bytes", format!("must be 0 (no cache) or at least {MIN_CACHE_MAX_BYTES}")));
+        }
         let log_format = self
             .log_format
             .as_deref()
@@ -431,6 +453,8 @@ impl Opts {
             shutdown_grace,
             log_format,
             worker_threads: self.worker_threads,
+            cache_max_bytes,
+            coalesce: self.coalesce.unwrap_or(true),
         })
     }
 }
@@ -575,6 +599,22 @@ mod tests {
         assert!(c.rate_limit.is_none());
         assert_eq!(c.upstreams[0].name, "127.0.0.1:1");
         assert!(c.deny_methods.iter().any(|d| d == "eth_sendTransaction"));
+        assert_eq!(c.cache_max_bytes, 64 << 20);
+        assert!(c.coalesce);
+    }
+
+    #[test]
+    fn cache_and_coalescing_can_be_turned_off_by_flag_file_or_env_syntax() {
+        let c = opts(&["--upstream", "http://x", "--cache-max-bytes", "0", "--coalesce", "false"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(c.cache_max_bytes, 0);
+        assert!(!c.coalesce);
+        let e = opts(&["--upstream", "http://x", "--coalesce", "maybe"]).unwrap_err().to_string();
+        assert!(e.contains("--coalesce"), "{e}");
+        let file: Opts = toml::from_str("cache-max-bytes = 8192\ncoalesce = false\n").unwrap();
+        assert_eq!((file.cache_max_bytes, file.coalesce), (Some(8192), Some(false)));
     }
 
     #[test]
@@ -620,6 +660,7 @@ mod tests {
             (&["--upstream", "http://x", "--attempt-timeout", "20s"], "`attempt-timeout`"),
             (&["--upstream", "http://x", "--admin-listen", "0.0.0.0:15014"], "`admin-listen`"),
             (&["--upstream", "http://x", "--worker-threads", "0"], "`worker-threads`"),
+            (&["--upstream", "http://x", "--cache-max-bytes", "100"], "`cache-max-bytes`"),
         ];
         for (args, want) in cases {
             let e = err(args);

@@ -6,6 +6,7 @@
 //! - [`stack`]: the JSON-RPC listener's layers: rate limit → HTTP checks → [`proxy`].
 //! - [`layers`]: HTTP middleware ([`layers::rate_limit`]).
 //! - [`proxy`]: JSON-RPC parsing, method policy, routing, retries, broadcast, batch assembly.
+//! - [`reuse`]: in front of reads, the finality-aware [`cache`] and in-flight [`coalesce`]-ing.
 //! - [`policy`]: allow/deny method globs.
 //! - [`upstream`]: one pooled client per node; [`upstream::health`] owns health, [`upstream::pool`] picks.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/status` on their own listener.
@@ -14,12 +15,15 @@
 //! [`run`] takes already-bound listeners and a shutdown future, so tests start the real thing on port 0.
 
 pub mod admin;
+pub mod cache;
+pub mod coalesce;
 pub mod config;
 pub mod error;
 pub mod layers;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod reuse;
 pub mod server;
 pub mod stack;
 pub mod upstream;
@@ -105,7 +109,7 @@ pub async fn run(
         Arc::clone(&metrics),
     );
     let policy = policy::MethodPolicy::new(&cfg.allow_methods, &cfg.deny_methods)?;
-    let proxy = Arc::new(Proxy::new(
+    let proxy = Proxy::new(
         upstreams.clone(),
         health.view.clone(),
         health.passive.clone(),
@@ -118,7 +122,12 @@ pub async fn run(
             tx_broadcast: cfg.tx_broadcast,
             retry_budget_ratio: cfg.retry_budget_ratio,
         },
-    ));
+    );
+    let cache = (cfg.cache_max_bytes > 0).then(|| cache::Cache::new(cfg.cache_max_bytes, Arc::clone(&metrics)));
+    let reuse = |me: &std::sync::Weak<Proxy>| {
+        reuse::ReadReuse::new(me.clone(), health.view.clone(), cache, cfg.coalesce, Arc::clone(&metrics))
+    };
+    let proxy = Arc::new_cyclic(|me| proxy.with_reuse(reuse(me)));
     let limiter =
         cfg.rate_limit.map(|r| Limiter::new(r.per_second, r.burst, cfg.trusted_proxies.clone(), Arc::clone(&metrics)));
     let sweeper = limiter.as_ref().map(|l| l.spawn_sweeper(Duration::from_secs(60)));

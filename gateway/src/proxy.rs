@@ -70,6 +70,8 @@ pub struct Proxy {
     budget: TpsBudget,
     metrics: Arc<Metrics>,
     settings: ProxySettings,
+    /// Cache and coalescing in front of reads (`reuse.rs`); `None` in a proxy built without them.
+    reuse: Option<crate::reuse::ReadReuse>,
 }
 
 impl Proxy {
@@ -84,7 +86,13 @@ impl Proxy {
     ) -> Proxy {
         // 10 s window, and at least 10 retries/s so a quiet gateway can still fail over.
         let budget = TpsBudget::new(Duration::from_secs(10), 10, settings.retry_budget_ratio);
-        Proxy { upstreams, view, passive, policy, budget, metrics, settings }
+        Proxy { upstreams, view, passive, policy, budget, metrics, settings, reuse: None }
+    }
+
+    /// Puts the finality-aware cache and in-flight coalescing in front of reads.
+    pub fn with_reuse(mut self, reuse: crate::reuse::ReadReuse) -> Proxy {
+        self.reuse = Some(reuse);
+        self
     }
 
     /// Answers one HTTP body.
@@ -181,6 +189,8 @@ impl Proxy {
             }
         } else if method == SEND_RAW {
             self.send_raw(req, forward, deadline).await
+        } else if let Some(reuse) = &self.reuse {
+            reuse.read(self, req, forward, deadline).await
         } else {
             self.read(forward, deadline).await
         };
@@ -246,7 +256,7 @@ impl Proxy {
     }
 
     /// A read: any upstream will do; retry elsewhere on failure, within deadline and budget.
-    async fn read(&self, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
+    pub(crate) async fn read(&self, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
         self.budget.deposit();
         let mut tried: Vec<usize> = Vec::new();
         let mut last: Option<AttemptError> = None;
