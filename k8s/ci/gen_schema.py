@@ -67,6 +67,7 @@ schema = {
         "eject-after-failures": I(minimum=1), "eject-backoff": DUR, "eject-backoff-max": DUR,
         "retry-budget-percent": {"type": "number", "minimum": 0, "maximum": 100},
         "allow-method": {"type": "array", "items": S()}, "deny-method": {"type": "array", "items": S()},
+        "cache-max-bytes": I(minimum=0), "coalesce": B,
       }, ["listen", "admin-listen", "shutdown-delay", "shutdown-grace"], extra=False,
         description="iotex-gateway config keys (kebab-case, as its flags); upstream lists are generated"),
       "terminationGracePeriodSeconds": I(minimum=1), "resources": RES,
