@@ -4,7 +4,7 @@
 #
 # 1. Start one anvil (chain id 4689) and seed it with `explorer-mix seed`: a log-emitting contract, then
 #    $SEED_BLOCKS blocks of $SEED_TXS transactions (transfers between dev accounts alternating with calls that
-#    emit a log); anvil then mines a block a second, and during each run a writer adds a transaction every
+#    emit a log); anvil then mines a block every $BLOCK_SECS s (IoTeX: 2.5 s), and during each run a writer adds a transaction every
 #    250 ms, so the head moves and new blocks have transactions and logs.
 # 2. For each configuration, start a fresh gateway in front of the node and run `explorer-mix run`: $CLIENTS
 #    clients offering $RATE calls/s in total (fixed schedule; latency counted from the scheduled time), a
@@ -23,6 +23,7 @@ SECS=${SECS:-20}
 WARMUP=${WARMUP:-5}
 SEED_BLOCKS=${SEED_BLOCKS:-200}
 SEED_TXS=${SEED_TXS:-4}
+BLOCK_SECS=${BLOCK_SECS:-2}
 work="$root/.bench/cache"
 rm -rf "$work" && mkdir -p "$work"
 target="${CARGO_TARGET_DIR:-$root/target}"
@@ -44,7 +45,7 @@ tools/peers/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil --host 127.0.0.
 pids+=($!)
 wait_port "$anvil_port"
 node="http://127.0.0.1:$anvil_port"
-"$mix_bin" seed --node "$node" --blocks "$SEED_BLOCKS" --txs "$SEED_TXS"
+"$mix_bin" seed --node "$node" --blocks "$SEED_BLOCKS" --txs "$SEED_TXS" --block-secs "$BLOCK_SECS"
 
 run() { # label, gateway args...
   local label=$1; shift
@@ -69,7 +70,7 @@ run coalesce-only --cache-max-bytes 0 >>"$results"
 run both-off --cache-max-bytes 0 --coalesce false >>"$results"
 
 echo
-echo "Explorer-like mix, $CLIENTS clients, $RATE calls/s offered, ${SECS}s measured after ${WARMUP}s warm-up, one anvil:"
+echo "Explorer-like mix, $CLIENTS clients, $RATE calls/s offered, ${SECS}s measured after ${WARMUP}s warm-up, one anvil, a block every ${BLOCK_SECS}s:"
 python3 - "$results" <<'PY'
 import re, sys
 rows = [dict(re.findall(r"(\w+)=(\S+)", l)) for l in open(sys.argv[1]) if l.startswith("RESULT")]

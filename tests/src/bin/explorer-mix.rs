@@ -2,7 +2,7 @@
 //!
 //! `explorer-mix seed --node URL` builds a chain on a fresh anvil (directly, never through the gateway): a
 //! log-emitting contract, then `--blocks` blocks of `--txs` transactions each (transfers between the ten dev
-//! accounts alternating with calls that emit a log), then switches anvil to a block a second.
+//! accounts alternating with calls that emit a log), then switches anvil to a block every `--block-secs`.
 //!
 //! `explorer-mix run --url GATEWAY --admin ADMIN --node URL` offers `--rate` calls/s for `--secs` seconds from
 //! `--clients` concurrent clients, each on its own fixed schedule, with the weighted mix of an Explorer backend
@@ -49,6 +49,9 @@ enum Cmd {
         /// Transactions per block.
         #[arg(long, default_value_t = 4)]
         txs: u64,
+        /// Block interval after seeding, whole seconds (anvil's interval mining; IoTeX's is 2.5 s).
+        #[arg(long, default_value_t = 2)]
+        block_secs: u64,
     },
     /// Run the read mix through a gateway.
     Run {
@@ -93,9 +96,9 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     rt.block_on(async {
         match cli.cmd {
-            Cmd::Seed { node, blocks, txs } => {
+            Cmd::Seed { node, blocks, txs, block_secs } => {
                 loopback(&node)?;
-                seed(&node, blocks, txs).await
+                seed(&node, blocks, txs, block_secs).await
             }
             Cmd::Run { url, admin, node, clients, rate, secs, warmup, label } => {
                 for u in [&url, &admin, &node] {
@@ -128,7 +131,7 @@ fn tx(i: u64, logger: &str) -> Value {
     }
 }
 
-async fn seed(node: &str, blocks: u64, txs: u64) -> anyhow::Result<()> {
+async fn seed(node: &str, blocks: u64, txs: u64, block_secs: u64) -> anyhow::Result<()> {
     let c = RawClient::new();
     rpc(&c, node, "evm_setAutomine", json!([false])).await?;
     rpc(&c, node, "eth_sendTransaction", json!([{"from": DEV_ADDRESSES[0], "data": LOGGER_INIT, "gas": "0x30000"}]))
@@ -143,8 +146,8 @@ async fn seed(node: &str, blocks: u64, txs: u64) -> anyhow::Result<()> {
         }
         rpc(&c, node, "anvil_mine", json!(["0x1"])).await?;
     }
-    // From here on the chain moves like a real one: a block a second, with whatever the writer sent.
-    rpc(&c, node, "evm_setIntervalMining", json!([1])).await?;
+    // From here on the chain moves like a real one: a block every `block_secs`, with whatever the writer sent.
+    rpc(&c, node, "evm_setIntervalMining", json!([block_secs])).await?;
     let head = parse_quantity(&rpc(&c, node, "eth_blockNumber", json!([])).await?)?;
     println!("seeded: head {head}, {n} transactions, logger {logger}");
     Ok(())
