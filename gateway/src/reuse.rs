@@ -92,6 +92,9 @@ impl ReadReuse {
             return proxy.read(forward, deadline).await;
         }
         let Some(key) = CallKey::new(method, req.params) else { return proxy.read(forward, deadline).await };
+        // A call no head could ever make final (`latest`, no block) is neither looked up nor counted as a miss.
+        let cacheable = cacheable
+            && !matches!(cache::cacheability(method, key.params(), Some(u64::MAX)), cache::Cacheability::No(_));
         if cacheable
             && let Some(cache) = &self.cache
             && let Some(result) = cache.lookup(&key)

@@ -92,6 +92,8 @@ async fn final_calls_reach_the_node_once_and_moving_ones_every_time() -> anyhow:
         // >=: health probes are eth_blockNumber calls too.
         assert!(m.seen(method) - before >= 3, "{method} must never be served from the cache");
     }
+    let mx = g.metrics().await?;
+    assert_eq!(sample(&mx, "iotex_gateway_cache_misses_total{method=\"eth_getCode\"}"), None, "latest is no miss");
     assert!(metric(&g, "iotex_gateway_cache_entries").await? >= 6.0);
     assert!(metric(&g, "iotex_gateway_cache_bytes").await? > 0.0);
     Ok(())
