@@ -1,4 +1,4 @@
-//! Answer reuse on the read path: the finality-aware [`cache`](crate::cache) first, then in-flight
+//! Answer reuse on the read path: the finality-aware [`cache`] first, then in-flight
 //! [`coalescing`](crate::coalesce), then an ordinary read through [`Proxy`].
 //!
 //! The proxy calls [`ReadReuse::read`] for every read call with an id (single calls and batch items alike);
