@@ -23,6 +23,7 @@ SECS=${SECS:-20}
 WARMUP=${WARMUP:-5}
 SEED_BLOCKS=${SEED_BLOCKS:-200}
 SEED_TXS=${SEED_TXS:-4}
+# Which configurations to run, in order (both-on cache-only coalesce-only both-off).
 BLOCK_SECS=${BLOCK_SECS:-2}
 work="$root/.bench/cache"
 rm -rf "$work" && mkdir -p "$work"
@@ -64,10 +65,12 @@ run() { # label, gateway args...
 
 results="$work/results.txt"
 : >"$results"
-run both-on >>"$results"
-run cache-only --coalesce false >>"$results"
-run coalesce-only --cache-max-bytes 0 >>"$results"
-run both-off --cache-max-bytes 0 --coalesce false >>"$results"
+declare -A flags=([both-on]="" [cache-only]="--coalesce false" [coalesce-only]="--cache-max-bytes 0"
+  [both-off]="--cache-max-bytes 0 --coalesce false")
+for label in ${CONFIGS:-both-on cache-only coalesce-only both-off}; do
+  # shellcheck disable=SC2086 # the flags are words
+  run "$label" ${flags[$label]} >>"$results"
+done
 
 echo
 echo "Explorer-like mix, $CLIENTS clients, $RATE calls/s offered, ${SECS}s measured after ${WARMUP}s warm-up, one anvil, a block every ${BLOCK_SECS}s:"
