@@ -525,6 +525,9 @@ mod tests {
         }
         assert!(m.cache_evictions.get() > 0, "a byte bound evicts");
         assert!(m.cache_bytes.get() <= 4096, "{}", m.cache_bytes.get());
+        // A reload can shrink the budget: entries are evicted down to it at once.
+        cache.set_max_bytes(1024);
+        assert!(m.cache_bytes.get() <= 1024, "{}", m.cache_bytes.get());
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains("iotex_gateway_cache_hits_total{method=\"eth_getBlockByNumber\"} 1"), "{text}");
         assert!(text.contains("iotex_gateway_cache_misses_total{method=\"eth_getBlockByNumber\"} 1"), "{text}");
