@@ -238,6 +238,13 @@ pub struct Opts {
     /// How often the revocation list is checked for changes [default: 5s].
     #[arg(long, env = "IOTEX_GATEWAY_TOKEN_REVOCATION_RELOAD", value_name = "DUR")]
     pub token_revocation_reload: Option<String>,
+    /// Bytes of final results (by-hash lookups, blocks and state at or below every routable node's head,
+    /// chain id) kept in memory; 0 turns the cache off [default: 67108864 = 64 MiB].
+    #[arg(long, env = "IOTEX_GATEWAY_CACHE_MAX_BYTES", value_name = "BYTES")]
+    pub cache_max_bytes: Option<u64>,
+    /// Identical concurrent read calls share one upstream call, `true` or `false` [default: true].
+    #[arg(long, env = "IOTEX_GATEWAY_COALESCE", value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub coalesce: Option<bool>,
 }
 
 /// The methods denied by default: node administration, signing with node-held keys, dev-node controls.
@@ -372,6 +379,10 @@ pub struct Config {
     pub tokens: Option<TokenConfig>,
     /// WebSocket serving and subscriptions.
     pub ws: WsConfig,
+    /// Cache budget in bytes (0 = no cache).
+    pub cache_max_bytes: u64,
+    /// Coalesce identical concurrent reads.
+    pub coalesce: bool,
 }
 
 /// Upstream discovery from DNS.
@@ -399,6 +410,11 @@ pub struct WsConfig {
     /// Outgoing messages queued per connection (and per topic fan-out) before a client counts as too slow.
     pub send_queue: usize,
 }
+
+/// Default cache budget: 64 MiB holds ~30,000 typical blocks or receipts.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 64 << 20;
+/// Smallest non-zero cache budget: below it no realistic block fits.
+pub const MIN_CACHE_MAX_BYTES: u64 = 4096;
 
 /// A setting that cannot be used, named by its key.
 #[derive(Debug, thiserror::Error)]
@@ -492,6 +508,8 @@ impl Opts {
             token_tier: vec_or(self.token_tier, file.token_tier),
             token_revocation_list: self.token_revocation_list.or(file.token_revocation_list),
             token_revocation_reload: self.token_revocation_reload.or(file.token_revocation_reload),
+            cache_max_bytes: self.cache_max_bytes.or(file.cache_max_bytes),
+            coalesce: self.coalesce.or(file.coalesce),
         }
     }
 
@@ -623,6 +641,10 @@ impl Opts {
         if self.worker_threads == Some(0) {
             return Err(invalid("worker-threads", "must be at least 1"));
         }
+        let cache_max_bytes = self.cache_max_bytes.unwrap_or(DEFAULT_CACHE_MAX_BYTES);
+        if cache_max_bytes != 0 && cache_max_bytes < MIN_CACHE_MAX_BYTES {
+            return Err(invalid("cache-max-bytes", format!("must be 0 (no cache) or at least {MIN_CACHE_MAX_BYTES}")));
+        }
         let log_format = self
             .log_format
             .as_deref()
@@ -671,6 +693,8 @@ impl Opts {
             source: None,
             tokens,
             ws,
+            cache_max_bytes,
+            coalesce: self.coalesce.unwrap_or(true),
         })
     }
 }
@@ -999,6 +1023,22 @@ mod tests {
         .unwrap();
         assert_eq!(c.upstreams[0].ws_url.as_ref().map(url::Url::as_str), Some("ws://10.0.0.9:7000/"));
         assert_eq!(c.upstreams[1].ws_url.as_ref().map(url::Url::as_str), Some("ws://u:p@node-b:16014/"));
+        assert_eq!(c.cache_max_bytes, 64 << 20);
+        assert!(c.coalesce);
+    }
+
+    #[test]
+    fn cache_and_coalescing_can_be_turned_off_by_flag_file_or_env_syntax() {
+        let c = opts(&["--upstream", "http://x", "--cache-max-bytes", "0", "--coalesce", "false"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(c.cache_max_bytes, 0);
+        assert!(!c.coalesce);
+        let e = opts(&["--upstream", "http://x", "--coalesce", "maybe"]).unwrap_err().to_string();
+        assert!(e.contains("--coalesce"), "{e}");
+        let file: Opts = toml::from_str("cache-max-bytes = 8192\ncoalesce = false\n").unwrap();
+        assert_eq!((file.cache_max_bytes, file.coalesce), (Some(8192), Some(false)));
     }
 
     #[test]
@@ -1063,6 +1103,7 @@ mod tests {
             (&["--upstream", "http://x", "--ws-max-subscriptions", "0"], "`ws-max-subscriptions`"),
             (&["--upstream", "http://x", "--ws-send-queue", "0"], "`ws-send-queue`"),
             (&["--upstream", "http://x", "--upstream-ws-port", "0"], "`upstream-ws-port`"),
+            (&["--upstream", "http://x", "--cache-max-bytes", "100"], "`cache-max-bytes`"),
         ];
         for (args, want) in cases {
             let e = err(args);

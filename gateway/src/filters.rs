@@ -28,7 +28,12 @@ const TAG_HEX: usize = 16;
 
 /// The route tag of an upstream: stable for a URL, so every replica computes the same one.
 pub fn tag(upstream: &Upstream) -> u64 {
-    let h = alloy_primitives::keccak256(upstream.config.url.as_str().as_bytes());
+    tag_of_url(&upstream.config.url)
+}
+
+/// The route tag of an upstream URL (as configured or discovered).
+pub fn tag_of_url(url: &url::Url) -> u64 {
+    let h = alloy_primitives::keccak256(url.as_str().as_bytes());
     let mut b = [0u8; 8];
     b.copy_from_slice(&h[..8]);
     u64::from_be_bytes(b)

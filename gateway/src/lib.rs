@@ -10,6 +10,7 @@
 //! - [`ws`]: JSON-RPC over WebSocket and `eth_subscribe` fan-out with upstream failover.
 //! - [`proxy`]: JSON-RPC parsing, method policy, routing, retries, broadcast, batch assembly.
 //! - [`filters`]: sticky filters: the creating node's route tag travels inside the filter id.
+//! - [`reuse`]: in front of reads, the finality-aware [`cache`] and in-flight [`coalesce`]-ing.
 //! - [`policy`]: allow/deny method globs.
 //! - [`upstream`]: one pooled client per node; [`upstream::health`] owns health, [`upstream::pool`] picks.
 //! - [`discovery`]: the upstream set: static upstreams plus DNS-discovered ones, handed to health.
@@ -20,6 +21,8 @@
 //! [`run`] takes already-bound listeners and a shutdown future, so tests start the real thing on port 0.
 
 pub mod admin;
+pub mod cache;
+pub mod coalesce;
 pub mod config;
 pub mod discovery;
 pub mod error;
@@ -29,6 +32,7 @@ pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
+pub mod reuse;
 pub mod server;
 pub mod stack;
 pub mod token;
@@ -131,13 +135,14 @@ pub async fn run(
     let upstreams = cfg.upstreams.iter().map(|u| factory.build(u)).collect::<Result<Vec<_>, _>>()?;
     let health = health::spawn(upstreams.clone(), health_config(&cfg), factory);
     let policy = policy::MethodPolicy::new(&cfg.allow_methods, &cfg.deny_methods)?;
-    let proxy = Arc::new(Proxy::new(
-        health.view.clone(),
-        health.passive.clone(),
-        policy,
-        Arc::clone(&metrics),
-        proxy_settings(&cfg),
-    ));
+    let proxy =
+        Proxy::new(health.view.clone(), health.passive.clone(), policy, Arc::clone(&metrics), proxy_settings(&cfg));
+    let cache = (cfg.cache_max_bytes > 0).then(|| cache::Cache::new(cfg.cache_max_bytes, Arc::clone(&metrics)));
+    let reuse = |me: &std::sync::Weak<Proxy>| {
+        reuse::ReadReuse::new(me.clone(), health.view.clone(), cache, cfg.coalesce, Arc::clone(&metrics))
+    };
+    // Cyclic: a coalesced call holds the proxy itself, so it finishes even when its first caller has gone.
+    let proxy = Arc::new_cyclic(|me| proxy.with_reuse(reuse(me)));
     // Always in the stack, so a reload can turn the limit on, change it or turn it off.
     let limiter = Limiter::from_config(cfg.rate_limit, cfg.trusted_proxies.clone(), Arc::clone(&metrics));
     let sweeper = limiter.spawn_sweeper(Duration::from_secs(60));

@@ -202,6 +202,27 @@ pub struct UpstreamMetrics {
     pub busy: IntCounter,
 }
 
+/// A counter labelled by `method` only, with a handle resolved once per known method.
+struct MethodCounter {
+    vec: IntCounterVec,
+    slots: Vec<OnceLock<IntCounter>>,
+}
+
+impl MethodCounter {
+    fn new(r: &Registry, name: &str, help: &str) -> Result<MethodCounter, MetricsError> {
+        let vec = reg(r, IntCounterVec::new(Opts::new(name, help), &["method"])?)?;
+        Ok(MethodCounter { vec, slots: (0..=KNOWN_METHODS.len()).map(|_| OnceLock::new()).collect() })
+    }
+
+    fn inc(&self, method: &str) {
+        let m = method_index(method).unwrap_or(KNOWN_METHODS.len());
+        let label = KNOWN_METHODS.get(m).copied().unwrap_or("other");
+        if let Some(c) = self.slots.get(m) {
+            c.get_or_init(|| self.vec.with_label_values(&[label])).inc();
+        }
+    }
+}
+
 /// The gateway's registry and hot-path handles.
 pub struct Metrics {
     registry: Registry,
@@ -252,6 +273,15 @@ pub struct Metrics {
     pub revoked_tokens: IntGauge,
     /// `iotex_gateway_ws_*`.
     pub ws: WsMetrics,
+    cache_hits: MethodCounter,
+    cache_misses: MethodCounter,
+    /// `iotex_gateway_cache_evictions_total`.
+    pub cache_evictions: IntCounter,
+    /// `iotex_gateway_cache_bytes`.
+    pub cache_bytes: IntGauge,
+    /// `iotex_gateway_cache_entries`.
+    pub cache_entries: IntGauge,
+    coalesced: MethodCounter,
 }
 
 /// Registration failed: only possible through a programming error (duplicate or invalid name).
@@ -426,6 +456,31 @@ impl Metrics {
         let revoked_tokens =
             reg(&r, IntGauge::new("iotex_gateway_revoked_tokens", "Token ids on the revocation list in force.")?)?;
         let ws = WsMetrics::register(&r)?;
+        let cache_hits = MethodCounter::new(
+            &r,
+            "iotex_gateway_cache_hits_total",
+            "Calls answered from the finality-aware cache, by method.",
+        )?;
+        let cache_misses = MethodCounter::new(
+            &r,
+            "iotex_gateway_cache_misses_total",
+            "Lookups of cacheable methods that found nothing, by method.",
+        )?;
+        let cache_evictions = reg(
+            &r,
+            IntCounter::new(
+                "iotex_gateway_cache_evictions_total",
+                "Cache entries evicted to stay within cache-max-bytes (or refused as larger than a shard).",
+            )?,
+        )?;
+        let cache_bytes =
+            reg(&r, IntGauge::new("iotex_gateway_cache_bytes", "Bytes of keys and results held in the cache.")?)?;
+        let cache_entries = reg(&r, IntGauge::new("iotex_gateway_cache_entries", "Entries held in the cache.")?)?;
+        let coalesced = MethodCounter::new(
+            &r,
+            "iotex_gateway_coalesced_total",
+            "Calls that joined an identical call already in flight instead of making their own, by method.",
+        )?;
         #[cfg(target_os = "linux")]
         r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
@@ -503,6 +558,12 @@ impl Metrics {
             revocation_reloads,
             revoked_tokens,
             ws,
+            cache_hits,
+            cache_misses,
+            cache_evictions,
+            cache_bytes,
+            cache_entries,
+            coalesced,
         })
     }
 
@@ -517,6 +578,21 @@ impl Metrics {
         let _ = self.upstream_latency.remove_label_values(&[name]);
         let _ = self.ejections.remove_label_values(&[name]);
         let _ = self.upstream_busy.remove_label_values(&[name]);
+    }
+
+    /// Counts a cache hit.
+    pub fn cache_hit(&self, method: &str) {
+        self.cache_hits.inc(method);
+    }
+
+    /// Counts a cache miss.
+    pub fn cache_miss(&self, method: &str) {
+        self.cache_misses.inc(method);
+    }
+
+    /// Counts a call that joined an identical one in flight.
+    pub fn coalesced(&self, method: &str) {
+        self.coalesced.inc(method);
     }
 
     /// Counts one client call and its duration.
@@ -681,6 +757,8 @@ mod tests {
         u.up.set(1);
         m.rate_limited.inc();
         m.retry(AttemptOutcome::Connect);
+        m.coalesced("eth_call");
+        m.cache_hit("made_up");
         let text = String::from_utf8(m.render()).unwrap();
         for name in [
             "iotex_gateway_requests_total{method=\"eth_blockNumber\",outcome=\"ok\"} 1",
@@ -691,6 +769,11 @@ mod tests {
             "iotex_gateway_best_head_block 0",
             "iotex_gateway_rate_limited_total 1",
             "iotex_gateway_retries_total{reason=\"connect\"} 1",
+            "iotex_gateway_coalesced_total{method=\"eth_call\"} 1",
+            "iotex_gateway_cache_hits_total{method=\"other\"} 1",
+            "iotex_gateway_cache_evictions_total 0",
+            "iotex_gateway_cache_bytes 0",
+            "iotex_gateway_cache_entries 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -78,6 +78,8 @@ pub struct Proxy {
     conf: ArcSwap<Conf>,
     budget: ArcSwap<TpsBudget>,
     metrics: Arc<Metrics>,
+    /// Cache and coalescing in front of reads (`reuse.rs`); `None` in a proxy built without them.
+    reuse: Option<crate::reuse::ReadReuse>,
 }
 
 fn budget(ratio: f32) -> TpsBudget {
@@ -95,7 +97,7 @@ impl Proxy {
         settings: ProxySettings,
     ) -> Proxy {
         let budget = ArcSwap::from_pointee(budget(settings.retry_budget_ratio));
-        Proxy { view, passive, conf: ArcSwap::from_pointee(Conf { policy, settings }), budget, metrics }
+        Proxy { view, passive, conf: ArcSwap::from_pointee(Conf { policy, settings }), budget, metrics, reuse: None }
     }
 
     /// Applies a reloaded policy and settings to calls that start from now on; calls in flight finish
@@ -109,6 +111,29 @@ impl Proxy {
 
     fn conf(&self) -> arc_swap::Guard<Arc<Conf>> {
         self.conf.load()
+    }
+
+    /// Puts the finality-aware cache and in-flight coalescing in front of reads.
+    pub fn with_reuse(mut self, reuse: crate::reuse::ReadReuse) -> Proxy {
+        self.reuse = Some(reuse);
+        self
+    }
+
+    /// Applies reloaded cache and coalescing settings (see `reuse.rs` for what needs a restart).
+    pub fn reconfigure_reuse(&self, cache_max_bytes: u64, coalesce: bool) {
+        if let Some(reuse) = &self.reuse {
+            reuse.set_coalesce(coalesce);
+            if let Some(cache) = reuse.cache()
+                && cache_max_bytes > 0
+            {
+                cache.set_max_bytes(cache_max_bytes);
+            }
+        }
+    }
+
+    /// A plain read's answer (for the reuse layer, which does its own caching and coalescing around it).
+    pub(crate) async fn read_answer(&self, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
+        self.read(body, deadline, false).await.map(|(_, a)| a)
     }
 
     /// Answers one HTTP body.
@@ -173,7 +198,13 @@ impl Proxy {
                     let m = req.method.as_ref();
                     let plain = m != SEND_RAW && !filters::creates(m) && !filters::uses(m);
                     if plain && self.conf().policy.allows(m) {
-                        reads.push((i, req));
+                        match self.cached(&req) {
+                            Some(body) => {
+                                self.metrics.observe_call(m, Outcome::Ok, started.elapsed().as_secs_f64());
+                                slots[i] = Some(ItemReply { body, error: None });
+                            }
+                            None => reads.push((i, req)),
+                        }
                     } else {
                         singles.push((i, req));
                     }
@@ -264,8 +295,10 @@ impl Proxy {
             self.filter_create(req, body, deadline).await
         } else if filters::uses(method) {
             self.filter_use(req, deadline).await
+        } else if let Some(reuse) = &self.reuse {
+            reuse.read(self, req, body, deadline).await
         } else {
-            self.read(body, deadline, false).await.map(|(_, a)| a)
+            self.read_answer(body, deadline).await
         }
     }
 
@@ -302,6 +335,9 @@ impl Proxy {
                     (Some((body, rpc_error)), _) => {
                         let outcome = if rpc_error { Outcome::RpcError } else { Outcome::Ok };
                         self.metrics.observe_call(method, outcome, elapsed);
+                        if !rpc_error {
+                            self.admit(req, &body);
+                        }
                         ItemReply { body, error: None }
                     }
                     // The node refused the whole batch with one error object: each item carries it.
@@ -316,6 +352,34 @@ impl Proxy {
                 (*i, reply)
             })
             .collect()
+    }
+
+    /// A batch item's answer from the cache, with the item's id.
+    fn cached(&self, req: &Request<'_>) -> Option<Bytes> {
+        let cache = self.reuse.as_ref()?.cache()?;
+        let method = req.method.as_ref();
+        if req.is_notification() || !crate::cache::may_cache(method) {
+            return None;
+        }
+        let key = crate::cache::CallKey::new(method, req.params)?;
+        let result = cache.lookup(&key)?;
+        let result = std::str::from_utf8(&result).ok()?;
+        Some(Bytes::from(jsonrpc::result_response(req.id, result)))
+    }
+
+    /// Offers a batch item's successful answer to the cache (the cache's own rules decide).
+    fn admit(&self, req: &Request<'_>, body: &[u8]) {
+        let Some(cache) = self.reuse.as_ref().and_then(|r| r.cache()) else { return };
+        let method = req.method.as_ref();
+        if !crate::cache::may_cache(method) {
+            return;
+        }
+        let Some(key) = crate::cache::CallKey::new(method, req.params) else { return };
+        let Some(result) = std::str::from_utf8(body).ok().and_then(jsonrpc::Response::parse).and_then(|r| r.result)
+        else {
+            return;
+        };
+        cache.admit(&key, result.get(), crate::reuse::safe_head(&self.snapshot()));
     }
 
     fn item_error(&self, req: &Request<'_>, e: CallError, elapsed: f64) -> ItemReply {

@@ -8,10 +8,11 @@
 //!   (`iotex_gateway_config_reloads_total{result="rejected"}`), and the running config stays.
 //! - **applied**: upstreams (static list and DNS discovery), health and lag thresholds, timeouts, retry
 //!   budget, batch limits, transaction broadcast, method policy, rate limit, trusted proxies and access
-//!   tokens (keys, tiers, `require-token`, revocation list) change for
+//!   tokens (keys, tiers, `require-token`, revocation list), the cache size and coalescing change for
 //!   calls that start from now on. Calls in flight finish as they started: nothing is drained or cut.
 //! - Listen addresses, worker threads, the per-upstream in-flight cap (for upstreams already present), body
-//!   cap, log format, shutdown timings and the poll interval itself need a restart; a change to one of
+//!   cap, log format, shutdown timings, the poll interval itself and turning the cache on or off need a
+//!   restart; a change to one of
 //!   them is logged as such and the rest is applied.
 
 use crate::config::Config;
@@ -148,6 +149,7 @@ pub fn reload(running: &mut Config, targets: &Targets) -> Outcome {
     }
     let restart_needed = restart_needed(running, &new);
     targets.proxy.reconfigure(policy, crate::proxy_settings(&new));
+    targets.proxy.reconfigure_reuse(new.cache_max_bytes, new.coalesce);
     targets.limiter.reconfigure(new.rate_limit, new.trusted_proxies.clone());
     // A full control channel means the supervisor is far behind; waiting here would stall reloads, and the
     // next reload sends the whole state again anyway.
@@ -191,5 +193,7 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     check(old.shutdown_delay != new.shutdown_delay, "shutdown-delay");
     check(old.shutdown_grace != new.shutdown_grace, "shutdown-grace");
     check(old.config_poll_interval != new.config_poll_interval, "config-poll-interval");
+    // A cache is built at start or not at all; resizing one works live.
+    check((old.cache_max_bytes == 0) != (new.cache_max_bytes == 0), "cache-max-bytes (on/off)");
     keys
 }

@@ -75,6 +75,7 @@ schema = {
         # IoTeX node limits and reload (upstream-dns* are generated from gateway.discovery)
         "busy-backoff": DUR, "upstream-batch-size": I(minimum=1, maximum=100), "config-poll-interval": DUR,
         "ws-upstream-silence": DUR, "ws-max-subscriptions": I(minimum=1), "ws-send-queue": I(minimum=1),
+        "cache-max-bytes": I(minimum=0), "coalesce": B,
       }, ["listen", "admin-listen", "shutdown-delay", "shutdown-grace"], extra=False,
         description="iotex-gateway config keys (kebab-case, as its flags); upstream lists are generated"),
       "terminationGracePeriodSeconds": I(minimum=1), "resources": RES,

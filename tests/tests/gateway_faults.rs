@@ -20,7 +20,13 @@ async fn pair() -> anyhow::Result<(MockUpstream, MockUpstream)> {
 }
 
 fn gw(a: &MockUpstream, b: &MockUpstream) -> TestGateway {
-    TestGateway::new().upstream("a", &a.url).upstream("b", &b.url).arg("--attempt-timeout", "300ms")
+    // Waves of identical calls must each reach a node here: no answer reuse (tested in gateway_cache.rs).
+    TestGateway::new()
+        .upstream("a", &a.url)
+        .upstream("b", &b.url)
+        .arg("--attempt-timeout", "300ms")
+        .arg("--coalesce", "false")
+        .arg("--cache-max-bytes", "0")
 }
 
 /// For each fault: reads keep succeeding through the other upstream, and the fault is counted by kind.

@@ -32,7 +32,8 @@ fn gateway_over(nodes: &[Node]) -> TestGateway {
 #[tokio::test]
 async fn calls_are_spread_across_every_real_node() -> anyhow::Result<()> {
     let nodes = cluster(&[]).await?;
-    let gw = gateway_over(&nodes).spawn().await?;
+    // Every call must reach a node to show the spread: no answer reuse (tested in gateway_cache.rs).
+    let gw = gateway_over(&nodes).arg("--coalesce", "false").arg("--cache-max-bytes", "0").spawn().await?;
     let c = gw.client();
     // 16 concurrent callers, 25 calls each: enough that in-flight counts steer P2C onto every node.
     let results = futures::future::join_all((0..16).map(|_| {

@@ -116,12 +116,6 @@ impl ClusterView {
     pub fn position(&self, id: u64) -> Option<usize> {
         self.members.iter().position(|u| u.id == id)
     }
-
-    /// The lowest head among routable upstreams: every block at or below it is on every node the gateway
-    /// routes to, and (IoTeX finality being instant) will never change.
-    pub fn safe_head(&self) -> Option<u64> {
-        self.routable.iter().filter_map(|i| self.upstreams.get(*i).and_then(|s| s.head)).min()
-    }
 }
 
 /// An outcome of real traffic, reported by the request path; the `u64` is [`Upstream::id`].
