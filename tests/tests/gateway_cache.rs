@@ -353,3 +353,42 @@ async fn batch_items_are_answered_from_the_cache_and_fill_it() -> anyhow::Result
     assert!(hits >= 2.0, "{hits}");
     Ok(())
 }
+
+/// `coalesce` follows a config reload: switched off in the file while the gateway runs, the next burst of
+/// identical calls reaches the node once per caller.
+#[tokio::test]
+async fn coalescing_is_switched_by_a_config_reload() -> anyhow::Result<()> {
+    const N: usize = 8;
+    let m = MockUpstream::spawn(100).await?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("gateway.toml");
+    let write = |coalesce: bool| -> anyhow::Result<()> {
+        let body = format!(
+            "upstream = [\"a={}\"]\ncache-max-bytes = 0\nattempt-timeout = \"4s\"\ncoalesce = {coalesce}\n",
+            m.url
+        );
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, body)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    };
+    write(true)?;
+    let g = TestGateway::new()
+        .arg("--config", path.to_str().unwrap_or_default())
+        .arg("--config-poll-interval", "100ms")
+        .spawn()
+        .await?;
+    g.wait_state("a", "up", Duration::from_secs(10)).await?;
+    m.traffic(Mode::Slow(Duration::from_secs(2)));
+    burst(&g, N, "eth_getBalance", json!([ADDR, "latest"])).await?;
+    assert_eq!(m.seen("eth_getBalance"), 1, "coalescing on at start");
+
+    write(false)?;
+    iotex_tests::eventually(Duration::from_secs(10), "the reload to be applied", || async {
+        (metric(&g, "iotex_gateway_config_reloads_total{result=\"applied\"}").await.ok()? >= 1.0).then_some(())
+    })
+    .await?;
+    burst(&g, N, "eth_getBalance", json!([ADDR, "latest"])).await?;
+    assert_eq!(m.seen("eth_getBalance"), 1 + N as u64, "coalescing off after the reload");
+    Ok(())
+}
