@@ -173,10 +173,8 @@ impl Proxy {
         if items.is_empty() {
             return self.whole_error(CallError::EmptyBatch, None, started);
         }
-        let (max, cap) = {
-            let c = self.conf();
-            (c.settings.max_batch_size, c.settings.upstream_batch_size)
-        };
+        let conf = self.conf();
+        let (max, cap) = (conf.settings.max_batch_size, conf.settings.upstream_batch_size);
         if items.len() > max {
             return self.whole_error(CallError::BatchTooLarge { len: items.len(), max }, None, started);
         }
@@ -186,6 +184,8 @@ impl Proxy {
         let mut slots: Vec<Option<ItemReply>> = (0..items.len()).map(|_| None).collect();
         let mut reads: Vec<(usize, Request<'_>)> = Vec::new();
         let mut singles: Vec<(usize, Request<'_>)> = Vec::new();
+        // Notifications get no answer, whatever happens to them.
+        let mut notification = vec![false; items.len()];
         for (i, raw) in items.iter().enumerate() {
             match Request::parse(raw) {
                 Err(e) => {
@@ -195,10 +195,11 @@ impl Proxy {
                     slots[i] = Some(ItemReply { body, error: Some(err) });
                 }
                 Ok(req) => {
+                    notification[i] = req.is_notification();
                     let m = req.method.as_ref();
                     let plain = m != SEND_RAW && !filters::creates(m) && !filters::uses(m);
-                    if plain && self.conf().policy.allows(m) {
-                        match self.cached(&req) {
+                    if plain && conf.policy.allows(m) {
+                        match self.reuse.as_ref().and_then(|r| r.cached(&req)) {
                             Some(body) => {
                                 self.metrics.observe_call(m, Outcome::Ok, started.elapsed().as_secs_f64());
                                 slots[i] = Some(ItemReply { body, error: None });
@@ -211,6 +212,7 @@ impl Proxy {
                 }
             }
         }
+        drop(conf);
         if reads.len() == 1 {
             singles.append(&mut reads);
         }
@@ -231,12 +233,8 @@ impl Proxy {
                 *slot = Some(reply);
             }
         }
-        let answers = items.iter().zip(slots).map(|(raw, slot)| {
-            // Notifications get no answer, whatever happened to them.
-            let notification = Request::parse(raw).is_ok_and(|r| r.is_notification());
-            slot.filter(|_| !notification)
-        });
-        let answers: Vec<ItemReply> = answers.into_iter().flatten().collect();
+        let answers: Vec<ItemReply> =
+            slots.into_iter().zip(notification).filter_map(|(slot, n)| slot.filter(|_| !n)).collect();
         if answers.is_empty() {
             return Reply { status: StatusCode::NO_CONTENT, body: None };
         }
@@ -335,8 +333,8 @@ impl Proxy {
                     (Some((body, rpc_error)), _) => {
                         let outcome = if rpc_error { Outcome::RpcError } else { Outcome::Ok };
                         self.metrics.observe_call(method, outcome, elapsed);
-                        if !rpc_error {
-                            self.admit(req, &body);
+                        if !rpc_error && let Some(reuse) = &self.reuse {
+                            reuse.offer(req, Answer { body: body.clone(), error: None });
                         }
                         ItemReply { body, error: None }
                     }
@@ -352,34 +350,6 @@ impl Proxy {
                 (*i, reply)
             })
             .collect()
-    }
-
-    /// A batch item's answer from the cache, with the item's id.
-    fn cached(&self, req: &Request<'_>) -> Option<Bytes> {
-        let cache = self.reuse.as_ref()?.cache()?;
-        let method = req.method.as_ref();
-        if req.is_notification() || !crate::cache::may_cache(method) {
-            return None;
-        }
-        let key = crate::cache::CallKey::new(method, req.params)?;
-        let result = cache.lookup(&key)?;
-        let result = std::str::from_utf8(&result).ok()?;
-        Some(Bytes::from(jsonrpc::result_response(req.id, result)))
-    }
-
-    /// Offers a batch item's successful answer to the cache (the cache's own rules decide).
-    fn admit(&self, req: &Request<'_>, body: &[u8]) {
-        let Some(cache) = self.reuse.as_ref().and_then(|r| r.cache()) else { return };
-        let method = req.method.as_ref();
-        if !crate::cache::may_cache(method) {
-            return;
-        }
-        let Some(key) = crate::cache::CallKey::new(method, req.params) else { return };
-        let Some(result) = std::str::from_utf8(body).ok().and_then(jsonrpc::Response::parse).and_then(|r| r.result)
-        else {
-            return;
-        };
-        cache.admit(&key, result.get(), crate::reuse::safe_head(&self.snapshot()));
     }
 
     fn item_error(&self, req: &Request<'_>, e: CallError, elapsed: f64) -> ItemReply {

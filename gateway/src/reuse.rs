@@ -77,6 +77,37 @@ impl ReadReuse {
         self.coalesce.store(on, Ordering::Relaxed);
     }
 
+    /// A cached answer for this call, under the caller's id. A call no head could ever make final
+    /// (`latest`, no block) is neither looked up nor counted as a miss.
+    fn lookup(&self, req: &Request<'_>, key: &CallKey) -> Option<Bytes> {
+        let cache = self.cache.as_deref()?;
+        if matches!(cache::cacheability(key.method(), key.params(), Some(u64::MAX)), cache::Cacheability::No(_)) {
+            return None;
+        }
+        let result = cache.lookup(key)?;
+        Some(Bytes::from(jsonrpc::result_response(req.id, std::str::from_utf8(&result).unwrap_or("null"))))
+    }
+
+    /// For the batch path, whose reads travel as sub-batches: a cached answer for one item, if any.
+    pub(crate) fn cached(&self, req: &Request<'_>) -> Option<Bytes> {
+        let method = req.method.as_ref();
+        if self.cache.is_none() || req.is_notification() || !cache::may_cache(method) {
+            return None;
+        }
+        self.lookup(req, &CallKey::new(method, req.params)?)
+    }
+
+    /// For the batch path: offers one item's answer from a sub-batch to the cache (its rules decide).
+    pub(crate) fn offer(&self, req: &Request<'_>, answer: Answer) {
+        let method = req.method.as_ref();
+        if self.cache.is_none() || !cache::may_cache(method) {
+            return;
+        }
+        if let Some(key) = CallKey::new(method, req.params) {
+            admit(self.cache.as_deref(), &self.view, &key, &Ok(answer));
+        }
+    }
+
     /// Answers one read call: from the cache, by joining an identical call in flight, or from a node.
     pub async fn read(
         &self,
@@ -92,15 +123,8 @@ impl ReadReuse {
             return proxy.read_answer(forward, deadline).await;
         }
         let Some(key) = CallKey::new(method, req.params) else { return proxy.read_answer(forward, deadline).await };
-        // A call no head could ever make final (`latest`, no block) is neither looked up nor counted as a miss.
-        let cacheable = cacheable
-            && !matches!(cache::cacheability(method, key.params(), Some(u64::MAX)), cache::Cacheability::No(_));
-        if cacheable
-            && let Some(cache) = &self.cache
-            && let Some(result) = cache.lookup(&key)
-        {
-            let body = jsonrpc::result_response(req.id, std::str::from_utf8(&result).unwrap_or("null"));
-            return Ok(Answer { body: Bytes::from(body), error: None });
+        if cacheable && let Some(body) = self.lookup(req, &key) {
+            return Ok(Answer { body, error: None });
         }
         let me = if coalesce { self.me.upgrade() } else { None };
         let Some(me) = me else {
