@@ -160,8 +160,8 @@ pub async fn run(
     let ws = ws::Ws::new(
         Arc::clone(&proxy),
         hub,
-        Some(Arc::clone(&limiter)),
-        Some(Arc::clone(&auth)),
+        Arc::clone(&limiter),
+        Arc::clone(&auth),
         ws::WsSettings {
             max_message: cfg.max_body_bytes,
             max_subscriptions: cfg.ws.max_subscriptions,
@@ -174,8 +174,8 @@ pub async fn run(
     let rpc_service = stack::build(
         Arc::clone(&proxy),
         Arc::clone(&auth),
-        Some(Arc::clone(&limiter)),
-        Some(Arc::clone(&ws)),
+        Arc::clone(&limiter),
+        Arc::clone(&ws),
         cfg.max_body_bytes,
         Arc::clone(&metrics),
     );

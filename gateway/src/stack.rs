@@ -3,7 +3,7 @@
 //! ```text
 //! AuthLayer                   access token (if keys are set): 401 + -32012 when bad/required, per-token GCRA
 //! RateLimitLayer              per-client GCRA for callers without a token: 429 + -32005 + Retry-After
-//! WsLayer (optional)          `Upgrade: websocket` becomes a WebSocket session (ws/); the rest passes on
+//! WsLayer                     `Upgrade: websocket` becomes a WebSocket session (ws/); the rest passes on
 //! RpcHttp                     POST only; body cap (413) before any JSON is read; then the JSON-RPC tier
 //! Proxy                       parse, policy, route, retry, broadcast, assemble (proxy.rs)
 //! ```
@@ -25,15 +25,15 @@ use std::task::{Context, Poll};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
-/// The JSON-RPC listener's service, type-erased so optional layers do not change its type.
+/// The JSON-RPC listener's service, type-erased so the serving threads hold one nameable type.
 pub type RpcService = BoxCloneSyncService<Request<hyper::body::Incoming>, Response<Full<Bytes>>, Infallible>;
 
 /// Builds the request path.
 pub fn build(
     proxy: Arc<Proxy>,
     auth: Arc<Auth>,
-    limiter: Option<Arc<Limiter>>,
-    ws: Option<Arc<Ws>>,
+    limiter: Arc<Limiter>,
+    ws: Arc<Ws>,
     max_body: usize,
     metrics: Arc<Metrics>,
 ) -> RpcService {
@@ -41,9 +41,9 @@ pub fn build(
         // First, so a valid token is charged to its own quota instead of its caller's IP; swappable at runtime.
         .layer(AuthLayer::new(auth))
         // Anonymous callers only (admitted tokens carry a TokenIdentity); refused requests are never queued.
-        .option_layer(limiter.map(RateLimitLayer::new))
+        .layer(RateLimitLayer::new(limiter))
         // After the limits, so an upgrade is admitted like any request; a session then limits each message.
-        .option_layer(ws.map(WsLayer::new))
+        .layer(WsLayer::new(ws))
         .service(RpcHttp { proxy, max_body, metrics });
     BoxCloneSyncService::new(svc)
 }

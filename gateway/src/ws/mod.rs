@@ -61,9 +61,9 @@ pub struct WsSettings {
 pub struct Ws {
     proxy: Arc<Proxy>,
     hub: Arc<hub::Hub>,
-    limiter: Option<Arc<Limiter>>,
+    limiter: Arc<Limiter>,
     /// Sessions opened with a token are charged to the token's quota instead of the per-IP one.
-    auth: Option<Arc<Auth>>,
+    auth: Arc<Auth>,
     settings: WsSettings,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -76,8 +76,8 @@ impl Ws {
     pub fn new(
         proxy: Arc<Proxy>,
         hub: Arc<hub::Hub>,
-        limiter: Option<Arc<Limiter>>,
-        auth: Option<Arc<Auth>>,
+        limiter: Arc<Limiter>,
+        auth: Arc<Auth>,
         settings: WsSettings,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
@@ -98,10 +98,7 @@ impl Ws {
             Ok(k) => k,
             Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
         };
-        let client = req.extensions().get::<ClientAddr>().map(|c| match &self.limiter {
-            Some(l) => l.client_ip(c.0.ip(), req.headers()),
-            None => c.0.ip(),
-        });
+        let client = req.extensions().get::<ClientAddr>().map(|c| self.limiter.client_ip(c.0.ip(), req.headers()));
         // Set by the access-token layer in front when the upgrade carried a valid token.
         let identity = req.extensions().get::<TokenIdentity>().map(|t| t.0.clone());
         let on_upgrade = hyper::upgrade::on(&mut req);

@@ -229,8 +229,8 @@ fn success(id: &RawValue, result: &str) -> String {
 impl Conn {
     /// Applies the per-client rate limit to one message; a refused one is answered with -32005.
     fn allowed(&self, id: Option<&RawValue>) -> bool {
-        if let (Some(claims), Some(auth)) = (&self.identity, &self.ws.auth) {
-            return match auth.charge(claims) {
+        if let Some(claims) = &self.identity {
+            return match self.ws.auth.charge(claims) {
                 Ok(()) => true,
                 Err(Refusal::OverQuota(wait)) => {
                     let msg = format!("token quota exceeded; retry in {} ms", wait.as_millis().max(1));
@@ -244,8 +244,8 @@ impl Conn {
                 }
             };
         }
-        let (Some(limiter), Some(ip)) = (&self.ws.limiter, self.client) else { return true };
-        match limiter.check(ip) {
+        let Some(ip) = self.client else { return true };
+        match self.ws.limiter.check(ip) {
             Ok(()) => true,
             Err(wait) => {
                 self.ws.metrics.rate_limited.inc();
