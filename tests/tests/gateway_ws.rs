@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -42,6 +43,18 @@ impl WsClient {
     /// The next message, or `None` after `within` (or once the socket is closed).
     async fn recv(&mut self, within: Duration) -> Option<Message> {
         tokio::time::timeout(within, self.ws.next()).await.ok().flatten().and_then(Result::ok)
+    }
+
+    /// Reads past whatever was buffered to the close frame, if one comes (bounded: at most 100,000 messages,
+    /// each within `WAIT`).
+    async fn close_frame(&mut self) -> Option<CloseFrame> {
+        for _ in 0..100_000 {
+            match self.recv(WAIT).await? {
+                Message::Close(f) => return f,
+                _ => continue,
+            }
+        }
+        None
     }
 
     /// The next JSON text message that is not a notification (notifications are kept for later).
@@ -456,14 +469,7 @@ async fn hostile_input_gets_clear_errors_and_never_kills_the_gateway() -> anyhow
     assert!(refused.text().contains("13"), "{}", refused.text());
     // An oversize message closes the connection with 1009 and says why.
     c.send_text(format!("\"{}\"", "x".repeat(5000))).await;
-    let close = loop {
-        match c.recv(WAIT).await {
-            Some(Message::Close(f)) => break f,
-            Some(_) => continue,
-            None => panic!("no close frame"),
-        }
-    };
-    let close = close.expect("close frame without a reason");
+    let close = c.close_frame().await.expect("no close frame, or one without a reason");
     assert_eq!(close.code, CloseCode::Size);
     assert!(close.reason.as_str().contains("max-body-bytes"), "{close:?}");
     // The gateway is fine: a new connection works, HTTP works, subscriptions of the dead connection are gone.
@@ -516,18 +522,7 @@ async fn a_client_that_stops_reading_is_cut_off_without_holding_up_the_others() 
     }
     assert_eq!(metric(&gw, "iotex_gateway_ws_slow_client_disconnects_total").await, 1.0);
     // The slow client finds a 1008 close with the reason after what was buffered.
-    let mut close = None;
-    for _ in 0..100_000 {
-        match slow.recv(WAIT).await {
-            Some(Message::Close(f)) => {
-                close = f;
-                break;
-            }
-            Some(_) => {}
-            None => break,
-        }
-    }
-    let close = close.expect("no close frame for the slow client");
+    let close = slow.close_frame().await.expect("no close frame for the slow client");
     assert_eq!(close.code, CloseCode::Policy);
     assert!(close.reason.as_str().contains("too slow"), "{close:?}");
     Ok(())
@@ -541,18 +536,7 @@ async fn shutdown_sends_websocket_clients_a_going_away_close() -> anyhow::Result
     c.subscribe(json!(["newHeads"])).await;
     let report = gw.shutdown().await?;
     assert!(!report.cut, "a WebSocket session must not hold up the drain");
-    let mut close = None;
-    for _ in 0..1000 {
-        match c.recv(WAIT).await {
-            Some(Message::Close(f)) => {
-                close = f;
-                break;
-            }
-            Some(_) => {}
-            None => break,
-        }
-    }
-    let close = close.expect("no close frame on shutdown");
+    let close = c.close_frame().await.expect("no close frame on shutdown");
     assert_eq!(close.code, CloseCode::Away);
     assert!(close.reason.as_str().contains("shutting down"), "{close:?}");
     Ok(())
