@@ -145,6 +145,18 @@ fn write_config(path: &std::path::Path, body: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A gateway configured by a file naming `node` as upstream `a`, polled every `poll`; ready and routing to `a`.
+async fn config_gateway(path: &std::path::Path, node: &Node, poll: &str) -> anyhow::Result<RunningGateway> {
+    write_config(path, &format!("upstream = [\"a={}\"]\n", node.url))?;
+    let g = TestGateway::new()
+        .arg("--config", path.to_str().unwrap_or_default())
+        .arg("--config-poll-interval", poll)
+        .spawn()
+        .await?;
+    wait_members(&g, &["a"]).await?;
+    Ok(g)
+}
+
 async fn reloads(g: &RunningGateway, result: &str) -> f64 {
     let m = g.metrics().await.unwrap_or_default();
     sample(&m, &format!("iotex_gateway_config_reloads_total{{result=\"{result}\"}}")).unwrap_or(0.0)
@@ -155,13 +167,7 @@ async fn a_changed_config_file_is_applied_live_and_an_invalid_one_is_rejected_an
     let (n1, n2) = (Node::anvil(&[]).await?, Node::anvil(&[]).await?);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("gateway.toml");
-    write_config(&path, &format!("upstream = [\"a={}\"]\n", n1.url))?;
-    let g = TestGateway::new()
-        .arg("--config", path.to_str().unwrap_or_default())
-        .arg("--config-poll-interval", "100ms")
-        .spawn()
-        .await?;
-    wait_members(&g, &["a"]).await?;
+    let g = config_gateway(&path, &n1, "100ms").await?;
     let c = g.client();
     assert!(c.call(&g.url, "eth_getBalance", json!([format!("0x{:040x}", 1), "latest"])).await.is_ok());
     let traffic = Traffic::start(&g.url, g.client());
@@ -201,14 +207,8 @@ async fn sighup_reloads_the_config_file() -> anyhow::Result<()> {
     let (n1, n2) = (Node::anvil(&[]).await?, Node::anvil(&[]).await?);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("gateway.toml");
-    write_config(&path, &format!("upstream = [\"a={}\"]\n", n1.url))?;
     // Polling off: only the signal can make the gateway notice.
-    let g = TestGateway::new()
-        .arg("--config", path.to_str().unwrap_or_default())
-        .arg("--config-poll-interval", "0s")
-        .spawn()
-        .await?;
-    wait_members(&g, &["a"]).await?;
+    let g = config_gateway(&path, &n1, "0s").await?;
     write_config(&path, &format!("upstream = [\"b={}\"]\n", n2.url))?;
     // The signal handler is installed once the gateway runs, so this reloads instead of killing the process.
     nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGHUP)?;
