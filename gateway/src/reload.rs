@@ -92,6 +92,7 @@ async fn watch_loop(mut running: Config, targets: Targets, mut hangup: Option<to
                 if r.is_none() {
                     return;
                 }
+                seen = read(&file);
                 "SIGHUP"
             }
             () = poll_tick => {
@@ -100,10 +101,10 @@ async fn watch_loop(mut running: Config, targets: Targets, mut hangup: Option<to
                 if now.is_none() || now == seen {
                     continue;
                 }
+                seen = now;
                 "config file changed"
             }
         };
-        seen = read(&file);
         let outcome = reload(&mut running, &targets);
         match &outcome {
             Outcome::Applied { restart_needed } => {
