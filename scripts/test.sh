@@ -7,6 +7,11 @@ cd "$root"
 start=$(date +%s)
 step() { printf '\n==> %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 
+step "nothing refers to a path outside the repository"
+# A fresh clone has nothing beside it: a path above the root works only on the machine that wrote it.
+python3 scripts/check-tree-paths.py --self-test
+python3 scripts/check-tree-paths.py
+
 step "install test peers and tools"
 scripts/install-peers.sh
 if ! command -v promtool >/dev/null 2>&1; then

@@ -11,9 +11,11 @@ use iotex_tests::nodes::Node;
 use serde_json::Value;
 
 fn corpus() -> anyhow::Result<Vec<(String, Value)>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/execution-apis-requests.jsonl");
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("corpus not found at {path} ({e}); it ships in the workplace's shared/ folder"))?;
+    // The corpus ships in the repository (tests/corpus/README.md says where it comes from).
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/execution-apis-requests.jsonl");
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!("corpus not found at {path} ({e}); it is part of the repository: restore it with `git checkout -- tests/corpus`")
+    })?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
