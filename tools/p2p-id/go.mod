@@ -1,0 +1,3 @@
+module iotex-toolkit/p2p-id
+
+go 1.24
