@@ -26,6 +26,9 @@ if ! "$tools/bin/helm" version --short 2>/dev/null | grep -q "^$helm_version"; t
   "$tools/bin/helm" version --short | grep -q "^$helm_version" || { log "helm is not $helm_version"; exit 1; }
 fi
 
+# `install-tools.sh helm`: helm alone (scripts/iotex-cluster.sh renders the chart with it).
+[ "${1:-}" = helm ] && exit 0
+
 venv="$tools/venv"
 stamp="$(cat "$ci/requirements.txt" "$ci/constraints.txt")"
 if ! [ -x "$venv/bin/python" ] || [ "$stamp" != "$(cat "$venv/.requirements-stamp" 2>/dev/null)" ]; then

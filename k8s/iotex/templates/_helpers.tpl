@@ -88,6 +88,9 @@ seccompProfile: {type: RuntimeDefault}
 {{- if ne $n (int .Values.size) -}}
 {{- fail (printf "genesis.delegates has %d entries but size is %v: use -f values-%v.yaml (one entry per node pod, boot node included)" $n .Values.size .Values.size) -}}
 {{- end -}}
+{{- if and (eq (int .Values.size) 5) (ne .Values.environment "testing") -}}
+{{- fail (printf "size 5 is the loopback cluster's (scripts/iotex-cluster.sh), testing only; use -f values-21.yaml or -f values-101.yaml for %s" .Values.environment) -}}
+{{- end -}}
 {{- if and .Values.keys.generateDevKeys (ne .Values.environment "testing") -}}
 {{- fail (printf "keys.generateDevKeys uses public keys: allowed in testing only, not in %s; set keys.existingSecret" .Values.environment) -}}
 {{- end -}}
@@ -99,3 +102,16 @@ seccompProfile: {type: RuntimeDefault}
 {{- fail (printf "gateway.terminationGracePeriodSeconds (%v) must exceed shutdown-delay + shutdown-grace (%vs)" .Values.gateway.terminationGracePeriodSeconds $drain) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The bootstrap peers, "<name> <address>" per line: the boot node through its Service, then the first
+     p2p.bootstrapDelegates delegates by their stable pod names. */}}
+{{- define "iotex.p2pPeers" -}}
+{{- $full := include "iotex.fullname" . -}}
+{{- $dns := printf "%s.%s.svc" (include "iotex.headless" .) .Release.Namespace -}}
+bootnode-0 /dns4/{{ .Values.services.bootnode.name }}/tcp/{{ .Values.ports.p2p }}
+{{- range $i := until (min (int .Values.p2p.bootstrapDelegates) (int (include "iotex.delegateReplicas" .)) | int) }}
+delegate-{{ $i }} /dns4/{{ $full }}-delegate-{{ $i }}.{{ $dns }}/tcp/{{ $.Values.ports.p2p }}
+{{- end }}
+{{- end -}}
+
+{{- define "iotex.p2pSecret" -}}{{ .Values.p2p.existingSecret | default (printf "%s-p2p" (include "iotex.fullname" .)) }}{{- end -}}

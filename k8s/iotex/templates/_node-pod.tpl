@@ -42,8 +42,31 @@ spec:
   {{- with $v.nodes.affinity }}
   affinity: {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if and (eq $role "delegate") $v.restore.enabled }}
+  {{- $p2pInit := not $v.p2p.bootstrapNodes }}
+  {{- if or $p2pInit (and (eq $role "delegate") $v.restore.enabled) }}
   initContainers:
+  {{- end }}
+  {{- if $p2pInit }}
+    # This pod's bootstrap list: every peer in p2p-peers but itself, with the /p2p/<ID> that
+    # iotex-p2p-id derives from the peer's master key (the way iotex-server derives its own).
+    - name: p2p
+      {{- include "iotex.image" (dict "ctx" $ "img" $v.images.gateway) | nindent 6 }}
+      command: ["/usr/local/bin/iotex-p2p-id", "bootstrap", "-peers", "/etc/iotex/p2p-peers", "-keys", "/etc/iotex/p2p-keys",
+                "-self", "$(POD_NAME)", "-role", "{{ $role }}", "-out", "/etc/iotex/p2p/bootstrap.yaml"]
+      env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+      securityContext:
+        {{- include "iotex.containerSecurityContext" $ | nindent 8 }}
+      resources:
+        requests: {cpu: 10m, memory: 16Mi}
+        limits: {memory: 64Mi}
+      volumeMounts:
+        - {name: config, mountPath: /etc/iotex/p2p-peers, subPath: p2p-peers, readOnly: true}
+        - {name: p2p-keys, mountPath: /etc/iotex/p2p-keys, readOnly: true}
+        - {name: p2p, mountPath: /etc/iotex/p2p}
+  {{- end }}
+  {{- if and (eq $role "delegate") $v.restore.enabled }}
     # Restores the latest boot-node backup into /var/data unless a complete restore is already there.
     - name: restore
       {{- include "iotex.image" (dict "ctx" $ "img" $v.images.rclone) | nindent 6 }}
@@ -72,9 +95,6 @@ spec:
         - {name: IOTEX_ROLE, value: {{ $role }}}
         - name: POD_NAME
           valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        {{- if and (eq $role "bootnode") $v.keys.bootnodeMasterKey (not $v.keys.generateDevKeys) }}
-        - {name: IOTEX_P2P_MASTER_KEY, value: {{ $v.keys.bootnodeMasterKey | quote }}}
-        {{- end }}
       ports:
         - {name: p2p, containerPort: {{ $v.ports.p2p }}, protocol: TCP}
         - {name: grpc, containerPort: {{ $v.ports.grpc }}, protocol: TCP}
@@ -107,6 +127,10 @@ spec:
         - {name: config, mountPath: /etc/iotex/genesis.yaml, subPath: genesis.yaml, readOnly: true}
         - {name: config, mountPath: /etc/iotex/start.sh, subPath: start.sh, readOnly: true}
         - {name: keys, mountPath: /etc/iotex/keys, readOnly: true}
+        {{- if not $v.p2p.bootstrapNodes }}
+        - {name: p2p-keys, mountPath: /etc/iotex/p2p-keys, readOnly: true}
+        - {name: p2p, mountPath: /etc/iotex/p2p, readOnly: true}
+        {{- end }}
         - {name: tmp, mountPath: /tmp}
   volumes:
     - name: config
@@ -115,6 +139,12 @@ spec:
       secret: {secretName: {{ include "iotex.keysSecret" $ }}, defaultMode: 0440}
     - name: tmp
       emptyDir: {sizeLimit: 1Gi}
+    {{- if not $v.p2p.bootstrapNodes }}
+    - name: p2p-keys
+      secret: {secretName: {{ include "iotex.p2pSecret" $ }}, defaultMode: 0440}
+    - name: p2p
+      emptyDir: {sizeLimit: 1Mi}
+    {{- end }}
     {{- if eq $role "delegate" }}
     - name: data
       emptyDir: {sizeLimit: {{ $v.nodes.dataSizeLimit }}}
