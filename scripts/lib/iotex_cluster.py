@@ -221,11 +221,8 @@ def up(args) -> None:
             "IOTEX_ROLE": roles[name],
             "POD_NAME": pods[name],
         }
-        logf = open(nd / "node.log", "ab")
-        # Own session: `down` signals the node alone, and a test runner's Ctrl-C does not reach it.
-        proc = subprocess.Popen(["/bin/sh", str(etc / "start.sh")], cwd=nd, env=env, stdout=logf,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        (nd / "pid").write_text(str(proc.pid))
+        (nd / "launch.json").write_text(json.dumps({"cmd": ["/bin/sh", str(etc / "start.sh")], "env": env}))
+        proc = launch(nd)
         nodes.append({
             "name": name,
             "web3": f"http://127.0.0.1:{ports[name]['web3']}",
@@ -268,6 +265,38 @@ def up(args) -> None:
             down_dir(d)
             die(f"not ready after {args.timeout}s (heads {heads}, all ready: {ready}); logs are in {d}/*/node.log")
         time.sleep(0.5)
+
+
+def launch(nd: pathlib.Path) -> subprocess.Popen:
+    """Starts (or restarts) the node in `nd` the way `up` first did; its pid goes to nd/pid."""
+    spec = json.loads((nd / "launch.json").read_text())
+    logf = open(nd / "node.log", "ab")
+    # Own session: `down` signals the node alone, and a test runner's Ctrl-C does not reach it.
+    proc = subprocess.Popen(spec["cmd"], cwd=nd, env=spec["env"], stdout=logf, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    (nd / "pid").write_text(str(proc.pid))
+    return proc
+
+
+def start_node(args) -> None:
+    """Restarts one node of a running cluster (after a test killed it), on its ports and data."""
+    d = pathlib.Path(args.dir).resolve()
+    try:
+        cluster = json.loads((d / "cluster.json").read_text())
+    except (OSError, ValueError):
+        die(f"no running cluster at {d} (no readable cluster.json)")
+    node = next((n for n in cluster["nodes"] if n["name"] == args.name), None)
+    if node is None:
+        die(f"no node {args.name!r} in {d}; nodes: {[n['name'] for n in cluster['nodes']]}")
+    if not _dead(node["pid"]):
+        die(f"{args.name} (pid {node['pid']}) is still running; stop it first")
+    proc = launch(pathlib.Path(node["dir"]))
+    node["pid"] = proc.pid
+    tmp = d / "cluster.json.tmp"
+    tmp.write_text(json.dumps(cluster, indent=2) + "\n")
+    tmp.replace(d / "cluster.json")
+    log(f"{args.name}: restarted as pid {proc.pid}")
+    print(proc.pid)
 
 
 def _dead(pid: int) -> bool:
@@ -364,10 +393,13 @@ def main() -> None:
     u.add_argument("--owner-pid", type=int, default=0, help="stop the cluster when this process exits")
     for name in ("down", "status"):
         sub.add_parser(name).add_argument("dir")
+    sn = sub.add_parser("start-node")
+    sn.add_argument("dir")
+    sn.add_argument("name")
     args = ap.parse_args()
     if args.cmd == "up" and not 1024 <= args.base_port <= 65000:
         die("--base-port must be between 1024 and 65000")
-    {"up": up, "down": down, "status": status}[args.cmd](args)
+    {"up": up, "down": down, "status": status, "start-node": start_node}[args.cmd](args)
 
 
 if __name__ == "__main__":

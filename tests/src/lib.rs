@@ -6,6 +6,7 @@
 //! - [`gateway`]: the real gateway in process on port 0, configured through its own flag parser.
 //! - [`mock`]: a hand-rolled upstream for faults real nodes cannot stage (429 with an empty body, resets).
 //! - [`inject`]: the injector run in process against real nodes; [`sink`]: a fast loopback JSON-RPC sink.
+//! - [`iotex`]: a real IoTeX cluster (5 `iotex-server` processes from the chart's rendering) on loopback.
 //! - [`dns`]: a loopback DNS server whose records a test changes (discovery).
 //! - [`http`]: a raw HTTP/1.1 client for asserting exact statuses, headers and bodies.
 //! - [`eventually`]: poll a condition until it holds or a bounded deadline passes.
@@ -16,6 +17,7 @@ pub mod dns;
 pub mod gateway;
 pub mod http;
 pub mod inject;
+pub mod iotex;
 pub mod mock;
 pub mod nodes;
 pub mod sink;

@@ -1,0 +1,218 @@
+//! A real IoTeX cluster on loopback: `scripts/iotex-cluster.sh`, i.e. 5 `iotex-server` processes (the boot
+//! node and 4 delegates in ROLLDPOS) configured by the Helm chart's own rendering.
+//!
+//! Starting one takes a few seconds once the binary is cached (the first run of `scripts/install-iotex.sh`
+//! builds it from its Go module, a few minutes). Tests of one binary share one cluster through
+//! [`Cluster::shared`] and take [`Cluster::exclusive`] for their whole body, so a test that kills a node
+//! never overlaps a test that reads from it; a test that stops a node restarts it and waits for it to catch
+//! up before it returns. The cluster is started with `--owner-pid` of the test process, so it stops by
+//! itself when that process exits, however it exits.
+
+use crate::http::RawClient;
+use crate::nodes::parse_quantity;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::{Mutex, MutexGuard, OnceCell};
+
+/// One node as `cluster.json` describes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterNode {
+    /// `bootnode-0`, `delegate-0` ...
+    pub name: String,
+    /// `http://127.0.0.1:PORT` (web3 JSON-RPC).
+    pub web3: String,
+    /// `ws://127.0.0.1:PORT` (web3 over WebSocket).
+    pub ws: String,
+    /// `127.0.0.1:PORT` (native gRPC).
+    pub grpc: String,
+    /// `http://127.0.0.1:PORT` (`/readiness`, `/metrics`).
+    pub stats: String,
+    /// The process id (changes when a test restarts the node).
+    pub pid: i32,
+}
+
+/// The contract `scripts/iotex-cluster.sh up` writes to `DIR/cluster.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterInfo {
+    /// The EVM chain id (`eth_chainId`, EIP-155).
+    pub chain_id: u64,
+    /// The native chain id (`ActionCore.chainID`).
+    pub native_chain_id: u64,
+    /// Every node, boot node first.
+    pub nodes: Vec<ClusterNode>,
+    /// Hex private keys funded in genesis (iotex-core's public test keys: loopback only).
+    pub funded_keys: Vec<String>,
+}
+
+/// A running cluster; stopped when dropped (and, failing that, when the test process exits).
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    info: std::sync::Mutex<ClusterInfo>,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/iotex-cluster.sh")
+}
+
+fn run_script(args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new("bash").arg(script()).args(args).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "iotex-cluster.sh {} failed ({}):\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A base port whose 50 successors are free on 127.0.0.1 now. Another process could take one before the
+/// nodes bind; [`Cluster::start`] then tries another range.
+fn free_range() -> anyhow::Result<u16> {
+    for _ in 0..50 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let base = 20_000 + (probe % 40_000) / 10 * 10;
+        if (base..base + 50).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return Ok(base);
+        }
+    }
+    anyhow::bail!("no range of 50 free loopback ports found in 50 tries")
+}
+
+static SHARED: OnceCell<Cluster> = OnceCell::const_new();
+static EXCLUSIVE: Mutex<()> = Mutex::const_new(());
+
+impl Cluster {
+    /// Starts a cluster of its own in a fresh temporary directory.
+    pub async fn start() -> anyhow::Result<Cluster> {
+        tokio::task::spawn_blocking(|| {
+            let mut last = None;
+            for _ in 0..3 {
+                let dir = tempfile::Builder::new().prefix("iotex-cluster-").tempdir()?;
+                let base = free_range()?.to_string();
+                let owner = std::process::id().to_string();
+                let path = dir.path().to_string_lossy().into_owned();
+                match run_script(&["up", &path, "--base-port", &base, "--owner-pid", &owner]) {
+                    Ok(_) => {
+                        let info = read_info(dir.path())?;
+                        return Ok(Cluster { dir, info: std::sync::Mutex::new(info) });
+                    }
+                    Err(e) if e.to_string().contains("in use") => last = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| anyhow::anyhow!("could not start a cluster")))
+        })
+        .await?
+    }
+
+    /// The cluster all tests of this test binary share (started on first use).
+    pub async fn shared() -> anyhow::Result<&'static Cluster> {
+        SHARED.get_or_try_init(Cluster::start).await
+    }
+
+    /// Held for a test's whole body: tests on the shared cluster run one at a time.
+    pub async fn exclusive() -> MutexGuard<'static, ()> {
+        EXCLUSIVE.lock().await
+    }
+
+    /// What `cluster.json` says now.
+    pub fn info(&self) -> ClusterInfo {
+        self.info.lock().map(|i| i.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Node `i` (0 is the boot node).
+    pub fn node(&self, i: usize) -> ClusterNode {
+        self.info().nodes[i].clone()
+    }
+
+    /// The cluster's directory (node logs are `DIR/<node>/node.log`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn signal(&self, i: usize, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.node(i).pid), sig)?;
+        Ok(())
+    }
+
+    /// SIGSTOP: node `i` keeps its sockets open but answers nothing (a hung node).
+    pub fn pause(&self, i: usize) -> anyhow::Result<()> {
+        self.signal(i, nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self, i: usize) -> anyhow::Result<()> {
+        self.signal(i, nix::sys::signal::Signal::SIGCONT)
+    }
+
+    /// SIGKILL, then waits until the process is gone.
+    pub async fn kill(&self, i: usize) -> anyhow::Result<()> {
+        let _ = self.signal(i, nix::sys::signal::Signal::SIGCONT);
+        self.signal(i, nix::sys::signal::Signal::SIGKILL)?;
+        let pid = nix::unistd::Pid::from_raw(self.node(i).pid);
+        crate::eventually(Duration::from_secs(10), "the killed node's process to be gone", || async move {
+            // The node is not our child (the cluster script started it), so poll for its absence.
+            nix::sys::signal::kill(pid, None).is_err().then_some(())
+        })
+        .await
+    }
+
+    /// Starts node `i` again on its ports and data (after [`Cluster::kill`]).
+    pub async fn restart(&self, i: usize) -> anyhow::Result<()> {
+        let name = self.node(i).name;
+        let path = self.dir.path().to_string_lossy().into_owned();
+        tokio::task::spawn_blocking(move || run_script(&["start-node", &path, &name])).await??;
+        let info = read_info(self.dir.path())?;
+        *self.info.lock().map_err(|_| anyhow::anyhow!("cluster info lock poisoned"))? = info;
+        Ok(())
+    }
+
+    /// Node `i`'s head, straight from the node.
+    pub async fn head(&self, i: usize) -> anyhow::Result<u64> {
+        let v = RawClient::new().call(&self.node(i).web3, "eth_blockNumber", serde_json::json!([])).await?;
+        parse_quantity(&v)
+    }
+
+    /// Every node's head (None for a node that does not answer).
+    pub async fn heads(&self) -> Vec<Option<u64>> {
+        let mut out = Vec::new();
+        for i in 0..self.info().nodes.len() {
+            out.push(self.head(i).await.ok());
+        }
+        out
+    }
+
+    /// Waits until every node answers and all heads are within `lag` blocks of the best.
+    pub async fn wait_synced(&self, lag: u64, within: Duration) -> anyhow::Result<()> {
+        crate::eventually(within, "every node answering and within the lag of the best head", || async {
+            let heads = self.heads().await;
+            let known: Vec<u64> = heads.iter().flatten().copied().collect();
+            let best = *known.iter().max()?;
+            (known.len() == heads.len() && known.iter().all(|h| best - h <= lag)).then_some(())
+        })
+        .await
+    }
+
+    /// Waits for the chain to grow by `n` blocks on node `i`.
+    pub async fn wait_blocks(&self, i: usize, n: u64, within: Duration) -> anyhow::Result<u64> {
+        let start = self.head(i).await?;
+        crate::eventually(within, "new blocks", || async { self.head(i).await.ok().filter(|h| *h >= start + n) })
+            .await
+    }
+}
+
+fn read_info(dir: &Path) -> anyhow::Result<ClusterInfo> {
+    let text = std::fs::read_to_string(dir.join("cluster.json"))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let path = self.dir.path().to_string_lossy().into_owned();
+        if let Err(e) = run_script(&["down", &path]) {
+            eprintln!("iotex cluster at {path} did not stop cleanly: {e}");
+        }
+    }
+}
