@@ -20,7 +20,7 @@ fn bench(c: &mut Criterion) {
         c.bench_function(&format!("sign_encode/{name}/libsecp256k1"), |b| {
             b.iter(|| {
                 nonce += 1;
-                let s = sign(&fast, 4689, nonce, ty, Fees { gas_price: 1_000_000_000_000 }, black_box(&transfer));
+                let s = sign(&fast, 4689, nonce, ty, Fees::flat(1_000_000_000_000), black_box(&transfer));
                 s.map(|s| send_raw_body(nonce, &s.raw)).map(|b| b.len()).unwrap_or(0)
             })
         });
@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             nonce += 1;
             let s =
-                sign(&key, 4689, nonce, TxType::Legacy, Fees { gas_price: 1_000_000_000_000 }, black_box(&transfer));
+                sign(&key, 4689, nonce, TxType::Legacy, Fees::flat(1_000_000_000_000), black_box(&transfer));
             s.map(|s| send_raw_body(nonce, &s.raw)).map(|b| b.len()).unwrap_or(0)
         })
     });

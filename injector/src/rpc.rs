@@ -102,6 +102,12 @@ impl Rpc {
         quantity(&v).ok_or_else(|| self.bad("eth_gasPrice", &v))
     }
 
+    /// `eth_maxPriorityFeePerGas`: the tip the node suggests for EIP-1559 transactions.
+    pub async fn max_priority_fee(&self) -> Result<u128, RpcError> {
+        let v = self.call("eth_maxPriorityFeePerGas", rpc_params![]).await?;
+        quantity(&v).ok_or_else(|| self.bad("eth_maxPriorityFeePerGas", &v))
+    }
+
     /// `eth_getTransactionCount(addr, "pending")` (IoTeX returns the pending nonce for every tag).
     pub async fn pending_nonce(&self, addr: Address) -> Result<u64, RpcError> {
         let v = self.call("eth_getTransactionCount", rpc_params![addr, "pending"]).await?;

@@ -286,6 +286,10 @@ pub async fn run_with_listener(
     });
 
     let gas_price = crate::setup::gas_price(&cfg, &rpcs).await?;
+    let priority_fee = match cfg.tx_type {
+        signer::TxType::Eip1559 => crate::setup::priority_fee(&rpcs, gas_price).await,
+        signer::TxType::Legacy => gas_price,
+    };
     let account_ep: Vec<usize> = (0..cfg.keys.len()).map(|i| i % e).collect();
     let addresses: Vec<Address> = cfg.keys.iter().map(|k| k.address()).collect();
     if let Some(f) = &cfg.fund {
@@ -349,7 +353,7 @@ pub async fn run_with_listener(
         contracts,
         calldata: crate::setup::bump_calldata(1),
         chain_id,
-        fees: Fees { gas_price },
+        fees: Fees { gas_price, priority_fee },
         rpcs: rpcs.clone(),
         senders,
         nonces,
@@ -402,6 +406,7 @@ pub async fn run_with_listener(
         scheduled = cfg.profile.total(),
         duration = %iotex_shared::duration::format(cfg.profile.duration()),
         gas_price,
+        priority_fee,
         "injecting"
     );
 

@@ -58,6 +58,16 @@ pub async fn gas_price(cfg: &RunConfig, rpcs: &[Rpc]) -> Result<u128, RunError> 
     Ok(best.max(1))
 }
 
+/// `eth_maxPriorityFeePerGas`, the highest among endpoints; an endpoint without the method (older dev
+/// nodes) counts as suggesting the whole gas price, as EIP-1559 tips were before the method existed.
+pub async fn priority_fee(rpcs: &[Rpc], gas_price: u128) -> u128 {
+    let mut best = 0;
+    for r in rpcs {
+        best = best.max(r.max_priority_fee().await.unwrap_or(gas_price));
+    }
+    best
+}
+
 async fn send_and_wait(rpc: &Rpc, raw: &[u8], what: &str) -> Result<crate::rpc::Receipt, RunError> {
     let hash = rpc.send_raw(raw).await.map_err(|e| RunError::Setup(format!("{what}: {e}")))?;
     rpc.wait_receipt(hash, Duration::from_secs(60))
@@ -87,7 +97,7 @@ pub async fn fund(
         let mut hashes = Vec::with_capacity(mine.len());
         for to in mine {
             let call = Call { to, value: amount, input: Bytes::new(), gas_limit: 21_000 };
-            let s = signer::sign(funder, chain_id, nonce, TxType::Legacy, Fees { gas_price }, &call)
+            let s = signer::sign(funder, chain_id, nonce, TxType::Legacy, Fees::flat(gas_price), &call)
                 .map_err(|e| RunError::Setup(e.to_string()))?;
             let h = rpc.send_raw(&s.raw).await.map_err(|e| RunError::Setup(format!("funding {to}: {e}")))?;
             hashes.push(h);
@@ -115,7 +125,7 @@ pub async fn deploy(rpc: &Rpc, key: &PrivateKeySigner, chain_id: u64, gas_price:
         .pending_nonce(key.address())
         .await
         .map_err(|source| RunError::EndpointDown { endpoint: rpc.url.clone(), source })?;
-    let s = signer::sign_create(key, chain_id, nonce, Fees { gas_price }, Bytes::from(code), 500_000)
+    let s = signer::sign_create(key, chain_id, nonce, Fees::flat(gas_price), Bytes::from(code), 500_000)
         .map_err(|e| RunError::Setup(e.to_string()))?;
     let r = send_and_wait(rpc, &s.raw, "deploying the Counter contract").await?;
     match (r.success, r.contract) {
@@ -142,7 +152,7 @@ pub async fn fill_gap<S: alloy_signer::SignerSync>(
             break;
         }
         let call = Call { to: address, value: U256::ZERO, input: Bytes::new(), gas_limit: 21_000 };
-        let Ok(s) = signer::sign(key, chain_id, pending, TxType::Legacy, Fees { gas_price }, &call) else { break };
+        let Ok(s) = signer::sign(key, chain_id, pending, TxType::Legacy, Fees::flat(gas_price), &call) else { break };
         match rpc.send_raw(&s.raw).await {
             Ok(_) => sent += 1,
             Err(e) => {

@@ -32,12 +32,22 @@ pub struct Call {
     pub gas_limit: u64,
 }
 
-/// Fee settings for a run: legacy uses `gas_price`; EIP-1559 uses `2 × gas_price` as the cap and
-/// `gas_price` as the tip, which always clears the base fee the gas price was quoted against.
+/// Fee settings for a run: legacy uses `gas_price`; EIP-1559 uses `2 × gas_price` as the cap (which
+/// clears the base fee the gas price was quoted against, IoTeX's 1,000 Gwei floor included) and the
+/// chain's suggested priority fee as the tip, never above the cap.
 #[derive(Debug, Clone, Copy)]
 pub struct Fees {
     /// Gas price in Rau.
     pub gas_price: u128,
+    /// EIP-1559 tip in Rau (`eth_maxPriorityFeePerGas`).
+    pub priority_fee: u128,
+}
+
+impl Fees {
+    /// Legacy-style fees where the tip is the whole gas price (setup transactions, tests).
+    pub fn flat(gas_price: u128) -> Fees {
+        Fees { gas_price, priority_fee: gas_price }
+    }
 }
 
 /// A signed action ready for `eth_sendRawTransaction`.
@@ -92,7 +102,7 @@ pub fn sign<S: SignerSync>(
                 nonce,
                 gas_limit: call.gas_limit,
                 max_fee_per_gas: fees.gas_price.saturating_mul(2),
-                max_priority_fee_per_gas: fees.gas_price,
+                max_priority_fee_per_gas: fees.priority_fee.min(fees.gas_price.saturating_mul(2)),
                 to: TxKind::Call(call.to),
                 value: call.value,
                 access_list: Default::default(),
@@ -159,7 +169,7 @@ mod tests {
     fn legacy_and_1559_carry_the_chain_id_and_recover_the_sender() {
         let key: PrivateKeySigner = DEV_KEY.parse().unwrap();
         for (ty, chain) in [(TxType::Legacy, 4689u64), (TxType::Eip1559, 4690)] {
-            let s = sign(&key, chain, 5, ty, Fees { gas_price: 1_000_000_000_000 }, &call()).unwrap();
+            let s = sign(&key, chain, 5, ty, Fees::flat(1_000_000_000_000), &call()).unwrap();
             let env = TxEnvelope::decode_2718(&mut s.raw.as_slice()).unwrap();
             assert_eq!(env.chain_id(), Some(chain), "{ty:?}");
             assert_eq!(env.nonce(), 5);
@@ -175,10 +185,22 @@ mod tests {
         let key: PrivateKeySigner = DEV_KEY.parse().unwrap();
         let fast = fast(&key);
         for ty in [TxType::Legacy, TxType::Eip1559] {
-            let a = sign(&key, 4689, 1, ty, Fees { gas_price: 7 }, &call()).unwrap();
-            let b = sign(&fast, 4689, 1, ty, Fees { gas_price: 7 }, &call()).unwrap();
+            let a = sign(&key, 4689, 1, ty, Fees::flat(7), &call()).unwrap();
+            let b = sign(&fast, 4689, 1, ty, Fees::flat(7), &call()).unwrap();
             assert_eq!(a.raw, b.raw);
         }
+    }
+
+    #[test]
+    fn eip1559_tips_what_the_chain_suggests_and_never_above_the_cap() {
+        let key: PrivateKeySigner = DEV_KEY.parse().unwrap();
+        let fee = |priority_fee| {
+            let s = sign(&key, 4691, 0, TxType::Eip1559, Fees { gas_price: 1_000, priority_fee }, &call()).unwrap();
+            let env = TxEnvelope::decode_2718(&mut s.raw.as_slice()).unwrap();
+            (env.max_fee_per_gas(), env.max_priority_fee_per_gas())
+        };
+        assert_eq!(fee(1), (2_000, Some(1)));
+        assert_eq!(fee(5_000), (2_000, Some(2_000)), "a tip above the cap is capped");
     }
 
     #[test]

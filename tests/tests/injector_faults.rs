@@ -59,7 +59,7 @@ async fn an_outside_transaction_forces_a_resync_and_no_action_is_lost() -> anyho
     let mut outside = false;
     for _ in 0..20 {
         let nonce = tx_count(&node, addr, "pending").await?;
-        let s = signer::sign(key, 4689, nonce, TxType::Legacy, Fees { gas_price: 10_000_000_000 }, &call)?;
+        let s = signer::sign(key, 4689, nonce, TxType::Legacy, Fees::flat(10_000_000_000), &call)?;
         let hex = format!("0x{}", alloy_primitives::hex::encode(&s.raw));
         if node.rpc("eth_sendRawTransaction", serde_json::json!([hex])).await.is_ok() {
             outside = true;
@@ -190,7 +190,7 @@ async fn a_gap_left_at_the_end_is_filled_so_queued_actions_land() -> anyhow::Res
         input: Default::default(),
         gas_limit: 21_000,
     };
-    let queued = signer::sign(key, 4689, 1, TxType::Legacy, Fees { gas_price: 10_000_000_000 }, &call)?;
+    let queued = signer::sign(key, 4689, 1, TxType::Legacy, Fees::flat(10_000_000_000), &call)?;
     let hex = format!("0x{}", alloy_primitives::hex::encode(&queued.raw));
     node.rpc("eth_sendRawTransaction", serde_json::json!([hex])).await?;
     assert_eq!(tx_count(&node, DEV_ADDRESSES[0], "pending").await?, 0, "nonce 0 is a gap");

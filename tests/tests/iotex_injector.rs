@@ -1,0 +1,282 @@
+//! The injector against a real IoTeX cluster (5 `iotex-server` delegates in ROLLDPOS, the chart's config),
+//! through the gateway: fees from the chain, EIP-155 with the chain's id, legacy and EIP-1559 envelopes, the
+//! Counter contract, exact accounting proved three ways (the injector's report, the rise of on-chain nonces,
+//! and the transactions found by scanning the blocks), and the node's real rejection texts classified.
+
+use alloy_primitives::{Address, Bytes, U256};
+use alloy_signer_local::PrivateKeySigner;
+use iotex_injector::config::{ActionKind, RunConfig, parse_key};
+use iotex_injector::error::Kind;
+use iotex_injector::signer::{self, Call, Fees, TxType};
+use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
+use iotex_tests::http::RawClient;
+use iotex_tests::iotex::{Cluster, ClusterInfo};
+use iotex_tests::nodes::parse_quantity;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// The gateway in front of every node of the cluster, health from each node's `/readiness`.
+async fn gateway(info: &ClusterInfo) -> anyhow::Result<RunningGateway> {
+    let mut gw = TestGateway::new();
+    for n in &info.nodes {
+        gw = gw.upstream(&n.name, &n.web3).arg("--upstream-health", &format!("{}={}/readiness", n.name, n.stats));
+    }
+    gw.spawn().await
+}
+
+fn keys(info: &ClusterInfo, range: std::ops::Range<usize>) -> anyhow::Result<Vec<PrivateKeySigner>> {
+    info.funded_keys[range].iter().map(|k| Ok(parse_key("key", k)?)).collect()
+}
+
+fn run_config(url: &str, keys: Vec<PrivateKeySigner>, rate: f64, secs: u64) -> anyhow::Result<RunConfig> {
+    let mut c = RunConfig::new(url, keys, rate, Duration::from_secs(secs))?;
+    // A block every 2 s: inclusion takes a few seconds, so leave room at the end.
+    c.confirm_timeout = Duration::from_secs(60);
+    c.drain_timeout = Duration::from_secs(20);
+    c.poll_interval = Duration::from_millis(250);
+    Ok(c)
+}
+
+async fn call(url: &str, method: &str, params: Value) -> anyhow::Result<Value> {
+    RawClient::new().call(url, method, params).await
+}
+
+async fn nonce(url: &str, addr: &str) -> anyhow::Result<u64> {
+    parse_quantity(&call(url, "eth_getTransactionCount", json!([addr, "latest"])).await?)
+}
+
+/// Every transaction in blocks `from..=to` sent by one of `senders` (lower-case 0x addresses), by sender,
+/// and the envelope types seen. Scans the blocks themselves, not receipts the injector already counted.
+async fn scan_blocks(
+    url: &str,
+    from: u64,
+    to: u64,
+    senders: &BTreeSet<String>,
+) -> anyhow::Result<(BTreeMap<String, u64>, BTreeSet<String>)> {
+    let mut by_sender = BTreeMap::new();
+    let mut types = BTreeSet::new();
+    for h in from..=to {
+        let b = call(url, "eth_getBlockByNumber", json!([format!("0x{h:x}"), true])).await?;
+        for tx in b["transactions"].as_array().into_iter().flatten() {
+            let sender = tx["from"].as_str().unwrap_or_default().to_lowercase();
+            if senders.contains(&sender) {
+                *by_sender.entry(sender).or_insert(0) += 1;
+                types.insert(tx["type"].as_str().unwrap_or("0x0").to_owned());
+            }
+        }
+    }
+    Ok((by_sender, types))
+}
+
+/// A Counter's `total()`.
+async fn counter_total(url: &str, contract: &str) -> anyhow::Result<u64> {
+    let selector = &alloy_primitives::keccak256(b"total()")[..4];
+    let data = format!("0x{}", alloy_primitives::hex::encode(selector));
+    let v = call(url, "eth_call", json!([{"to": contract, "data": data}, "latest"])).await?;
+    let s = v.as_str().ok_or_else(|| anyhow::anyhow!("eth_call result {v}"))?;
+    Ok(u64::from_str_radix(&s[s.len().saturating_sub(16)..], 16)?)
+}
+
+/// Runs the injector through the gateway and checks every count three ways. Returns the report.
+async fn run_and_prove(
+    cluster: &Cluster,
+    gw: &RunningGateway,
+    cfg: RunConfig,
+) -> anyhow::Result<iotex_shared::report::Report> {
+    let info = cluster.info();
+    let url = info.nodes[0].web3.clone();
+    let mix = cfg.mix;
+    let start_height = cluster.head(0).await?;
+    let out = iotex_injector::run(cfg, std::future::pending()).await?;
+    let r = out.report;
+    assert_eq!(r.chain_id, info.chain_id, "signed for the chain's own EVM id (EIP-155)");
+    assert!(r.scheduled > 0);
+    assert_eq!(r.accepted, r.scheduled, "every scheduled action accepted: {:?} {:?}", r.rejected, r.sample_errors);
+    assert_eq!(r.included, r.accepted, "every accepted action included: {r:#?}");
+    assert_eq!(r.pending_at_end + r.dropped, 0, "{r:#?}");
+    assert!(r.rejected.is_empty(), "{:?} {:?}", r.rejected, r.sample_errors);
+
+    // The chain agrees: each account's nonce rose by what it had included...
+    cluster.wait_synced(1, Duration::from_secs(60)).await?;
+    let mut rise = 0;
+    let mut senders = BTreeSet::new();
+    for a in &r.account_nonces {
+        let now = nonce(&url, &a.address).await?;
+        rise += now - a.start_nonce;
+        senders.insert(a.address.to_lowercase());
+    }
+    assert_eq!(rise, r.included, "the on-chain nonces rose by exactly the included count");
+    // ...and the blocks hold exactly that many transactions from those accounts.
+    let end_height = cluster.head(0).await?;
+    let (by_sender, types) = scan_blocks(&url, start_height.saturating_sub(1).max(1), end_height, &senders).await?;
+    let in_blocks: u64 = by_sender.values().sum();
+    // The Counter's deployment is a transaction of one of the accounts too, sent before the first tick.
+    let deployments = r.contracts.iter().flatten().count() as u64;
+    assert_eq!(in_blocks, r.included + deployments, "blocks {start_height}..={end_height} by sender: {by_sender:?}");
+
+    if let Some(contract) = r.contracts.iter().flatten().next() {
+        let executions = (0..r.scheduled).filter(|s| mix.pick(*s) == ActionKind::Execution).count() as u64;
+        assert!(executions > 0);
+        assert_eq!(counter_total(&url, contract).await?, executions, "every Counter.bump ran");
+    }
+    let m = gw.metrics().await?;
+    let sent = sample(&m, "iotex_gateway_requests_total{method=\"eth_sendRawTransaction\",outcome=\"ok\"}");
+    assert!(sent.unwrap_or(0.0) >= r.accepted as f64, "the actions went through the gateway");
+    eprintln!(
+        "{} actions, {} tx types {types:?}: submit p99 {:.1} ms, inclusion p50/p99 {:.0}/{:.0} ms",
+        r.included, r.tx_type, r.submit_latency_ms.p99, r.inclusion_latency_ms.p50, r.inclusion_latency_ms.p99
+    );
+    Ok(r)
+}
+
+#[tokio::test]
+async fn sixty_seconds_at_50_per_second_through_the_gateway_all_land_and_the_blocks_agree() -> anyhow::Result<()> {
+    let cluster = Cluster::shared().await?;
+    let _only = Cluster::exclusive().await;
+    let info = cluster.info();
+    let gw = gateway(&info).await?;
+    let mut cfg = run_config(&gw.url, keys(&info, 0..5)?, 50.0, 60)?;
+    // Transfers and Counter.bump calls, 4:1 (the injector deploys the Counter first).
+    cfg.mix = iotex_injector::config::Mix { transfer: 80, execution: 20 };
+    let r = run_and_prove(cluster, &gw, cfg).await?;
+    assert_eq!(r.scheduled, 3000);
+    assert_eq!(r.tx_type, "legacy");
+    Ok(())
+}
+
+#[tokio::test]
+async fn eip1559_actions_carry_the_chains_suggested_fees_and_land() -> anyhow::Result<()> {
+    let cluster = Cluster::shared().await?;
+    let _only = Cluster::exclusive().await;
+    let info = cluster.info();
+    let gw = gateway(&info).await?;
+    // The chain's own quotes: IoTeX's fee floor is 1,000 Gwei (10^12 Rau).
+    let gas_price = parse_quantity(&call(&gw.url, "eth_gasPrice", json!([])).await?)?;
+    let tip = parse_quantity(&call(&gw.url, "eth_maxPriorityFeePerGas", json!([])).await?)?;
+    assert!(gas_price >= 1_000_000_000_000, "eth_gasPrice {gas_price} is below IoTeX's floor");
+    let mut cfg = run_config(&gw.url, keys(&info, 0..2)?, 10.0, 5)?;
+    cfg.tx_type = TxType::Eip1559;
+    let start = cluster.head(0).await?;
+    let r = run_and_prove(cluster, &gw, cfg).await?;
+    assert_eq!(r.tx_type, "eip1559");
+    // The blocks hold type-2 transactions with the fees the chain suggested.
+    let senders: BTreeSet<String> = r.account_nonces.iter().map(|a| a.address.to_lowercase()).collect();
+    let end = cluster.head(0).await?;
+    let (_, types) = scan_blocks(&info.nodes[0].web3, start, end, &senders).await?;
+    assert_eq!(types, BTreeSet::from(["0x2".to_owned()]), "only EIP-1559 envelopes");
+    let tx = {
+        let mut found = None;
+        for h in start..=end {
+            let b = call(&info.nodes[0].web3, "eth_getBlockByNumber", json!([format!("0x{h:x}"), true])).await?;
+            if let Some(t) = b["transactions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| senders.contains(&t["from"].as_str().unwrap_or_default().to_lowercase()))
+            {
+                found = Some(t.clone());
+                break;
+            }
+        }
+        found.ok_or_else(|| anyhow::anyhow!("no injector transaction in blocks {start}..={end}"))?
+    };
+    let max_fee = parse_quantity(&tx["maxFeePerGas"])?;
+    let max_tip = parse_quantity(&tx["maxPriorityFeePerGas"])?;
+    assert_eq!(max_fee, 2 * gas_price, "fee cap is twice the quoted gas price: {tx}");
+    assert_eq!(max_tip, tip.min(2 * gas_price), "tip is the chain's eth_maxPriorityFeePerGas: {tx}");
+    Ok(())
+}
+
+/// Sends one signed action straight to a node and returns its JSON-RPC error message (or the hash).
+async fn send_raw(url: &str, raw: &[u8]) -> Result<String, String> {
+    let hex = format!("0x{}", alloy_primitives::hex::encode(raw));
+    match call(url, "eth_sendRawTransaction", json!([hex])).await {
+        Ok(v) => Ok(v.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn transfer(to: Address, gas_limit: u64) -> Call {
+    Call { to, value: U256::from(1u8), input: Bytes::new(), gas_limit }
+}
+
+#[tokio::test]
+async fn the_nodes_real_rejections_are_classified() -> anyhow::Result<()> {
+    let cluster = Cluster::shared().await?;
+    let _only = Cluster::exclusive().await;
+    let info = cluster.info();
+    let url = info.nodes[1].web3.clone();
+    let chain = info.chain_id;
+    let price = parse_quantity(&call(&url, "eth_gasPrice", json!([])).await?)? as u128;
+    // A key of its own, so no other test's nonces move under it.
+    let key = parse_key("key", &info.funded_keys[4])?;
+    let me = format!("{:#x}", key.address());
+    let to = Address::repeat_byte(0x42);
+    let classify = |msg: &str| {
+        // The injector classifies from the JSON-RPC message, exactly as it does on the hot path.
+        Kind::from_message(msg)
+    };
+
+    // Wrong chain id: signed for 4689 (mainnet), sent to this chain.
+    let n = nonce(&url, &me).await?;
+    let wrong = signer::sign(&key, chain + 1, n, TxType::Legacy, Fees::flat(price), &transfer(to, 21_000))?;
+    let msg = send_raw(&url, &wrong.raw).await.expect_err("another chain's action must be refused");
+    assert_eq!(classify(&msg), Kind::ChainId, "{msg}");
+
+    // Underpriced: a tenth of the chain's floor.
+    let cheap = signer::sign(&key, chain, n, TxType::Legacy, Fees::flat(price / 10), &transfer(to, 21_000))?;
+    let msg = send_raw(&url, &cheap.raw).await.expect_err("below the floor must be refused");
+    assert_eq!(classify(&msg), Kind::Underpriced, "{msg}");
+
+    // Insufficient funds: a fresh key with nothing.
+    let pauper = PrivateKeySigner::random();
+    let broke = signer::sign(&pauper, chain, 0, TxType::Legacy, Fees::flat(price), &transfer(to, 21_000))?;
+    let msg = send_raw(&url, &broke.raw).await.expect_err("an empty account must be refused");
+    assert_eq!(classify(&msg), Kind::InsufficientFunds, "{msg}");
+
+    // Nonce too low: one action included, then its nonce again.
+    let ok = signer::sign(&key, chain, n, TxType::Legacy, Fees::flat(price), &transfer(to, 21_000))?;
+    send_raw(&url, &ok.raw).await.map_err(|e| anyhow::anyhow!("a valid action was refused: {e}"))?;
+    // IoTeX answers eth_getTransactionCount with the pending nonce for every tag: wait for the receipt.
+    let hash = format!("{:#x}", ok.hash);
+    iotex_tests::eventually(Duration::from_secs(30), "the action included", || async {
+        let r = call(&url, "eth_getTransactionReceipt", json!([hash])).await.ok()?;
+        (!r.is_null()).then_some(())
+    })
+    .await?;
+    let again = signer::sign(&key, chain, n, TxType::Legacy, Fees::flat(price), &transfer(Address::ZERO, 21_000))?;
+    let msg = send_raw(&url, &again.raw).await.expect_err("a used nonce must be refused");
+    assert_eq!(classify(&msg), Kind::NonceTooLow, "{msg}");
+
+    // Pool full: the pool holds at most 320 M gas (actPool.maxGasLimitPerPool). Queue actions behind a nonce
+    // gap, so none can be included, each with a 20 M gas limit, until the node refuses one.
+    let base = nonce(&url, &me).await?;
+    let big = 20_000_000;
+    let mut refused = None;
+    let mut queued = 0;
+    for i in 1..=40u64 {
+        let s = signer::sign(&key, chain, base + i, TxType::Legacy, Fees::flat(price), &transfer(to, big))?;
+        match send_raw(&url, &s.raw).await {
+            Ok(_) => queued += 1,
+            Err(msg) => {
+                refused = Some(msg);
+                break;
+            }
+        }
+    }
+    let msg = refused.ok_or_else(|| anyhow::anyhow!("40 queued actions of 20 M gas were all accepted"))?;
+    assert_eq!(classify(&msg), Kind::PoolFull, "after {queued} queued: {msg}");
+    // Leave the pool as found: fill the gap, so the queue drains into blocks.
+    let filler = signer::sign(&key, chain, base, TxType::Legacy, Fees::flat(price), &transfer(to, 21_000))?;
+    send_raw(&url, &filler.raw).await.map_err(|e| anyhow::anyhow!("gap filler refused: {e}"))?;
+    let last = signer::sign(&key, chain, base + queued, TxType::Legacy, Fees::flat(price), &transfer(to, big))?;
+    let last = format!("{:#x}", last.hash);
+    iotex_tests::eventually(Duration::from_secs(120), "the queued actions included", || async {
+        let r = call(&url, "eth_getTransactionReceipt", json!([last])).await.ok()?;
+        (!r.is_null()).then_some(())
+    })
+    .await?;
+    eprintln!("pool full after {queued} queued actions of {big} gas: {msg}");
+    Ok(())
+}
