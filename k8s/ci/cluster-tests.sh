@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The chart on a real Kubernetes control plane (scripts/test.sh runs this): brings one up with
+# control-plane.sh (built from pinned Go modules; ~15-35 min the first time on 2 cores, cached after), runs
+# cluster_tests.py against it (testing/21, production/101, staging/21: install, workloads, helm test,
+# backups, upgrade, rollback, refusals, uninstall) and always takes it down again.
+#   CLUSTER_TESTS_ONLY=testing/21   run only some cases (comma-separated)
+#   CLUSTER_TESTS_KEEP=1            leave the control plane up afterwards (`control-plane.sh down DIR` later)
+set -euo pipefail
+ci="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+started=$SECONDS
+dir="$(mktemp -d "${TMPDIR:-/tmp}/iotex-cluster.XXXXXX")"
+cleanup() {
+  if [ "${CLUSTER_TESTS_KEEP:-0}" = 1 ]; then
+    echo "cluster-tests: control plane left running in $dir (. $dir/env; bash $ci/control-plane.sh down $dir)"
+  else
+    bash "$ci/control-plane.sh" down "$dir" || true
+    rm -rf "$dir/etcd" "$dir/pki"   # keep the logs for a failed run
+  fi
+}
+trap cleanup EXIT
+bash "$ci/control-plane.sh" up "$dir"
+# shellcheck disable=SC1091
+. "$dir/env"
+echo "cluster-tests: kubectl $(kubectl version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])'), $(helm version --short)"
+rc=0
+timeout 1800 python3 "$ci/cluster_tests.py" --work "$dir" --only "${CLUSTER_TESTS_ONLY:-}" || rc=$?
+echo "cluster-tests: finished in $((SECONDS - started))s (logs: $dir/logs)"
+exit "$rc"
