@@ -5,6 +5,7 @@
 # backups, upgrade, rollback, refusals, uninstall) and always takes it down again.
 #   CLUSTER_TESTS_ONLY=testing/21   run only some cases (comma-separated)
 #   CLUSTER_TESTS_KEEP=1            leave the control plane up afterwards (`control-plane.sh down DIR` later)
+#   CLUSTER_TESTS_CHART=DIR         test another copy of the chart (e.g. an older commit's, to see a test fail)
 set -euo pipefail
 ci="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 started=$SECONDS
@@ -23,6 +24,7 @@ bash "$ci/control-plane.sh" up "$dir"
 . "$dir/env"
 echo "cluster-tests: kubectl $(kubectl version --client -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])'), $(helm version --short)"
 rc=0
-timeout 1800 python3 "$ci/cluster_tests.py" --work "$dir" --only "${CLUSTER_TESTS_ONLY:-}" || rc=$?
+timeout 1800 python3 "$ci/cluster_tests.py" --work "$dir" --only "${CLUSTER_TESTS_ONLY:-}" \
+  ${CLUSTER_TESTS_CHART:+--chart "$CLUSTER_TESTS_CHART"} || rc=$?
 echo "cluster-tests: finished in $((SECONDS - started))s (logs: $dir/logs)"
 exit "$rc"

@@ -510,10 +510,13 @@ def case(env, size, work, deep=False, extra=()):
 
 
 def main():
+    global CHART
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True, help="scratch directory (the control plane's DIR)")
     ap.add_argument("--only", default="", help="comma-separated cases, e.g. testing/21")
+    ap.add_argument("--chart", default=str(CHART), help="another copy of the chart (e.g. an older commit's, to see a test fail)")
     a = ap.parse_args()
+    CHART = Path(a.chart).resolve()
     work = Path(a.work)
     cases = [("testing", 21, True, ("--set", "injector.job.enabled=true")),
              ("production", 101, False, ()),

@@ -23,7 +23,9 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
 mkdir -p "$cache/bin"
 
 # The version a wrapper's go.mod pins for a module (one source of truth: the go.mod).
-pinned() { awk -v m="$2" '$1 == m && $2 ~ /^v/ {print $2; exit}' "$wrappers/$1/go.mod"; }
+pinned() {
+  awk -v m="$2" '$1 == m && $2 ~ /^v/ {print $2; exit} $1 == "require" && $2 == m {print $3; exit}' "$wrappers/$1/go.mod"
+}
 
 k8s_version="$(pinned control-plane k8s.io/kubernetes)"
 etcd_version="$(pinned etcd go.etcd.io/etcd/server/v3)"
