@@ -147,7 +147,7 @@ start kube-apiserver --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --se
   --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" --client-ca-file="$pki/ca.crt" \
   --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$pki/sa.pub" \
   --service-account-signing-key-file="$pki/sa.key" --api-audiences=https://kubernetes.default.svc \
-  --service-cluster-ip-range=10.96.0.0/16 --authorization-mode=RBAC \
+  --service-cluster-ip-range=10.96.0.0/16 --authorization-mode=RBAC --endpoint-reconciler-type=none \
   --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,ResourceQuota,PodSecurity,NodeRestriction,Priority,DefaultTolerationSeconds,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy \
   --allow-privileged=false --profiling=false --cert-dir="$pki/apiserver-generated"
 wait_for kube-apiserver 120 "$kubectl" --kubeconfig "$dir/kubeconfig" get --raw /readyz

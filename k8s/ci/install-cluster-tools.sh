@@ -98,7 +98,7 @@ build kubernetes control-plane "$k8s_version" 15-35 "$k8s_ldflags" \
   kube-controller-manager:k8s.io/kubernetes/cmd/kube-controller-manager \
   kube-scheduler:k8s.io/kubernetes/cmd/kube-scheduler \
   kubectl:k8s.io/kubernetes/cmd/kubectl
-build etcd etcd "$etcd_version" 2-5 "$etcd_ldflags" etcd:iotex-toolkit/k8s-etcd
+build etcd etcd "$etcd_version" 2-5 "$etcd_ldflags" etcd:iotex-toolkit/tools/etcd
 build kwok kwok "$kwok_version" 3-6 "$kwok_ldflags" kwok:sigs.k8s.io/kwok/cmd/kwok
 build helm helm "$helm_version" 3-8 "$helm_ldflags" helm:helm.sh/helm/v3/cmd/helm
 

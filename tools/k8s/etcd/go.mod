@@ -1,4 +1,4 @@
-module iotex-toolkit/k8s-etcd
+module iotex-toolkit/tools/etcd
 
 go 1.26.0
 
