@@ -10,12 +10,13 @@ set -euo pipefail
 ci="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 started=$SECONDS
 dir="$(mktemp -d "${TMPDIR:-/tmp}/iotex-cluster.XXXXXX")"
+rc=1
 cleanup() {
   if [ "${CLUSTER_TESTS_KEEP:-0}" = 1 ]; then
     echo "cluster-tests: control plane left running in $dir (. $dir/env; bash $ci/control-plane.sh down $dir)"
   else
     bash "$ci/control-plane.sh" down "$dir" || true
-    rm -rf "$dir/etcd" "$dir/pki"   # keep the logs for a failed run
+    if [ "$rc" = 0 ]; then rm -rf "$dir"; else rm -rf "$dir/etcd" "$dir/pki"; echo "cluster-tests: logs in $dir/logs"; fi
   fi
 }
 trap cleanup EXIT
@@ -26,5 +27,5 @@ echo "cluster-tests: kubectl $(kubectl version --client -o json | python3 -c 'im
 rc=0
 timeout 1800 python3 "$ci/cluster_tests.py" --work "$dir" --only "${CLUSTER_TESTS_ONLY:-}" \
   ${CLUSTER_TESTS_CHART:+--chart "$CLUSTER_TESTS_CHART"} || rc=$?
-echo "cluster-tests: finished in $((SECONDS - started))s (logs: $dir/logs)"
+echo "cluster-tests: finished in $((SECONDS - started))s"
 exit "$rc"

@@ -476,6 +476,27 @@ def refusals(r: Release, revision):
     check(f"{t} refused upgrades leave the release as it was (no new revision)", last == revision, (last, revision))
 
 
+def storage_growth(r: Release):
+    """The procedure the refusal message gives for growing the boot node's volume, followed step by step."""
+    t = r.tag
+    new = "600Gi"
+    boot_uid = r.pod_uids("bootnode")
+    p = r.install_or_upgrade("upgrade", "--set", f"bootnode.storage.size={new}")
+    check(f"{t} growing bootnode.storage.size is refused first, with the steps", p.returncode != 0 and "--cascade=orphan" in p.stderr, p.stderr)
+    claim = f"data-{r.rel}-bootnode-0"
+    kubectl("patch", "pvc", claim, "-p", json.dumps({"spec": {"resources": {"requests": {"storage": new}}}}), ns=r.ns)
+    kubectl("delete", "statefulset", f"{r.rel}-bootnode", "--cascade=orphan", ns=r.ns)
+    p = r.install_or_upgrade("upgrade", "--set", f"bootnode.storage.size={new}")
+    sts = r.sts("bootnode")
+    size = sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+    dele = r.sts("delegate")["spec"]["template"]["spec"]
+    limit = next(v["emptyDir"]["sizeLimit"] for v in dele["volumes"] if v["name"] == "data")
+    check(f"{t} after patching the claim and orphaning the StatefulSet, the upgrade recreates it with {new}",
+          p.returncode == 0 and size == new and limit == new, p.stderr or (size, limit))
+    check(f"{t} ... and the running boot node pod is adopted, not restarted, its claim kept",
+          r.pod_uids("bootnode") == boot_uid and [c["metadata"]["name"] for c in items("pvc", r.ns)] == [claim])
+
+
 def uninstall(r: Release, expect_pvc: bool):
     t = r.tag
     p = r.helm("uninstall", r.rel, "--wait", "--timeout", "3m")
@@ -508,6 +529,8 @@ def case(env, size, work, deep=False, extra=()):
             backup_killed(r, b, "oom")
             rev = upgrades(r)
             refusals(r, rev)
+        if env == "production":
+            storage_growth(r)
         uninstall(r, expect_pvc="bootnode.storage.deleteOnUninstall=true" not in extra)
     except Exception as e:   # a crash in the middle is a failure, not a silent stop
         check(f"{r.tag} case ran to the end", False, e if isinstance(e, Failed) else traceback.format_exc())

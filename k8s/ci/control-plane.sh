@@ -42,7 +42,7 @@ down() {
     kill -0 "$pid" 2>/dev/null && die "$c ($pid) is still running"
     rm -f "$dir/run/$c.pid"
   done
-  log "stopped (logs stay in $dir/logs)"
+  log "stopped everything started in $dir"
 }
 
 if [ "$cmd" = down ]; then down; exit 0; fi
@@ -141,7 +141,8 @@ wait_for etcd 60 curl -sf "http://127.0.0.1:$p_etcd/health"
 
 # --- kube-apiserver: RBAC authorization; the default admission plugins (PodSecurity, ServiceAccount,
 # LimitRanger, ResourceQuota, DefaultStorageClass, ...) plus NodeRestriction, named so that a default
-# change cannot silently drop PodSecurity ---
+# change cannot silently drop PodSecurity. The endpoint reconciler is off: it refuses a loopback advertise
+# address, and it only maintains the `kubernetes` Service's endpoints, which no pod here ever dials ---
 start kube-apiserver --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$p_api" \
   --etcd-servers="http://127.0.0.1:$p_etcd" \
   --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" --client-ca-file="$pki/ca.crt" \

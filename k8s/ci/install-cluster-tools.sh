@@ -103,10 +103,11 @@ build kwok kwok "$kwok_version" 3-6 "$kwok_ldflags" kwok:sigs.k8s.io/kwok/cmd/kw
 build helm helm "$helm_version" 3-8 "$helm_ldflags" helm:helm.sh/helm/v3/cmd/helm
 
 # The binaries must say the pinned versions (a stale link or a wrong ldflag shows here, not mid-test).
-check() { "$@" 2>&1 | grep -q -- "$VERSION" || die "'$*' does not report $VERSION"; }
+# (Output captured first: `grep -q` closing the pipe early would make the command die of SIGPIPE.)
+check() { local out; out="$("$@" 2>&1)" || true; [[ "$out" == *"$VERSION"* ]] || die "'$*' does not report $VERSION"; }
 VERSION="$k8s_version" check "$cache/bin/kube-apiserver" --version
 VERSION="$k8s_version" check "$cache/bin/kubectl" version --client
 VERSION="$helm_version" check "$cache/bin/helm" version --short
-"$cache/bin/etcd" --version 2>&1 | grep -q "etcd Version: ${etcd_version#v}" || die "etcd does not report $etcd_version"
+VERSION="etcd Version: ${etcd_version#v}" check "$cache/bin/etcd" --version
 log "ready in $cache/bin: kubernetes $k8s_version, etcd $etcd_version, kwok $kwok_version, helm $helm_version"
 echo "$cache/bin"
