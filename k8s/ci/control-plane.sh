@@ -165,8 +165,10 @@ start kube-scheduler --kubeconfig="$pki/scheduler.kubeconfig" \
   --bind-address=127.0.0.1 --secure-port="$p_sched" --leader-elect=false --profiling=false
 
 # --- kwok: kwok's own published node and pod stages (from the pinned module), and ours (kwok-stages.yaml) ---
-kwok_dir="$(cd "$repo/tools/k8s/kwok" && GOTOOLCHAIN=local GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
-[ -d "$kwok_dir/kustomize/stage" ] || die "kwok's stages are not in the module cache ($kwok_dir)"
+# (go mod download: the binary may be cached while the module cache was cleaned; it verifies against go.sum.)
+kwok_dir="$(cd "$repo/tools/k8s/kwok" && GOTOOLCHAIN=local GOFLAGS=-mod=readonly go mod download -json sigs.k8s.io/kwok \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin).get("Dir", ""))')" || die "go mod download sigs.k8s.io/kwok (tools/k8s/kwok)"
+[ -d "$kwok_dir/kustomize/stage" ] || die "kwok's published stages are not in its module ($kwok_dir)"
 {
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
            pod/fast/pod-ready.yaml pod/fast/pod-delete.yaml; do
