@@ -44,4 +44,10 @@ for extra in k8s/ci/validate.sh; do
   fi
 done
 
+step "chart on a real Kubernetes control plane (k8s/ci/cluster-tests.sh)"
+# etcd, kube-apiserver, controller manager, scheduler and kwok fake nodes on loopback, built from pinned Go
+# modules (first run ~15-35 min on 2 cores, cached in ~/.cache/iotex-toolkit after), then install, helm test,
+# backups, upgrade, rollback and uninstall of the chart for testing/21, production/101 and staging/21.
+bash k8s/ci/cluster-tests.sh
+
 step "all checks passed"

@@ -36,8 +36,10 @@ class Chart:
         self.helm, self.chart = helm, chart
 
     def run(self, env, size, *extra, release=None):
+        # staging and production refuse to render without image repositories (values-ci-images.yaml sets them)
+        images = [] if env == "testing" else ["-f", str(Path(__file__).resolve().parent / "values-ci-images.yaml")]
         args = [self.helm, "template", release or env, str(self.chart), "-n", NS,
-                "-f", str(self.chart / f"values-{env}.yaml"), "-f", str(self.chart / f"values-{size}.yaml"), *extra]
+                "-f", str(self.chart / f"values-{env}.yaml"), "-f", str(self.chart / f"values-{size}.yaml"), *images, *extra]
         return subprocess.run(args, capture_output=True, text=True)
 
     @functools.lru_cache(maxsize=None)
@@ -135,6 +137,17 @@ def checks_for(chart: Chart, env: str, size: int) -> None:
             check(f"{tag} {name} mounts no PersistentVolumeClaim", not pvcs, pvcs)
     dvols = {v["name"]: v for v in dele["spec"]["template"]["spec"]["volumes"]}
     check(f"{tag} delegates keep /var/data in an emptyDir", "emptyDir" in dvols.get("data", {}), dvols.get("data"))
+    # One value sizes the chain everywhere: a delegate restores a full copy of the boot node's volume, so an
+    # emptyDir capped below it means an evict-and-restore loop once the chain outgrows the cap.
+    storage = boot["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+    iotex_c = next(c for c in dele["spec"]["template"]["spec"]["containers"] if c["name"] == "iotex")
+    check(f"{tag} delegate emptyDir sizeLimit = boot node volume ({storage})",
+          dvols["data"]["emptyDir"].get("sizeLimit") == storage, dvols["data"])
+    check(f"{tag} delegates request that much ephemeral storage (the scheduler finds a machine with the disk)",
+          iotex_c["resources"]["requests"].get("ephemeral-storage") == storage, iotex_c["resources"])
+    check(f"{tag} the boot node's claim is kept on uninstall and on scale-down (backups scale it to 0)",
+          boot["spec"].get("persistentVolumeClaimRetentionPolicy") == {"whenDeleted": "Retain", "whenScaled": "Retain"},
+          boot["spec"].get("persistentVolumeClaimRetentionPolicy"))
 
     # --- restore init container on delegates only
     for name, spec, _ in r.workloads():
@@ -303,16 +316,32 @@ def checks_for(chart: Chart, env: str, size: int) -> None:
     jspec = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     check(f"{tag} backup CronJob: concurrencyPolicy Forbid", cj["spec"]["concurrencyPolicy"] == "Forbid")
     steps = [(c["name"], c["command"][-1]) for c in containers(jspec)]
-    check(f"{tag} backup stops the boot node, backs up, then always restarts it",
-          steps == [("stop-bootnode", "stop"), ("backup", "/scripts/backup.sh"), ("start-bootnode", "start")], steps)
+    check(f"{tag} backup takes the Lease, stops the boot node, backs up, then restarts it",
+          steps == [("acquire-lease", "acquire"), ("stop-bootnode", "stop"), ("backup", "/scripts/backup.sh"),
+                    ("start-bootnode", "start")], steps)
+    lease = next((l for l in r.all("Lease") if l["metadata"]["name"] == f"{rel}-backup"), {"metadata": {"name": None}})
+    check(f"{tag} the backup Lease exists, named in every scale container's env",
+          all({"name": "LEASE", "value": lease["metadata"]["name"]} in c["env"] for c in containers(jspec) if c["name"] != "backup"))
+    guard = next((c for c in r.all("CronJob") if c["metadata"]["name"] == f"{rel}-backup-guard"), None)
+    gspec = guard["spec"]["jobTemplate"]["spec"]["template"]["spec"] if guard else {"containers": []}
+    check(f"{tag} backup-guard CronJob runs `bootnode-scale.sh guard` with no affinity (schedules while the boot node is down)",
+          [c["command"][-1] for c in gspec["containers"]] == ["guard"] and "affinity" not in gspec
+          and gspec.get("serviceAccountName") == jspec["serviceAccountName"] and guard["spec"]["concurrencyPolicy"] == "Forbid")
+    # S3 takes at most 10,000 parts: the streamed upload's chunk must let a full boot-node volume through.
+    benv = {e["name"]: e.get("value") for e in next(c for c in containers(jspec) if c["name"] == "backup")["env"]}
+    mib = lambda q: int(q[:-2]) * {"Mi": 1, "Gi": 1024, "Ti": 1024 * 1024}[q[-2:]]
+    chunk = benv.get("RCLONE_S3_CHUNK_SIZE")
+    check(f"{tag} backup upload chunk ({chunk}) x 10,000 parts holds the whole boot node volume ({storage})",
+          chunk is not None and mib(chunk) * 10000 >= mib(storage) * 1.05, benv)
     aff = jspec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     check(f"{tag} backup pod is pinned to the boot node's machine (required pod affinity)",
           selects(aff["labelSelector"]["matchLabels"], boot["spec"]["template"]["metadata"]["labels"])
           and aff["topologyKey"] == "kubernetes.io/hostname")
     role = r.one("Role", f"{rel}-backup")
-    check(f"{tag} backup Role may only scale the boot node StatefulSet and read its pod",
+    check(f"{tag} backup Role may only scale the boot node StatefulSet, hold its Lease and read pods",
           all(rule.get("resourceNames") == [boot["metadata"]["name"]] for rule in role["rules"] if "apps" in rule["apiGroups"])
-          and all(rule.get("resourceNames") for rule in role["rules"])
+          and all(rule.get("resourceNames") == [lease["metadata"]["name"]] for rule in role["rules"] if "coordination.k8s.io" in rule["apiGroups"])
+          and all(rule.get("resourceNames") or rule["verbs"] == ["get"] for rule in role["rules"])
           and not any(v in ("delete", "create", "*") for rule in role["rules"] for v in rule["verbs"]))
     scripts = r.one("ConfigMap", f"{rel}-backup-scripts")["data"]
     files = chart.chart / "files" / "scripts"
@@ -326,7 +355,7 @@ def checks_for(chart: Chart, env: str, size: int) -> None:
           and all(s["metadata"]["labels"].get("release") == "kube-prometheus-stack" for s in sms))
     services = r.all("Service")
     for sm in sms:
-        if sm["metadata"]["name"].endswith("injector") and not r.all("Job") and not [c for c in r.all("CronJob") if "injector" in c["metadata"]["name"]]:
+        if sm["metadata"]["name"].endswith("injector") and not [j for j in r.all("Job") if "injector" in j["metadata"]["name"]] and not [c for c in r.all("CronJob") if "injector" in c["metadata"]["name"]]:
             continue
         port = sm["spec"]["endpoints"][0]["port"]
         target = [s for s in services if selects(sm["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])]
@@ -354,20 +383,35 @@ def checks_for(chart: Chart, env: str, size: int) -> None:
 
     # --- logging, injector, tests
     ds = r.all("DaemonSet")
+    check(f"{tag} no Curator (gone from its registry, refuses Elasticsearch 8)",
+          not [c for c in r.all("CronJob") if "curator" in c["metadata"]["name"]])
     if env == "testing":
-        check(f"{tag} logging off in testing: no Fluentd, no Curator",
-              not ds and not [c for c in r.all("CronJob") if "curator" in c["metadata"]["name"]])
+        check(f"{tag} logging off in testing: no Fluentd", not ds)
     else:
-        fl = r.one("ConfigMap", f"{rel}-fluentd")["data"]["fluent.conf"]
-        check(f"{tag} Fluentd DaemonSet ships to Elasticsearch", len(ds) == 1 and "@type elasticsearch" in fl)
+        lns = "iotex-logging"
+        cm = next((c for c in r.all("ConfigMap") if c["metadata"]["name"].endswith("-fluentd")), {"metadata": {}, "data": {}})
+        fl = cm["data"].get("fluent.conf", "")
+        check(f"{tag} Fluentd DaemonSet ships to Elasticsearch from its own namespace, not the release's (restricted)",
+              len(ds) == 1 and "@type elasticsearch" in fl and ds[0]["metadata"].get("namespace") == lns
+              and cm["metadata"].get("namespace") == lns)
+        denv = {e["name"]: e for e in ds[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        check(f"{tag} Fluentd tails only the release namespace's log files (staging and production never mix)",
+              '"/var/log/containers/*_#{ENV[\'SOURCE_NAMESPACE\']}_*.log"' in fl and denv.get("SOURCE_NAMESPACE", {}).get("value") == NS
+              and "/var/log/containers/*.log" not in fl)
+        check(f"{tag} Fluentd sends Elasticsearch 8 credentials (from a Secret) and verifies its CA",
+              denv.get("ELASTICSEARCH_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef") == {"name": "iotex-elasticsearch", "key": "password"}
+              and "ca_file /etc/fluentd-es-ca/ca.crt" in cm["data"].get("output-auth.conf", "")
+              and "ssl_verify true" in cm["data"].get("output-auth.conf", "") and "@include output-auth.conf" in fl)
         m = re.search(r"<filter kubernetes\.var\.log\.containers\.\*_([a-z0-9-]+)-\*\.log>\s*\n\s*@type parser(.*?)</filter>", fl, re.S)
         check(f"{tag} Fluentd parses the gateway container's log lines as JSON",
               m and m[1] == g["name"] and "@type json" in m[2])
-        cur = r.one("CronJob", f"{rel}-curator")
-        cenv = {e["name"]: e["value"] for e in cur["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        ilm = [j for j in r.all("Job") if j["metadata"]["name"] == f"{rel}-{NS}-ilm"]
+        ienv = {e["name"]: e.get("value") for e in ilm[0]["spec"]["template"]["spec"]["containers"][0]["env"]} if ilm else {}
         want_days = {"staging": "7", "production": "30"}[env]
-        check(f"{tag} Curator deletes indices older than {want_days} days",
-              cenv["RETENTION_DAYS"] == want_days and "delete_indices" in r.one("ConfigMap", f"{rel}-curator")["data"]["action.yml"])
+        check(f"{tag} an ILM policy (hook Job on install and upgrade) deletes indices after {want_days} days",
+              len(ilm) == 1 and ilm[0]["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+              and ienv.get("RETENTION_DAYS") == want_days and ienv.get("PREFIX") == NS
+              and "_ilm/policy/" in ilm[0]["spec"]["template"]["spec"]["containers"][0]["args"][0], ienv)
     check(f"{tag} no injector Job by default", not [j for j in r.all("Job") if "injector" in j["metadata"]["name"]])
     soak = [c for c in r.all("CronJob") if c["metadata"]["name"] == f"{rel}-injector-soak"]
     check(f"{tag} injector soak CronJob only in staging, never overlapping",
@@ -423,6 +467,37 @@ def cross_checks(chart: Chart, readme: Path) -> None:
           "token-revocation-list" not in base.gateway_toml())
     check("revoking a token does not change the gateway's checksum/config (no restart; the gateway re-reads it)",
           gw_ann(base) == gw_ann(chart.render("testing", 21, "--set-json", 'gateway.revokedTokens=["x"]')))
+
+    # images nobody publishes: outside testing, an unset repository fails the render with what to set
+    for env in ("staging", "production"):
+        p = subprocess.run([chart.helm, "template", env, str(chart.chart), "-n", NS, "-f", str(chart.chart / f"values-{env}.yaml"),
+                            "-f", str(chart.chart / "values-21.yaml")], capture_output=True, text=True)
+        check(f"{env} without images.gateway/injector.repository fails at render time, naming the value and build-images.sh",
+              p.returncode != 0 and ".repository is not set" in p.stderr and "scripts/build-images.sh" in p.stderr, p.stderr[:300])
+    img = chart.render("testing", 21).one("Deployment", "testing-gateway")["spec"]["template"]["spec"]["containers"][0]["image"]
+    check("testing runs the image names build-images.sh gives by default", img == "iotex-toolkit/iotex-gateway:0.1.0", img)
+
+    # the injector Job is named after its run: an upgrade that leaves the run alone leaves the Job alone
+    jname = lambda *a: [j["metadata"]["name"] for j in chart.render("testing", 21, "--set", "injector.job.enabled=true", *a).all("Job")]
+    same, other = jname("--set", "gateway.config.max-lag-blocks=3"), jname("--set", "injector.run.rate=250")
+    check("the injector Job's name does not change with unrelated values (no rerun on upgrade or rollback)",
+          same == jname() and len(same) == 1 and same[0].startswith("testing-injector-"), (same, jname()))
+    check("a changed load run gets a new injector Job (a Job's pod cannot change)", other != same and len(other) == 1, other)
+    check("a finished injector Job is kept (no TTL): a deleted one would be recreated, and rerun, by the next upgrade",
+          "ttlSecondsAfterFinished" not in chart.render("testing", 21, "--set", "injector.job.enabled=true").all("Job")[0]["spec"])
+
+    # the boot node's claim goes with the release only when the values ask for it
+    pol = chart.render("testing", 21, "--set", "bootnode.storage.deleteOnUninstall=true").sts("bootnode")["spec"]
+    check("bootnode.storage.deleteOnUninstall=true deletes the claim with the release (and still keeps it on scale-down)",
+          pol.get("persistentVolumeClaimRetentionPolicy") == {"whenDeleted": "Delete", "whenScaled": "Retain"})
+
+    # backup chunk: sized from the volume; an explicit one too small for it, or buffers over the memory limit, refused
+    p = chart.run("production", 21, "--set", "backup.s3.chunkSize=5Mi")
+    check("a backup chunk too small for the boot node volume is refused (10,000 parts)",
+          p.returncode != 0 and "10,000 parts" in p.stderr, p.stderr[:300])
+    p = chart.run("production", 21, "--set", "backup.s3.uploadConcurrency=32")
+    check("backup buffers (chunk x concurrency) over the memory limit are refused",
+          p.returncode != 0 and "backup.resources.limits.memory" in p.stderr, p.stderr[:300])
 
     # per-size resources
     res = lambda r: r.sts("delegate")["spec"]["template"]["spec"]["containers"][0]["resources"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the chart's backup and restore scripts (k8s/iotex/files/scripts) for real against a local S3
 server (moto, 127.0.0.1) with rclone, under busybox sh and busybox's tar/sha256sum/tee like the rclone
-image they run in. Also drives bootnode-scale.sh against a fake kubectl. One named check per behaviour;
+image they run in. Also drives bootnode-scale.sh's stop/start edge cases against a fake kubectl. One named check per behaviour;
 prints `N passed, N failed` and exits non-zero on any failure.
 """
 import filecmp
@@ -213,41 +213,54 @@ def main():
         r = env.run("restore.sh", DATA_DIR=d5, S3_REMOTE=remote, RESTORE_ATTEMPTS=2, RESTORE_RETRY_DELAY=0)
         check("restore picks up the newest backup", r.returncode == 0 and same_tree(data, d5), r.stderr)
 
-        # --- bootnode-scale.sh against a fake kubectl: `get` shows the pod FAKE_POD_POLLS times, then not
+        # --- bootnode-scale.sh's stop/start edge cases against a fake kubectl: `get pod` shows the pod
+        # FAKE_POD_POLLS times, then not; the Lease is held by this pod. (The Lease, RBAC, refusal and the
+        # guard run against a real API server in cluster_tests.py.)
         calls = root / "kubectl.calls"
         polls = root / "polls"
         fake = env.bin / "kubectl"
         fake.write_text('#!/bin/sh\necho "$*" >>"$KUBECTL_LOG"\n'
+                        'if [ "$1 $2" = "get lease" ]; then echo "7|backup-x|false"; exit 0; fi\n'
                         'if [ "$1" = get ]; then\n'
                         '  [ "${FAKE_GET_RC:-0}" = 0 ] || exit "$FAKE_GET_RC"\n'
                         '  n=$(cat "$POLLS"); if [ "$n" -gt 0 ]; then echo "pod/$3"; echo $((n - 1)) >"$POLLS"; fi\n'
                         'fi\nexit 0\n')
         fake.chmod(0o755)
-        scale_env = dict(BOOTNODE_STS="rel-bootnode", KUBECTL_LOG=calls, POLLS=polls, POLL_SECONDS=0)
+        scale_env = dict(BOOTNODE_STS="rel-bootnode", LEASE="rel-backup", POD_NAME="backup-x", KUBECTL_LOG=calls,
+                         POLLS=polls, POLL_SECONDS=0)
         get = "get pod rel-bootnode-0 --ignore-not-found -o name"
+        scales = lambda log: [l for l in log if l.startswith("scale ")]
         polls.write_text("2")
         r = env.run("bootnode-scale.sh", "stop", **scale_env)
         log = calls.read_text().splitlines()
-        check("stop scales the boot node to 0 and polls until its pod is gone",
-              r.returncode == 0 and log == ["scale statefulset rel-bootnode --replicas=0", get, get, get], log)
+        marked = [l for l in log if l.startswith("patch lease rel-backup") and '"iotex.io/bootnode-stopped":"true"' in l]
+        check("stop marks the Lease, scales the boot node to 0 and polls until its pod is gone",
+              r.returncode == 0 and marked and log.index(marked[0]) < log.index("scale statefulset rel-bootnode --replicas=0")
+              and log.count(get) == 3 and scales(log) == ["scale statefulset rel-bootnode --replicas=0"], log)
         calls.unlink()
         polls.write_text("1000")
         r = env.run("bootnode-scale.sh", "stop", **{**scale_env, "STOP_TIMEOUT": 1, "POLL_SECONDS": 1})
         log = calls.read_text().splitlines()
-        check("stop that times out restarts the boot node and fails (bounded)",
-              r.returncode == 1 and log[-1] == "scale statefulset rel-bootnode --replicas=1" and r.elapsed < 10, log)
+        check("stop that times out restarts the boot node, releases the Lease and fails (bounded)",
+              r.returncode == 1 and scales(log)[-1] == "scale statefulset rel-bootnode --replicas=1"
+              and '"holderIdentity":null' in log[-1] and r.elapsed < 10, log)
         calls.unlink()
         polls.write_text("0")
         r = env.run("bootnode-scale.sh", "stop", **scale_env, FAKE_GET_RC=1)
         log = calls.read_text().splitlines()
         check("stop that cannot read the pod restarts the boot node and fails (never backs up a live node)",
-              r.returncode == 1 and log[-1] == "scale statefulset rel-bootnode --replicas=1", log)
+              r.returncode == 1 and scales(log)[-1] == "scale statefulset rel-bootnode --replicas=1", log)
+        calls.unlink()
+        r = env.run("bootnode-scale.sh", "stop", **{**scale_env, "POD_NAME": "backup-y"})
+        log = calls.read_text().splitlines()
+        check("stop by a pod that does not hold the Lease touches nothing", r.returncode == 1 and not scales(log), log)
         calls.unlink()
         status.write_text("1\n")
         r = env.run("bootnode-scale.sh", "start", **scale_env, STATUS_FILE=status)
         log = calls.read_text().splitlines()
-        check("start restarts the boot node even after a failed backup, then fails the job",
-              r.returncode == 1 and log == ["scale statefulset rel-bootnode --replicas=1"], (r.returncode, log))
+        check("start restarts the boot node even after a failed backup, releases the Lease, then fails the job",
+              r.returncode == 1 and scales(log) == ["scale statefulset rel-bootnode --replicas=1"]
+              and '"holderIdentity":null' in log[-1], (r.returncode, log))
         status.write_text("0\n")
         r = env.run("bootnode-scale.sh", "start", **scale_env, STATUS_FILE=status)
         check("start after a good backup exits 0", r.returncode == 0, r.stderr)

@@ -118,9 +118,11 @@ spec:
         timeoutSeconds: {{ $v.nodes.probes.timeoutSeconds }}
       securityContext:
         {{- include "iotex.containerSecurityContext" $ | nindent 8 }}
-      {{- with $v.nodes.resources }}
-      resources: {{- toYaml . | nindent 8 }}
-      {{- end }}
+      {{- /* ephemeral-storage: a delegate's chain copy lives in its emptyDir, so the scheduler must find a
+           machine with that much local disk (the boot node's data is on its volume: only /tmp here). */}}
+      {{- $res := deepCopy ($v.nodes.resources | default dict) }}
+      {{- $_ := set $res "requests" (merge (dict "ephemeral-storage" (ternary $v.bootnode.storage.size "1Gi" (eq $role "delegate"))) ($res.requests | default dict)) }}
+      resources: {{- toYaml $res | nindent 8 }}
       volumeMounts:
         - {name: data, mountPath: /var/data}
         - {name: config, mountPath: /etc/iotex/config.yaml, subPath: config.yaml, readOnly: true}
@@ -146,8 +148,10 @@ spec:
       emptyDir: {sizeLimit: 1Mi}
     {{- end }}
     {{- if eq $role "delegate" }}
+    # A full copy of the chain: the same size as the boot node's volume (one value, bootnode.storage.size),
+    # so a chain that fits the boot node never gets a delegate evicted for filling its emptyDir.
     - name: data
-      emptyDir: {sizeLimit: {{ $v.nodes.dataSizeLimit }}}
+      emptyDir: {sizeLimit: {{ $v.bootnode.storage.size }}}
     - name: scripts
       configMap: {name: {{ include "iotex.fullname" $ }}-backup-scripts, defaultMode: 0555}
     {{- end }}
