@@ -245,6 +245,13 @@ pub struct Opts {
     /// Identical concurrent read calls share one upstream call, `true` or `false` [default: true].
     #[arg(long, env = "IOTEX_GATEWAY_COALESCE", value_name = "BOOL", action = clap::ArgAction::Set)]
     pub coalesce: Option<bool>,
+    /// Largest `eth_getLogs` block range sent to one node; wider ranges are split over the nodes and merged
+    /// in block order [default: 1000, within every IoTeX release's cap].
+    #[arg(long, env = "IOTEX_GATEWAY_LOGS_MAX_RANGE_PER_CALL", value_name = "BLOCKS")]
+    pub logs_max_range_per_call: Option<u64>,
+    /// Largest `eth_getLogs` block range one client call may cover; wider gets `-32005` [default: 10000].
+    #[arg(long, env = "IOTEX_GATEWAY_LOGS_MAX_RANGE", value_name = "BLOCKS")]
+    pub logs_max_range: Option<u64>,
 }
 
 /// The methods denied by default: node administration, signing with node-held keys, dev-node controls.
@@ -383,6 +390,10 @@ pub struct Config {
     pub cache_max_bytes: u64,
     /// Coalesce identical concurrent reads.
     pub coalesce: bool,
+    /// Largest `eth_getLogs` range (blocks) sent to one node.
+    pub logs_max_range_per_call: u64,
+    /// Largest `eth_getLogs` range (blocks) one client call may cover.
+    pub logs_max_range: u64,
 }
 
 /// Upstream discovery from DNS.
@@ -415,6 +426,12 @@ pub struct WsConfig {
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 64 << 20;
 /// Smallest non-zero cache budget: below it no realistic block fits.
 pub const MIN_CACHE_MAX_BYTES: u64 = 4096;
+/// Default `eth_getLogs` range per node call: the `api.rangeQueryLimit` default of iotex-core v2.1.0, within
+/// v2.4.4's 2,000 (which it enforces), so one setting works on every release.
+pub const DEFAULT_LOGS_MAX_RANGE_PER_CALL: u64 = 1000;
+/// Default bound on one client call's `eth_getLogs` range: at most 10 node calls per client call (about
+/// 7 hours of IoTeX blocks).
+pub const DEFAULT_LOGS_MAX_RANGE: u64 = 10_000;
 
 /// A setting that cannot be used, named by its key.
 #[derive(Debug, thiserror::Error)]
@@ -510,6 +527,8 @@ impl Opts {
             token_revocation_reload: self.token_revocation_reload.or(file.token_revocation_reload),
             cache_max_bytes: self.cache_max_bytes.or(file.cache_max_bytes),
             coalesce: self.coalesce.or(file.coalesce),
+            logs_max_range_per_call: self.logs_max_range_per_call.or(file.logs_max_range_per_call),
+            logs_max_range: self.logs_max_range.or(file.logs_max_range),
         }
     }
 
@@ -645,6 +664,17 @@ impl Opts {
         if cache_max_bytes != 0 && cache_max_bytes < MIN_CACHE_MAX_BYTES {
             return Err(invalid("cache-max-bytes", format!("must be 0 (no cache) or at least {MIN_CACHE_MAX_BYTES}")));
         }
+        let logs_max_range_per_call = self.logs_max_range_per_call.unwrap_or(DEFAULT_LOGS_MAX_RANGE_PER_CALL);
+        if logs_max_range_per_call == 0 {
+            return Err(invalid("logs-max-range-per-call", "must be at least 1 block"));
+        }
+        let logs_max_range = self.logs_max_range.unwrap_or(DEFAULT_LOGS_MAX_RANGE.max(logs_max_range_per_call));
+        if logs_max_range < logs_max_range_per_call {
+            return Err(invalid(
+                "logs-max-range",
+                format!("must be at least logs-max-range-per-call ({logs_max_range_per_call})"),
+            ));
+        }
         let log_format = self
             .log_format
             .as_deref()
@@ -695,6 +725,8 @@ impl Opts {
             ws,
             cache_max_bytes,
             coalesce: self.coalesce.unwrap_or(true),
+            logs_max_range_per_call,
+            logs_max_range,
         })
     }
 }
@@ -998,6 +1030,20 @@ mod tests {
             WsConfig { upstream_silence: Duration::from_secs(8), max_subscriptions: 32, send_queue: 1024 }
         );
         assert!(c.upstreams[0].ws_url.is_none());
+        assert_eq!((c.logs_max_range_per_call, c.logs_max_range), (1000, 10_000));
+    }
+
+    #[test]
+    fn logs_ranges_are_validated_together() {
+        let c = opts(&["--upstream", "http://x", "--logs-max-range-per-call", "20000"]).unwrap().resolve().unwrap();
+        assert_eq!((c.logs_max_range_per_call, c.logs_max_range), (20_000, 20_000), "the bound follows a larger chunk");
+        let c = opts(&["--upstream", "http://x", "--logs-max-range-per-call", "5", "--logs-max-range", "5"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!((c.logs_max_range_per_call, c.logs_max_range), (5, 5));
+        let file: Opts = toml::from_str("logs-max-range-per-call = 500\nlogs-max-range = 4000\n").unwrap();
+        assert_eq!((file.logs_max_range_per_call, file.logs_max_range), (Some(500), Some(4000)));
     }
 
     #[test]
@@ -1104,6 +1150,12 @@ mod tests {
             (&["--upstream", "http://x", "--ws-send-queue", "0"], "`ws-send-queue`"),
             (&["--upstream", "http://x", "--upstream-ws-port", "0"], "`upstream-ws-port`"),
             (&["--upstream", "http://x", "--cache-max-bytes", "100"], "`cache-max-bytes`"),
+            (&["--upstream", "http://x", "--logs-max-range-per-call", "0"], "`logs-max-range-per-call`"),
+            (&["--upstream", "http://x", "--logs-max-range", "999"], "at least logs-max-range-per-call (1000)"),
+            (
+                &["--upstream", "http://x", "--logs-max-range-per-call", "50", "--logs-max-range", "49"],
+                "`logs-max-range`",
+            ),
         ];
         for (args, want) in cases {
             let e = err(args);

@@ -49,6 +49,20 @@ pub enum CallError {
     /// A node answered a sub-batch without an answer for this item.
     #[error("the node answered the batch without an answer for this item")]
     MissingBatchAnswer,
+    /// An `eth_getLogs` range wider than `logs-max-range` (blocks counted after resolving tags and lowering
+    /// `toBlock` to the head).
+    #[error(
+        "eth_getLogs over {blocks} blocks exceeds this gateway's limit of {max} blocks per call; ask for at most {max} blocks at a time"
+    )]
+    LogsRangeTooWide {
+        /// Blocks asked for.
+        blocks: u64,
+        /// `logs-max-range`.
+        max: u64,
+    },
+    /// A node answered one chunk of a split `eth_getLogs` with something other than a list of logs.
+    #[error("split eth_getLogs: {0}")]
+    LogsChunkInvalid(crate::logs::NotALogList),
 }
 
 impl CallError {
@@ -63,7 +77,9 @@ impl CallError {
             CallError::Deadline => codes::DEADLINE_EXCEEDED,
             // What geth and IoTeX answer for an unknown filter, so client libraries recreate the filter.
             CallError::FilterLost(_) | CallError::FilterUnknown(_) => codes::SERVER_ERROR,
-            CallError::MissingBatchAnswer => codes::INTERNAL_ERROR,
+            CallError::MissingBatchAnswer | CallError::LogsChunkInvalid(_) => codes::INTERNAL_ERROR,
+            // EIP-1474 "limit exceeded", the code providers use for a too-wide log query.
+            CallError::LogsRangeTooWide { .. } => codes::LIMIT_EXCEEDED,
         }
     }
 
@@ -78,7 +94,9 @@ impl CallError {
             CallError::Upstream(_) => StatusCode::BAD_GATEWAY,
             CallError::Deadline => StatusCode::GATEWAY_TIMEOUT,
             CallError::FilterLost(_) | CallError::FilterUnknown(_) => StatusCode::OK,
-            CallError::MissingBatchAnswer => StatusCode::BAD_GATEWAY,
+            CallError::MissingBatchAnswer | CallError::LogsChunkInvalid(_) => StatusCode::BAD_GATEWAY,
+            // A JSON-RPC refusal of this call, like a denied method: the transport worked.
+            CallError::LogsRangeTooWide { .. } => StatusCode::OK,
         }
     }
 
@@ -93,7 +111,8 @@ impl CallError {
             CallError::Upstream(_) => Outcome::UpstreamError,
             CallError::Deadline => Outcome::Timeout,
             CallError::FilterLost(_) | CallError::FilterUnknown(_) => Outcome::RpcError,
-            CallError::MissingBatchAnswer => Outcome::UpstreamError,
+            CallError::MissingBatchAnswer | CallError::LogsChunkInvalid(_) => Outcome::UpstreamError,
+            CallError::LogsRangeTooWide { .. } => Outcome::Denied,
         }
     }
 
@@ -213,6 +232,9 @@ mod tests {
         assert_eq!(CallError::EmptyBatch.code(), -32600);
         assert_eq!(CallError::Parse("x".into()).code(), -32700);
         assert!(CallError::MethodNotAllowed("a".repeat(10_000)).message().len() < 200);
+        let wide = CallError::LogsRangeTooWide { blocks: 20_000, max: 10_000 };
+        assert_eq!((wide.code(), wide.status()), (-32005, StatusCode::OK));
+        assert!(wide.message().contains("20000 blocks") && wide.message().contains("10000"), "{}", wide.message());
     }
 
     #[test]

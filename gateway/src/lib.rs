@@ -10,6 +10,7 @@
 //! - [`ws`]: JSON-RPC over WebSocket and `eth_subscribe` fan-out with upstream failover.
 //! - [`proxy`]: JSON-RPC parsing, method policy, routing, retries, broadcast, batch assembly.
 //! - [`filters`]: sticky filters: the creating node's route tag travels inside the filter id.
+//! - [`logs`]: `eth_getLogs` ranges wider than one node call, split over the nodes and merged in order.
 //! - [`reuse`]: in front of reads, the finality-aware [`cache`] and in-flight [`coalesce`]-ing.
 //! - [`policy`]: allow/deny method globs.
 //! - [`upstream`]: one pooled client per node; [`upstream::health`] owns health, [`upstream::pool`] picks.
@@ -28,6 +29,7 @@ pub mod discovery;
 pub mod error;
 pub mod filters;
 pub mod layers;
+pub mod logs;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
@@ -113,6 +115,7 @@ pub fn proxy_settings(cfg: &Config) -> ProxySettings {
         upstream_batch_size: cfg.upstream_batch_size,
         tx_broadcast: cfg.tx_broadcast,
         retry_budget_ratio: cfg.retry_budget_ratio,
+        logs: logs::LogsLimits { per_call: cfg.logs_max_range_per_call, max_range: cfg.logs_max_range },
     }
 }
 

@@ -261,6 +261,10 @@ pub struct Metrics {
     pub batch_splits: IntCounter,
     /// `iotex_gateway_filters_lost_total`: filter calls whose creating node is no longer a member.
     pub filters_lost: IntCounter,
+    /// `iotex_gateway_logs_splits_total`: `eth_getLogs` calls answered by splitting their range (`logs.rs`).
+    pub logs_splits: IntCounter,
+    /// `iotex_gateway_logs_split_chunks_total`: the node calls those splits made.
+    pub logs_split_chunks: IntCounter,
     /// `iotex_gateway_auth_rejected_total{reason}` (reason from [`crate::error::AuthError::reason`]).
     pub auth_rejected: IntCounterVec,
     /// `iotex_gateway_token_requests_total{tier}` (tier names come from the configuration).
@@ -526,6 +530,20 @@ impl Metrics {
                 "Filter calls refused because the node that created the filter is gone.",
             )?,
         )?;
+        let logs_splits = reg(
+            &r,
+            IntCounter::new(
+                "iotex_gateway_logs_splits_total",
+                "eth_getLogs calls whose block range was split over nodes (wider than logs-max-range-per-call).",
+            )?,
+        )?;
+        let logs_split_chunks = reg(
+            &r,
+            IntCounter::new(
+                "iotex_gateway_logs_split_chunks_total",
+                "Node calls made for split eth_getLogs ranges (one per chunk of at most logs-max-range-per-call).",
+            )?,
+        )?;
         let slots = (KNOWN_METHODS.len() + 1) * Outcome::ALL.len();
         Ok(Metrics {
             registry: r,
@@ -552,6 +570,8 @@ impl Metrics {
             dns_lookups,
             batch_splits,
             filters_lost,
+            logs_splits,
+            logs_split_chunks,
             auth_rejected,
             token_requests,
             token_rate_limited,

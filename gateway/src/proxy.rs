@@ -11,9 +11,12 @@
 //!   failure). "already known" / "known transaction" answers are success. With `tx-broadcast N` the raw
 //!   transaction goes to N routable nodes at once and the first success answers; the others still finish.
 //! - A JSON-RPC error from a node that answered (e.g. execution reverted) is passed through, never retried.
+//! - `eth_getLogs` over more blocks than `logs-max-range-per-call` is split into chunks read from several
+//!   nodes and merged in block order; over `logs-max-range` it is refused with `-32005` (`logs.rs`).
 
 use crate::error::CallError;
 use crate::filters;
+use crate::logs::{self, LogsLimits, Plan};
 use crate::metrics::{AttemptOutcome, Metrics, Outcome};
 use crate::policy::MethodPolicy;
 use crate::upstream::health::{ClusterView, Passive, State};
@@ -32,6 +35,8 @@ use tower::retry::budget::{Budget, TpsBudget};
 
 /// Methods that change state and so must not be resent after they may have reached a node.
 const SEND_RAW: &str = "eth_sendRawTransaction";
+/// Split over several nodes when its block range is wider than one node call (`logs.rs`).
+const GET_LOGS: &str = "eth_getLogs";
 
 /// Settings the JSON-RPC tier needs.
 #[derive(Debug, Clone)]
@@ -48,6 +53,8 @@ pub struct ProxySettings {
     pub tx_broadcast: usize,
     /// Retry budget ratio.
     pub retry_budget_ratio: f32,
+    /// `eth_getLogs` range limits (`logs.rs`).
+    pub logs: LogsLimits,
 }
 
 /// The answer to one HTTP request: a status and a body, or no body (all notifications).
@@ -197,7 +204,9 @@ impl Proxy {
                 Ok(req) => {
                     notification[i] = req.is_notification();
                     let m = req.method.as_ref();
-                    let plain = m != SEND_RAW && !filters::creates(m) && !filters::uses(m);
+                    // A wide eth_getLogs is split over nodes on the single-call path, never put in a sub-batch.
+                    let wide_logs = m == GET_LOGS && self.logs_plan(&req) != Plan::Forward;
+                    let plain = m != SEND_RAW && !filters::creates(m) && !filters::uses(m) && !wide_logs;
                     if plain && conf.policy.allows(m) {
                         match self.reuse.as_ref().and_then(|r| r.cached(&req)) {
                             Some(body) => {
@@ -293,11 +302,80 @@ impl Proxy {
             self.filter_create(req, body, deadline).await
         } else if filters::uses(method) {
             self.filter_use(req, deadline).await
-        } else if let Some(reuse) = &self.reuse {
+        } else if method == GET_LOGS && !req.is_notification() {
+            match self.logs_plan(req) {
+                Plan::Forward => self.plain_read(req, body, deadline).await,
+                Plan::Split(split) => self.split_logs(req, &split, deadline).await,
+                Plan::TooWide { blocks, max } => Err(CallError::LogsRangeTooWide { blocks, max }),
+            }
+        } else {
+            self.plain_read(req, body, deadline).await
+        }
+    }
+
+    /// A read with no routing rule of its own: cache and coalescing first when configured.
+    async fn plain_read(&self, req: &Request<'_>, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
+        if let Some(reuse) = &self.reuse {
             reuse.read(self, req, body, deadline).await
         } else {
             self.read_answer(body, deadline).await
         }
+    }
+
+    /// How an `eth_getLogs` call is answered: against the safe head, so every chunk fits every routable node.
+    fn logs_plan(&self, req: &Request<'_>) -> Plan {
+        let head = crate::reuse::safe_head(&self.snapshot());
+        logs::plan(req.params, head, self.conf().settings.logs)
+    }
+
+    /// A wide `eth_getLogs`: one read per chunk, as many at once as there are routable nodes (the picker
+    /// spreads them by in-flight count), answers concatenated in range order. The first failure or node
+    /// error answers the whole call; chunks not yet sent are not sent.
+    async fn split_logs(&self, req: &Request<'_>, split: &logs::Split, deadline: Instant) -> Result<Answer, CallError> {
+        use futures::{StreamExt, TryStreamExt};
+        self.metrics.logs_splits.inc();
+        let parallel = self.snapshot().routable.len().max(1);
+        let chunk_id = RawValue::from_string("1".to_owned()).map_err(|e| CallError::Parse(e.to_string()))?;
+        let chunk_id = &chunk_id;
+        let chunk = |range: (u64, u64)| async move {
+            self.metrics.logs_split_chunks.inc();
+            let params = RawValue::from_string(split.params(range))
+                .map_err(|e| ChunkStop::Failed(CallError::Parse(e.to_string())))?;
+            // A number: IoTeX refuses a null id ("invalid id type").
+            let id = &*chunk_id;
+            let one = Request { id: Some(id), method: GET_LOGS.into(), params: Some(&params) };
+            let answer = self
+                .plain_read(&one, Bytes::from(one.to_json_with_id(id)), deadline)
+                .await
+                .map_err(ChunkStop::Failed)?;
+            if answer.error.is_some() {
+                // The node's own error (e.g. its range cap is below `logs-max-range-per-call`) answers the call.
+                return Err(ChunkStop::NodeError(crate::reuse::rewrap(req.id, answer)));
+            }
+            let result = std::str::from_utf8(&answer.body)
+                .ok()
+                .and_then(jsonrpc::Response::parse)
+                .and_then(|r| r.result)
+                .map(|r| r.to_owned())
+                .ok_or(ChunkStop::Failed(CallError::LogsChunkInvalid(logs::NotALogList {
+                    from: range.0,
+                    to: range.1,
+                })))?;
+            Ok::<_, ChunkStop>((range, result))
+        };
+        let results: Vec<((u64, u64), Box<RawValue>)> =
+            match futures::stream::iter(split.ranges().iter().copied().map(chunk))
+                .buffered(parallel)
+                .try_collect()
+                .await
+            {
+                Ok(r) => r,
+                Err(ChunkStop::NodeError(answer)) => return Ok(answer),
+                Err(ChunkStop::Failed(e)) => return Err(e),
+            };
+        let merged =
+            logs::merge(results.iter().map(|(range, r)| (*range, &**r))).map_err(CallError::LogsChunkInvalid)?;
+        Ok(Answer { body: Bytes::from(jsonrpc::result_response(req.id, &merged)), error: None })
     }
 
     /// Sends a run of plain reads to one node as a batch with ids of the gateway's own (client ids may
@@ -592,6 +670,14 @@ impl Proxy {
             (None, None) => Err(CallError::NoUpstream),
         }
     }
+}
+
+/// Why a chunk of a split `eth_getLogs` gave no list of logs; either one answers the whole call.
+enum ChunkStop {
+    /// The node answered with a JSON-RPC error (already under the client's id).
+    NodeError(Answer),
+    /// The gateway could not get an answer, or the answer was not a list of logs.
+    Failed(CallError),
 }
 
 /// Matches a node's batch answer to the items by the gateway's ids (`0..n`), rewriting each answer with

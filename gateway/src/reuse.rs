@@ -183,7 +183,7 @@ fn admit(
 }
 
 /// The same answer with another caller's id.
-fn rewrap(id: Option<&RawValue>, answer: Answer) -> Answer {
+pub(crate) fn rewrap(id: Option<&RawValue>, answer: Answer) -> Answer {
     #[derive(serde::Deserialize)]
     struct ErrorOnly<'a> {
         #[serde(borrow, default)]
