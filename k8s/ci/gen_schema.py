@@ -25,7 +25,7 @@ schema = {
                    # built by scripts/build-images.sh: empty until the operator sets a registry (the chart
                    # then refuses staging and production with what to set)
                    **{k: OBJ({"repository": S(), "tag": S(), "pullPolicy": S(enum=["Always", "IfNotPresent", "Never"])}, extra=False)
-                      for k in ["gateway", "injector"]}}, extra=False),
+                      for k in ["gateway", "injector", "p2pId"]}}, extra=False),
     "imagePullSecrets": {"type": "array"},
     "services": OBJ({
       "bootnode": OBJ({"name": S(pattern="^[a-z]([-a-z0-9]*[a-z0-9])?$"), "type": S(enum=["ClusterIP", "NodePort", "LoadBalancer"])}, ["name"]),

@@ -50,7 +50,8 @@ spec:
     # This pod's bootstrap list: every peer in p2p-peers but itself, with the /p2p/<ID> that
     # iotex-p2p-id derives from the peer's master key (the way iotex-server derives its own).
     - name: p2p
-      {{- include "iotex.image" (dict "ctx" $ "img" $v.images.gateway) | nindent 6 }}
+      {{- $p2pImg := dict "repository" ($v.images.p2pId.repository | default $v.images.gateway.repository) "tag" $v.images.p2pId.tag "pullPolicy" $v.images.p2pId.pullPolicy }}
+      {{- include "iotex.image" (dict "ctx" $ "img" $p2pImg) | nindent 6 }}
       command: ["/usr/local/bin/iotex-p2p-id", "bootstrap", "-peers", "/etc/iotex/p2p-peers", "-keys", "/etc/iotex/p2p-keys",
                 "-self", "$(POD_NAME)", "-role", "{{ $role }}", "-out", "/etc/iotex/p2p/bootstrap.yaml"]
       env:
