@@ -28,8 +28,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("sign_encode/legacy_transfer/k256", |b| {
         b.iter(|| {
             nonce += 1;
-            let s =
-                sign(&key, 4689, nonce, TxType::Legacy, Fees::flat(1_000_000_000_000), black_box(&transfer));
+            let s = sign(&key, 4689, nonce, TxType::Legacy, Fees::flat(1_000_000_000_000), black_box(&transfer));
             s.map(|s| send_raw_body(nonce, &s.raw)).map(|b| b.len()).unwrap_or(0)
         })
     });

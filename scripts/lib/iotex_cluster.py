@@ -245,7 +245,7 @@ def up(args) -> None:
     }
     (d / "cluster.json").write_text(json.dumps(cluster, indent=2) + "\n")
     if args.owner_pid:
-        start_watchdog(d, args.owner_pid)
+        start_watchdog(d, args.owner_pid, args.remove_on_exit)
 
     # Ready = every node's /readiness is 200 and the chain has moved past block 2 on every node.
     deadline = time.monotonic() + args.timeout
@@ -311,11 +311,13 @@ def _dead(pid: int) -> bool:
             return True
 
 
-def start_watchdog(d: pathlib.Path, owner: int) -> None:
-    """Stops the cluster when the process that asked for it exits (a test run that crashed or was killed)."""
+def start_watchdog(d: pathlib.Path, owner: int, remove: bool) -> None:
+    """Stops the cluster when the process that asked for it exits (a test run that crashed or was killed,
+    or one whose cluster lives in a static that is never dropped), then removes DIR if asked to."""
     script = (
         f"while kill -0 {owner} 2>/dev/null && [ -f '{d}/cluster.json' ]; do sleep 1; done; "
-        f"exec {sys.executable} {pathlib.Path(__file__).resolve()} down '{d}'"
+        f"[ -f '{d}/cluster.json' ] && {sys.executable} {pathlib.Path(__file__).resolve()} down '{d}'; "
+        + (f"rm -rf '{d}'" if remove else "true")
     )
     p = subprocess.Popen(["/bin/sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
@@ -391,6 +393,7 @@ def main() -> None:
     u.add_argument("--base-port", type=int, default=int(os.environ.get("IOTEX_CLUSTER_BASE_PORT", "24600")))
     u.add_argument("--timeout", type=int, default=int(os.environ.get("IOTEX_CLUSTER_TIMEOUT", "120")))
     u.add_argument("--owner-pid", type=int, default=0, help="stop the cluster when this process exits")
+    u.add_argument("--remove-on-exit", action="store_true", help="with --owner-pid: then delete DIR too")
     for name in ("down", "status"):
         sub.add_parser(name).add_argument("dir")
     sn = sub.add_parser("start-node")

@@ -93,7 +93,7 @@ impl Cluster {
                 let base = free_range()?.to_string();
                 let owner = std::process::id().to_string();
                 let path = dir.path().to_string_lossy().into_owned();
-                match run_script(&["up", &path, "--base-port", &base, "--owner-pid", &owner]) {
+                match run_script(&["up", &path, "--base-port", &base, "--owner-pid", &owner, "--remove-on-exit"]) {
                     Ok(_) => {
                         let info = read_info(dir.path())?;
                         return Ok(Cluster { dir, info: std::sync::Mutex::new(info) });
@@ -198,8 +198,7 @@ impl Cluster {
     /// Waits for the chain to grow by `n` blocks on node `i`.
     pub async fn wait_blocks(&self, i: usize, n: u64, within: Duration) -> anyhow::Result<u64> {
         let start = self.head(i).await?;
-        crate::eventually(within, "new blocks", || async { self.head(i).await.ok().filter(|h| *h >= start + n) })
-            .await
+        crate::eventually(within, "new blocks", || async { self.head(i).await.ok().filter(|h| *h >= start + n) }).await
     }
 }
 

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 /// The gateway in front of every node of the cluster, health from each node's `/readiness`.
 async fn gateway(info: &ClusterInfo) -> anyhow::Result<RunningGateway> {
-    let mut gw = TestGateway::new();
+    // Probes every 500 ms (timeout derived from it): real nodes on a busy 2-core machine can take over the
+    // test default's 100 ms to answer, and would flap.
+    let mut gw = TestGateway::new().arg("--health-interval", "500ms");
     for n in &info.nodes {
         gw = gw.upstream(&n.name, &n.web3).arg("--upstream-health", &format!("{}={}/readiness", n.name, n.stats));
     }
