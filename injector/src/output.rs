@@ -84,7 +84,7 @@ pub async fn progress(
         // The rate offered over this interval, read at its midpoint (a step or ramp changes within it).
         let mid = elapsed.saturating_sub(Duration::from_secs_f64(secs / 2.0));
         let offered = if mid < profile.duration() { profile.rate_at(mid) } else { 0.0 };
-        let iv = rec.interval(elapsed.as_secs_f64(), secs, offered);
+        let iv = rec.interval(elapsed.as_secs_f64(), secs, offered, profile.step_at(mid));
         if let Some(w) = writer.as_mut() {
             let d = Duration::from_secs_f64(secs);
             if !iv.submit.is_empty() {

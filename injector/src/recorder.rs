@@ -155,6 +155,21 @@ pub struct State {
     interval_counts: (u64, u64, u64),
     /// The per-second series.
     pub points: Vec<Point>,
+    /// Per profile step: what its seconds saw (filled by [`Recorder::interval`]).
+    pub steps: Vec<StepStats>,
+}
+
+/// What the seconds of one profile step saw.
+#[derive(Debug)]
+pub struct StepStats {
+    /// Seconds accounted to the step.
+    pub secs: f64,
+    /// Sends, acceptances, inclusions.
+    pub counts: (u64, u64, u64),
+    /// Submit latencies.
+    pub submit: Histogram<u64>,
+    /// Inclusion latencies.
+    pub inclusion: Histogram<u64>,
 }
 
 /// The recorder.
@@ -183,6 +198,7 @@ impl Recorder {
                 interval_inclusion: hist(),
                 interval_counts: (0, 0, 0),
                 points: Vec::new(),
+                steps: Vec::new(),
             }),
             metrics,
         }
@@ -341,12 +357,23 @@ impl Recorder {
         }
     }
 
-    /// Takes the interval since the last call (`secs` long, ending `t` seconds into the run).
-    pub fn interval(&self, t: f64, secs: f64, offered: f64) -> Interval {
+    /// Takes the interval since the last call (`secs` long, ending `t` seconds into the run), and adds it
+    /// to profile step `step` (the step its midpoint falls in) when there is one.
+    pub fn interval(&self, t: f64, secs: f64, offered: f64, step: Option<usize>) -> Interval {
         let mut s = self.lock();
         let submit = std::mem::replace(&mut s.interval_submit, hist());
         let inclusion = std::mem::replace(&mut s.interval_inclusion, hist());
         let (sent, accepted, included) = std::mem::take(&mut s.interval_counts);
+        if let Some(i) = step {
+            while s.steps.len() <= i {
+                s.steps.push(StepStats { secs: 0.0, counts: (0, 0, 0), submit: hist(), inclusion: hist() });
+            }
+            let st = &mut s.steps[i];
+            st.secs += secs;
+            st.counts = (st.counts.0 + sent, st.counts.1 + accepted, st.counts.2 + included);
+            let _ = st.submit.add(&submit);
+            let _ = st.inclusion.add(&inclusion);
+        }
         let per = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
         let (sl, il) = (latency(&submit), latency(&inclusion));
         let point = Point {

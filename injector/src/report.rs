@@ -4,7 +4,7 @@ use crate::config::RunConfig;
 use crate::error::Kind;
 use crate::recorder::{Recorder, latency};
 use crate::thresholds::Threshold;
-use iotex_shared::report::{AccountReport, EndpointReport, Report, ThresholdResult};
+use iotex_shared::report::{AccountReport, EndpointReport, Report, StepReport, ThresholdResult};
 use std::collections::BTreeMap;
 
 /// What [`build`] needs.
@@ -125,6 +125,41 @@ pub fn build(i: Inputs<'_>) -> Report {
         thresholds: Vec::new(),
         contracts: i.contracts.iter().map(|c| c.map(|a| crate::address::to_hex(&a))).collect(),
         started_at_unix_s: i.started_at_unix,
+        steps: i
+            .cfg
+            .profile
+            .segments()
+            .into_iter()
+            .enumerate()
+            .map(|(n, (rate_from, rate_to, start_s, duration_s))| {
+                let per = |secs: f64, c: u64| if secs > 0.0 { c as f64 / secs } else { 0.0 };
+                match s.steps.get(n) {
+                    Some(st) => StepReport {
+                        rate_from,
+                        rate_to,
+                        start_s,
+                        duration_s,
+                        sent_rate: per(st.secs, st.counts.0),
+                        achieved_rate: per(st.secs, st.counts.1),
+                        included_rate: per(st.secs, st.counts.2),
+                        submit_latency_ms: latency(&st.submit),
+                        inclusion_latency_ms: latency(&st.inclusion),
+                    },
+                    // A step the run never reached (interrupted): zeros, so the table still lines up.
+                    None => StepReport {
+                        rate_from,
+                        rate_to,
+                        start_s,
+                        duration_s,
+                        sent_rate: 0.0,
+                        achieved_rate: 0.0,
+                        included_rate: 0.0,
+                        submit_latency_ms: Default::default(),
+                        inclusion_latency_ms: Default::default(),
+                    },
+                }
+            })
+            .collect(),
     }
 }
 
@@ -215,6 +250,23 @@ pub fn summary(r: &Report) -> String {
     let _ = writeln!(s, "submit latency    {}", l(&r.submit_latency_ms));
     if r.confirmed {
         let _ = writeln!(s, "inclusion latency {}", l(&r.inclusion_latency_ms));
+    }
+    if r.steps.len() > 1 {
+        // A capacity ramp: the knee is where achieved stops following offered, or inclusion p99 jumps.
+        let _ = writeln!(s, "step  offered/s  achieved/s  included/s  submit p99 ms  inclusion p50/p99 ms");
+        for (n, st) in r.steps.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "{:>4}  {:>9.1}  {:>10.1}  {:>10.1}  {:>13.1}  {:>8.0}/{:<8.0}",
+                n + 1,
+                st.rate_to,
+                st.achieved_rate,
+                st.included_rate,
+                st.submit_latency_ms.p99,
+                st.inclusion_latency_ms.p50,
+                st.inclusion_latency_ms.p99
+            );
+        }
     }
     if r.rejected.is_empty() {
         let _ = writeln!(s, "rejected: none");

@@ -118,6 +118,17 @@ impl Profile {
         Self::from_pieces(&pieces)
     }
 
+    /// The segment (a `--steps` step) that second `t` of the run falls in; `None` past the end.
+    pub fn step_at(&self, t: Duration) -> Option<usize> {
+        let t = t.as_secs_f64();
+        self.segments.iter().position(|s| t >= s.start && t < s.start + s.len)
+    }
+
+    /// Each segment as (rate at start, rate at end, start second, length in seconds).
+    pub fn segments(&self) -> Vec<(f64, f64, f64, f64)> {
+        self.segments.iter().map(|s| (s.r0, s.r1, s.start, s.len)).collect()
+    }
+
     /// How many ticks the whole profile emits.
     pub fn total(&self) -> u64 {
         self.total
@@ -210,6 +221,14 @@ impl Iterator for Ticks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_at_names_the_segment_a_second_falls_in() {
+        let p = Profile::steps("10@2s,20@3s").unwrap();
+        let at = |s: f64| p.step_at(Duration::from_secs_f64(s));
+        assert_eq!((at(0.0), at(1.99), at(2.0), at(4.99), at(5.0)), (Some(0), Some(0), Some(1), Some(1), None));
+        assert_eq!(p.segments(), vec![(10.0, 10.0, 0.0, 2.0), (20.0, 20.0, 2.0, 3.0)]);
+    }
     use proptest::prelude::*;
 
     #[test]

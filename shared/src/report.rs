@@ -76,6 +76,29 @@ pub struct ThresholdResult {
     pub breached: bool,
 }
 
+/// One step of the rate profile (see [`Report::steps`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Offered rate at the step's start and end (equal for a step; a ramp changes within it).
+    pub rate_from: f64,
+    /// Offered rate at the step's end.
+    pub rate_to: f64,
+    /// Seconds into the run at which the step starts.
+    pub start_s: f64,
+    /// The step's length in seconds.
+    pub duration_s: f64,
+    /// Sends per second over the step.
+    pub sent_rate: f64,
+    /// Acceptances per second over the step: what the cluster took.
+    pub achieved_rate: f64,
+    /// Inclusions per second observed during the step.
+    pub included_rate: f64,
+    /// Submit latency of sends made during the step.
+    pub submit_latency_ms: Latency,
+    /// Inclusion latency (from the intended send time) of inclusions seen during the step.
+    pub inclusion_latency_ms: Latency,
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -149,4 +172,9 @@ pub struct Report {
     pub contracts: Vec<Option<String>>,
     /// Extra: unix time the schedule started.
     pub started_at_unix_s: f64,
+    /// One entry per profile segment (a `--steps` step; one for a constant rate or a ramp), so a capacity
+    /// ramp reads as a table: offered vs achieved rate and latency per step. Counts and latencies are those
+    /// observed during the step's seconds (an inclusion late in one step can land in the next).
+    #[serde(default)]
+    pub steps: Vec<StepReport>,
 }
