@@ -19,6 +19,12 @@ if ! command -v promtool >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
+step "real IoTeX node: iotex-server from its Go module (cached; the first build takes a few minutes)"
+# The real-node tests (tests/tests/iotex_*.rs) start clusters of it; building it here, once, shows the
+# progress and any refused module by name instead of inside a test's timeout.
+scripts/install-iotex.sh
+(cd tools/p2p-id && GOTOOLCHAIN=local go test ./...)
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
