@@ -7,12 +7,14 @@
 //! - [`mock`]: a hand-rolled upstream for faults real nodes cannot stage (429 with an empty body, resets).
 //! - [`inject`]: the injector run in process against real nodes; [`sink`]: a fast loopback JSON-RPC sink.
 //! - [`iotex`]: a real IoTeX cluster (5 `iotex-server` processes from the chart's rendering) on loopback.
+//! - [`corpus`]: the execution-apis request corpus (`tests/corpus/`) for differential tests.
 //! - [`dns`]: a loopback DNS server whose records a test changes (discovery).
 //! - [`http`]: a raw HTTP/1.1 client for asserting exact statuses, headers and bodies.
 //! - [`eventually`]: poll a condition until it holds or a bounded deadline passes.
 //!
 //! Every process a helper starts is killed when its handle drops, so a failing test leaves nothing behind.
 
+pub mod corpus;
 pub mod dns;
 pub mod gateway;
 pub mod http;

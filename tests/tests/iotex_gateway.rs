@@ -12,6 +12,7 @@
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
+use iotex_tests::corpus;
 use iotex_tests::eventually;
 use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
 use iotex_tests::http::{RawClient, Reply};
@@ -68,13 +69,6 @@ fn quantity(v: &Value) -> u64 {
 
 fn hex(n: u64) -> String {
     format!("0x{n:x}")
-}
-
-fn without_id(mut v: Value) -> Value {
-    if let Some(o) = v.as_object_mut() {
-        o.remove("id");
-    }
-    v
 }
 
 fn body(method: &str, params: Value) -> Vec<u8> {
@@ -725,7 +719,7 @@ async fn get_logs_over_more_blocks_than_one_call_is_split_over_the_nodes_and_mer
     let refused = c.post(&gw.url, body("eth_getLogs", range.clone())).await?;
     assert_eq!(refused.status, 200);
     assert_eq!(
-        without_id(refused.json()),
+        corpus::without_id(refused.json()),
         json!({"jsonrpc": "2.0", "error": {"code": 3, "message": "range exceeds the limit"}})
     );
     drop(gw);
@@ -752,18 +746,6 @@ impl LogsArgs for TestGateway {
     }
 }
 
-fn corpus() -> anyhow::Result<Vec<(String, Value)>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/execution-apis-requests.jsonl");
-    let text = std::fs::read_to_string(path)?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: Value = serde_json::from_str(l)?;
-            Ok((v["case"].as_str().unwrap_or("?").to_owned(), v["request"].clone()))
-        })
-        .collect()
-}
-
 /// As `gateway_corpus.rs` does for anvil and ganache: every corpus request, directly and through the
 /// gateway, gets the same answer (ids aside); methods the gateway's policy denies get -32601 instead. The
 /// chain moves on every 2 s, so an answer through the gateway counts as the same when it equals the node's
@@ -783,16 +765,9 @@ async fn a_real_node_answers_the_execution_apis_corpus_the_same_directly_and_thr
         .spawn()
         .await?;
     let c = RawClient::new();
-    let cases = corpus()?;
-    assert!(cases.len() > 200, "corpus looks truncated: {}", cases.len());
-    let policy_denied = |m: &str| {
-        ["debug_", "admin_", "personal_", "miner_", "txpool_", "anvil_", "hardhat_", "evm_", "eth_sign"]
-            .iter()
-            .any(|p| m.starts_with(p))
-            || m == "eth_sendTransaction"
-    };
+    let cases = corpus::load()?;
     let as_value =
-        |r: &Reply| (r.status, without_id(serde_json::from_slice(&r.body).unwrap_or(Value::String(r.text()))));
+        |r: &Reply| (r.status, corpus::without_id(serde_json::from_slice(&r.body).unwrap_or(Value::String(r.text()))));
     let (mut compared, mut denied, mut mismatches) = (0, 0, Vec::new());
     for (case, req) in cases {
         let method = req["method"].as_str().unwrap_or("").to_owned();
@@ -800,7 +775,7 @@ async fn a_real_node_answers_the_execution_apis_corpus_the_same_directly_and_thr
             continue;
         }
         let bytes = serde_json::to_vec(&req)?;
-        if policy_denied(&method) {
+        if corpus::denied_by_default(&method) {
             let through = c.post(&gw.url, bytes).await?;
             assert_eq!(through.json()["error"]["code"], -32601, "{case}");
             denied += 1;
@@ -865,7 +840,11 @@ async fn node_errors_reach_clients_unchanged_and_the_gateways_own_refusals_keep_
         let through = c.post(&gw.url, body(method, params.clone())).await?;
         let (d, t) = (direct.json(), through.json());
         assert_eq!(d["error"]["code"], json!(code), "{method} direct: {d}");
-        assert_eq!((through.status, without_id(t.clone())), (direct.status, without_id(d.clone())), "{method}");
+        assert_eq!(
+            (through.status, corpus::without_id(t.clone())),
+            (direct.status, corpus::without_id(d.clone())),
+            "{method}"
+        );
         table.push(format!("{method} {params} -> {}", t["error"]));
     }
     println!("node errors, unchanged through the gateway:\n  {}", table.join("\n  "));

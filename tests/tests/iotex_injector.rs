@@ -215,10 +215,8 @@ async fn the_nodes_real_rejections_are_classified() -> anyhow::Result<()> {
     let key = parse_key("key", &info.funded_keys[4])?;
     let me = format!("{:#x}", key.address());
     let to = Address::repeat_byte(0x42);
-    let classify = |msg: &str| {
-        // The injector classifies from the JSON-RPC message, exactly as it does on the hot path.
-        Kind::from_message(msg)
-    };
+    // The injector classifies from the JSON-RPC message, exactly as it does on the hot path.
+    let classify = Kind::from_message;
 
     // Wrong chain id: signed for 4689 (mainnet), sent to this chain.
     let n = nonce(&url, &me).await?;
