@@ -158,7 +158,8 @@ import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 secrets = {d["metadata"]["name"]: d.get("stringData") or {} for d in docs if d["kind"] == "Secret"}
 for d in docs:
-    if d["kind"] == "Job":
+    # The injector's load-run Job only: other Jobs (the logging ILM hook, backups) run other programs.
+    if d["kind"] == "Job" and d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "injector":
         c = d["spec"]["template"]["spec"]["containers"][0]
         for a in c["args"]:
             k = a.split("=", 1)[0]
