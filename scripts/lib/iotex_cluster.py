@@ -278,13 +278,19 @@ def launch(nd: pathlib.Path) -> subprocess.Popen:
     return proc
 
 
+def read_cluster(d: pathlib.Path) -> dict:
+    """The running cluster's cluster.json, or a clear error."""
+    try:
+        return json.loads((d / "cluster.json").read_text())
+    except (OSError, ValueError):
+        die(f"no running cluster at {d} (no readable cluster.json)")
+        raise AssertionError  # unreachable: die exits
+
+
 def start_node(args) -> None:
     """Restarts one node of a running cluster (after a test killed it), on its ports and data."""
     d = pathlib.Path(args.dir).resolve()
-    try:
-        cluster = json.loads((d / "cluster.json").read_text())
-    except (OSError, ValueError):
-        die(f"no running cluster at {d} (no readable cluster.json)")
+    cluster = read_cluster(d)
     node = next((n for n in cluster["nodes"] if n["name"] == args.name), None)
     if node is None:
         die(f"no node {args.name!r} in {d}; nodes: {[n['name'] for n in cluster['nodes']]}")
@@ -369,10 +375,7 @@ def down(args) -> None:
 
 def status(args) -> None:
     d = pathlib.Path(args.dir).resolve()
-    try:
-        cluster = json.loads((d / "cluster.json").read_text())
-    except (OSError, ValueError):
-        die(f"no running cluster at {d} (no readable cluster.json)")
+    cluster = read_cluster(d)
     print(f"chain id {cluster['chain_id']} (native {cluster['native_chain_id']})")
     for n in cluster["nodes"]:
         alive = not _dead(n["pid"])

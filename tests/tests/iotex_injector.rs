@@ -49,27 +49,30 @@ async fn nonce(url: &str, addr: &str) -> anyhow::Result<u64> {
     parse_quantity(&call(url, "eth_getTransactionCount", json!([addr, "latest"])).await?)
 }
 
-/// Every transaction in blocks `from..=to` sent by one of `senders` (lower-case 0x addresses), by sender,
-/// and the envelope types seen. Scans the blocks themselves, not receipts the injector already counted.
-async fn scan_blocks(
-    url: &str,
-    from: u64,
-    to: u64,
-    senders: &BTreeSet<String>,
-) -> anyhow::Result<(BTreeMap<String, u64>, BTreeSet<String>)> {
-    let mut by_sender = BTreeMap::new();
-    let mut types = BTreeSet::new();
+/// Every transaction in blocks `from..=to` sent by one of `senders` (lower-case 0x addresses), in block
+/// order. Scans the blocks themselves, not receipts the injector already counted.
+async fn scan_blocks(url: &str, from: u64, to: u64, senders: &BTreeSet<String>) -> anyhow::Result<Vec<Value>> {
+    let mut found = Vec::new();
     for h in from..=to {
         let b = call(url, "eth_getBlockByNumber", json!([format!("0x{h:x}"), true])).await?;
         for tx in b["transactions"].as_array().into_iter().flatten() {
-            let sender = tx["from"].as_str().unwrap_or_default().to_lowercase();
-            if senders.contains(&sender) {
-                *by_sender.entry(sender).or_insert(0) += 1;
-                types.insert(tx["type"].as_str().unwrap_or("0x0").to_owned());
+            if senders.contains(&tx["from"].as_str().unwrap_or_default().to_lowercase()) {
+                found.push(tx.clone());
             }
         }
     }
-    Ok((by_sender, types))
+    Ok(found)
+}
+
+/// Transactions by sender, and the envelope types seen.
+fn tally(txs: &[Value]) -> (BTreeMap<String, u64>, BTreeSet<String>) {
+    let mut by_sender = BTreeMap::new();
+    let mut types = BTreeSet::new();
+    for tx in txs {
+        *by_sender.entry(tx["from"].as_str().unwrap_or_default().to_lowercase()).or_insert(0) += 1;
+        types.insert(tx["type"].as_str().unwrap_or("0x0").to_owned());
+    }
+    (by_sender, types)
 }
 
 /// A Counter's `total()`.
@@ -113,7 +116,7 @@ async fn run_and_prove(
     // ...and the blocks hold exactly that many transactions from those accounts. Only blocks after the
     // run began: an earlier test's last actions of the same accounts can sit in the block it began on.
     let end_height = cluster.head(0).await?;
-    let (by_sender, types) = scan_blocks(&url, start_height + 1, end_height, &senders).await?;
+    let (by_sender, types) = tally(&scan_blocks(&url, start_height + 1, end_height, &senders).await?);
     let in_blocks: u64 = by_sender.values().sum();
     // The Counter's deployment is a transaction of one of the accounts too, sent before the first tick.
     let deployments = r.contracts.iter().flatten().count() as u64;
@@ -169,24 +172,9 @@ async fn eip1559_actions_carry_the_chains_suggested_fees_and_land() -> anyhow::R
     // The blocks hold type-2 transactions with the fees the chain suggested.
     let senders: BTreeSet<String> = r.account_nonces.iter().map(|a| a.address.to_lowercase()).collect();
     let end = cluster.head(0).await?;
-    let (_, types) = scan_blocks(&info.nodes[0].web3, start, end, &senders).await?;
-    assert_eq!(types, BTreeSet::from(["0x2".to_owned()]), "only EIP-1559 envelopes");
-    let tx = {
-        let mut found = None;
-        for h in start..=end {
-            let b = call(&info.nodes[0].web3, "eth_getBlockByNumber", json!([format!("0x{h:x}"), true])).await?;
-            if let Some(t) = b["transactions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|t| senders.contains(&t["from"].as_str().unwrap_or_default().to_lowercase()))
-            {
-                found = Some(t.clone());
-                break;
-            }
-        }
-        found.ok_or_else(|| anyhow::anyhow!("no injector transaction in blocks {start}..={end}"))?
-    };
+    let txs = scan_blocks(&info.nodes[0].web3, start, end, &senders).await?;
+    assert_eq!(tally(&txs).1, BTreeSet::from(["0x2".to_owned()]), "only EIP-1559 envelopes");
+    let tx = txs.first().ok_or_else(|| anyhow::anyhow!("no injector transaction in blocks {start}..={end}"))?;
     let max_fee = parse_quantity(&tx["maxFeePerGas"])?;
     let max_tip = parse_quantity(&tx["maxPriorityFeePerGas"])?;
     assert_eq!(max_fee, 2 * gas_price, "fee cap is twice the quoted gas price: {tx}");
