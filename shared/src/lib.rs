@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - [`jsonrpc`]: JSON-RPC 2.0 envelopes (borrowed, `params` kept raw) and the error codes on the wire.
+//! - [`hex`]: the one reader of JSON-RPC hex quantities (`0x1a`).
 //! - [`duration`]: human durations (`200ms`, `2s`, `1m`) for flags, env vars and TOML.
 //! - [`shutdown`]: the one `shutdown_signal()` both binaries stop on (SIGTERM from Kubernetes, SIGINT).
 //! - [`telemetry`]: tracing set-up: JSON lines for Fluentd, readable text on a TTY.
@@ -10,6 +11,7 @@
 //! Nothing here is either binary's configuration, health state or nonce logic.
 
 pub mod duration;
+pub mod hex;
 pub mod jsonrpc;
 pub mod report;
 pub mod shutdown;
