@@ -95,27 +95,27 @@ pub struct ShutdownReport {
 /// Health settings from a config.
 pub fn health_config(cfg: &Config) -> HealthConfig {
     HealthConfig {
-        interval: cfg.health_interval,
-        probe_timeout: cfg.probe_timeout,
-        max_lag: cfg.max_lag_blocks,
-        readmit_lag: cfg.readmit_lag_blocks,
-        eject_after: cfg.eject_after_failures,
-        backoff: cfg.eject_backoff,
-        backoff_max: cfg.eject_backoff_max,
-        busy_backoff: cfg.busy_backoff,
+        interval: cfg.live.health_interval,
+        probe_timeout: cfg.live.probe_timeout,
+        max_lag: cfg.live.max_lag_blocks,
+        readmit_lag: cfg.live.readmit_lag_blocks,
+        eject_after: cfg.live.eject_after_failures,
+        backoff: cfg.live.eject_backoff,
+        backoff_max: cfg.live.eject_backoff_max,
+        busy_backoff: cfg.live.busy_backoff,
     }
 }
 
 /// JSON-RPC tier settings from a config.
 pub fn proxy_settings(cfg: &Config) -> ProxySettings {
     ProxySettings {
-        request_timeout: cfg.request_timeout,
-        attempt_timeout: cfg.attempt_timeout,
-        max_batch_size: cfg.max_batch_size,
-        upstream_batch_size: cfg.upstream_batch_size,
-        tx_broadcast: cfg.tx_broadcast,
-        retry_budget_ratio: cfg.retry_budget_ratio,
-        logs: logs::LogsLimits { per_call: cfg.logs_max_range_per_call, max_range: cfg.logs_max_range },
+        request_timeout: cfg.live.request_timeout,
+        attempt_timeout: cfg.live.attempt_timeout,
+        max_batch_size: cfg.live.max_batch_size,
+        upstream_batch_size: cfg.live.upstream_batch_size,
+        tx_broadcast: cfg.live.tx_broadcast,
+        retry_budget_ratio: cfg.live.retry_budget_ratio,
+        logs: logs::LogsLimits { per_call: cfg.live.logs_max_range_per_call, max_range: cfg.live.logs_max_range },
     }
 }
 
@@ -128,36 +128,38 @@ pub async fn run(
 ) -> Result<ShutdownReport, GatewayError> {
     let metrics = Arc::new(Metrics::new()?);
     let serving_threads = cfg
+        .startup
         .worker_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
     let factory = UpstreamFactory {
-        max_in_flight: cfg.max_in_flight_per_upstream,
+        max_in_flight: cfg.startup.max_in_flight_per_upstream,
         serving_threads,
         metrics: Arc::clone(&metrics),
     };
-    let upstreams = cfg.upstreams.iter().map(|u| factory.build(u)).collect::<Result<Vec<_>, _>>()?;
+    let upstreams = cfg.live.upstreams.iter().map(|u| factory.build(u)).collect::<Result<Vec<_>, _>>()?;
     let health = health::spawn(upstreams.clone(), health_config(&cfg), factory);
-    let policy = policy::MethodPolicy::new(&cfg.allow_methods, &cfg.deny_methods)?;
+    let policy = policy::MethodPolicy::new(&cfg.live.allow_methods, &cfg.live.deny_methods)?;
     let proxy =
         Proxy::new(health.view.clone(), health.passive.clone(), policy, Arc::clone(&metrics), proxy_settings(&cfg));
-    let cache = (cfg.cache_max_bytes > 0).then(|| cache::Cache::new(cfg.cache_max_bytes, Arc::clone(&metrics)));
+    let cache =
+        (cfg.live.cache_max_bytes > 0).then(|| cache::Cache::new(cfg.live.cache_max_bytes, Arc::clone(&metrics)));
     let reuse = |me: &std::sync::Weak<Proxy>| {
-        reuse::ReadReuse::new(me.clone(), health.view.clone(), cache, cfg.coalesce, Arc::clone(&metrics))
+        reuse::ReadReuse::new(me.clone(), health.view.clone(), cache, cfg.live.coalesce, Arc::clone(&metrics))
     };
     // Cyclic: a coalesced call holds the proxy itself, so it finishes even when its first caller has gone.
     let proxy = Arc::new_cyclic(|me| proxy.with_reuse(reuse(me)));
     // Always in the stack, so a reload can turn the limit on, change it or turn it off.
-    let limiter = Limiter::from_config(cfg.rate_limit, cfg.trusted_proxies.clone(), Arc::clone(&metrics));
+    let limiter = Limiter::from_config(cfg.live.rate_limit, cfg.live.trusted_proxies.clone(), Arc::clone(&metrics));
     let sweeper = limiter.spawn_sweeper(Duration::from_secs(60));
-    let auth = Auth::new(cfg.tokens.as_ref(), Arc::clone(&metrics))?;
+    let auth = Auth::new(cfg.live.tokens.as_ref(), Arc::clone(&metrics))?;
     let auth_maintenance = auth.spawn_maintenance();
     let stop_ws = CancellationToken::new();
     let hub = ws::hub::Hub::new(
         ws::source::Source::new(health.view.clone()),
         Arc::clone(&proxy),
         Arc::clone(&metrics),
-        cfg.ws.upstream_silence,
-        cfg.ws.send_queue,
+        cfg.startup.ws.upstream_silence,
+        cfg.startup.ws.send_queue,
         stop_ws.clone(),
     );
     let ws = ws::Ws::new(
@@ -166,10 +168,10 @@ pub async fn run(
         Arc::clone(&limiter),
         Arc::clone(&auth),
         ws::WsSettings {
-            max_message: cfg.max_body_bytes,
-            max_subscriptions: cfg.ws.max_subscriptions,
-            send_queue: cfg.ws.send_queue,
-            max_batch: cfg.max_batch_size,
+            max_message: cfg.startup.max_body_bytes,
+            max_subscriptions: cfg.startup.ws.max_subscriptions,
+            send_queue: cfg.startup.ws.send_queue,
+            max_batch: cfg.live.max_batch_size,
         },
         Arc::clone(&metrics),
         stop_ws.clone(),
@@ -179,15 +181,19 @@ pub async fn run(
         Arc::clone(&auth),
         Arc::clone(&limiter),
         Arc::clone(&ws),
-        cfg.max_body_bytes,
+        cfg.startup.max_body_bytes,
         Arc::clone(&metrics),
     );
     let draining = Arc::new(AtomicBool::new(false));
     let admin =
         admin::Admin { view: health.view.clone(), metrics: Arc::clone(&metrics), draining: Arc::clone(&draining) };
     // Membership: static upstreams plus whatever DNS discovery finds, handed to health as one set.
-    let membership =
-        discovery::spawn(cfg.upstreams.clone(), cfg.discovery.clone(), health.control.clone(), Arc::clone(&metrics));
+    let membership = discovery::spawn(
+        cfg.live.upstreams.clone(),
+        cfg.live.discovery.clone(),
+        health.control.clone(),
+        Arc::clone(&metrics),
+    );
     let reloader = reload::spawn(
         cfg.clone(),
         reload::Targets {
@@ -204,11 +210,11 @@ pub async fn run(
     let admin_addr = listeners.admin.local_addr().ok();
     tracing::info!(listen = ?rpc_addr, admin = ?admin_addr, upstreams = upstreams.len(), serving_threads,
         names = ?upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
-        dns = ?cfg.discovery.as_ref().map(|d| &d.names), "iotex-gateway serving");
+        dns = ?cfg.live.discovery.as_ref().map(|d| &d.names), "iotex-gateway serving");
 
     let stop_rpc = CancellationToken::new();
     let stop_admin = CancellationToken::new();
-    let grace = cfg.shutdown_grace;
+    let grace = cfg.startup.shutdown_grace;
     let shards = server::Shards::start(serving_threads, rpc_service.clone()).map_err(GatewayError::Threads)?;
     let rpc_task = tokio::spawn({
         let stop = stop_rpc.clone();
@@ -226,9 +232,9 @@ pub async fn run(
     shutdown.await;
     draining.store(true, Ordering::Relaxed);
     metrics.draining.set(1);
-    tracing::info!(delay = ?cfg.shutdown_delay, grace = ?grace, "draining: /readyz is 503");
+    tracing::info!(delay = ?cfg.startup.shutdown_delay, grace = ?grace, "draining: /readyz is 503");
     reloader.abort();
-    tokio::time::sleep(cfg.shutdown_delay).await;
+    tokio::time::sleep(cfg.startup.shutdown_delay).await;
     stop_rpc.cancel();
     // WebSocket sessions outlive their HTTP connection: tell them (close 1001) and stop upstream subscriptions.
     stop_ws.cancel();

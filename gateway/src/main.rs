@@ -5,29 +5,28 @@
 //! documented in [`iotex_gateway::token_cmd`].
 
 use clap::Parser;
-use iotex_gateway::config::{Cli, Command, Config, Opts};
+use iotex_gateway::config::{self, Cli, Command, Config, ConfigError};
 use iotex_gateway::{Listeners, run};
 use iotex_shared::duration;
+use iotex_shared::layered::Source;
 use iotex_shared::telemetry::{self, LogFormat};
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    // Parsed without the config file first: `token …` must not depend on the serving config, and a bad flag
+    // is clap's to report (exit 2, or 0 for --help).
+    let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| e.exit());
     match cli.command {
-        Some(Command::CheckConfig { file }) => {
-            let opts = Opts { config: Some(file), ..cli.opts };
-            match opts.load() {
-                Ok(cfg) => {
-                    print_summary(&cfg);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("iotex-gateway: invalid configuration: {e}");
-                    ExitCode::from(2)
-                }
+        Some(Command::CheckConfig { file }) => match config::load_source(&Source::new(argv).with_file(file)) {
+            Ok(cfg) => {
+                print_summary(&cfg);
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => invalid(&e),
+        },
         Some(Command::Token { command }) => {
             let code = iotex_gateway::token_cmd::run(
                 command,
@@ -37,28 +36,33 @@ fn main() -> ExitCode {
             );
             ExitCode::from(code)
         }
-        None => serve(cli.opts),
+        None => serve(&Source::new(argv)),
     }
+}
+
+fn invalid(e: &ConfigError) -> ExitCode {
+    eprintln!("iotex-gateway: invalid configuration: {e}");
+    ExitCode::from(2)
 }
 
 fn print_summary(cfg: &Config) {
     println!("configuration is valid");
-    println!("  listen            {}", cfg.listen);
-    println!("  admin-listen      {}", cfg.admin_listen);
-    for u in &cfg.upstreams {
-        let health = u.health_url.as_ref().map(iotex_gateway::config::redact).unwrap_or_default();
-        let ws = u.ws_url.as_ref().map(|w| format!(" ws {}", iotex_gateway::config::redact(w))).unwrap_or_default();
-        println!("  upstream          {}={} {}{}", u.name, iotex_gateway::config::redact(&u.url), health, ws);
+    println!("  listen            {}", cfg.startup.listen);
+    println!("  admin-listen      {}", cfg.startup.admin_listen);
+    for u in &cfg.live.upstreams {
+        let health = u.health_url.as_ref().map(config::redact).unwrap_or_default();
+        let ws = u.ws_url.as_ref().map(|w| format!(" ws {}", config::redact(w))).unwrap_or_default();
+        println!("  upstream          {}={} {}{}", u.name, config::redact(&u.url), health, ws);
     }
-    println!("  health-interval   {}", duration::format(cfg.health_interval));
-    println!("  max-lag-blocks    {} (readmit at {})", cfg.max_lag_blocks, cfg.readmit_lag_blocks);
-    println!("  request-timeout   {}", duration::format(cfg.request_timeout));
-    match cfg.rate_limit {
+    println!("  health-interval   {}", duration::format(cfg.live.health_interval));
+    println!("  max-lag-blocks    {} (readmit at {})", cfg.live.max_lag_blocks, cfg.live.readmit_lag_blocks);
+    println!("  request-timeout   {}", duration::format(cfg.live.request_timeout));
+    match cfg.live.rate_limit {
         Some(r) => println!("  rate-limit        {}/s per client, burst {}", r.per_second, r.burst),
         None => println!("  rate-limit        off"),
     }
-    println!("  tx-broadcast      {}", cfg.tx_broadcast);
-    match &cfg.tokens {
+    println!("  tx-broadcast      {}", cfg.live.tx_broadcast);
+    match &cfg.live.tokens {
         Some(t) => {
             let tiers = t.tiers.iter().map(|t| format!("{}={}/{}", t.name, t.per_second, t.burst)).collect::<Vec<_>>();
             println!(
@@ -79,15 +83,12 @@ fn print_summary(cfg: &Config) {
     }
 }
 
-fn serve(opts: Opts) -> ExitCode {
-    let cfg = match opts.load() {
+fn serve(source: &Source) -> ExitCode {
+    let cfg = match config::load_source(source) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("iotex-gateway: invalid configuration: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return invalid(&e),
     };
-    telemetry::init(cfg.log_format.unwrap_or_else(LogFormat::detect));
+    telemetry::init(cfg.startup.log_format.unwrap_or_else(LogFormat::detect));
     // The control runtime: accept loops, health probes, admin. JSON-RPC connections are served on their own
     // threads (`server::Shards`, `--worker-threads`), so one thread is plenty here.
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -100,11 +101,11 @@ fn serve(opts: Opts) -> ExitCode {
     rt.block_on(async move {
         // Handlers first: once a listener is reachable, SIGTERM must mean "drain", never the default "die".
         let signal = iotex_shared::shutdown::install();
-        let rpc = match bind(cfg.listen, "--listen").await {
+        let rpc = match bind(cfg.startup.listen, "--listen").await {
             Ok(l) => l,
             Err(msg) => return fail(&msg),
         };
-        let admin = match bind(cfg.admin_listen, "--admin-listen").await {
+        let admin = match bind(cfg.startup.admin_listen, "--admin-listen").await {
             Ok(l) => l,
             Err(msg) => return fail(&msg),
         };

@@ -6,14 +6,15 @@
 //! start, and validated exactly as at start. Then:
 //! - **rejected**: the new config is invalid. It is logged with the offending key, counted
 //!   (`iotex_gateway_config_reloads_total{result="rejected"}`), and the running config stays.
-//! - **applied**: upstreams (static list and DNS discovery), health and lag thresholds, timeouts, retry
-//!   budget, batch limits, transaction broadcast, method policy, rate limit, trusted proxies and access
-//!   tokens (keys, tiers, `require-token`, revocation list), the cache size and coalescing change for
-//!   calls that start from now on. Calls in flight finish as they started: nothing is drained or cut.
-//! - Listen addresses, worker threads, the per-upstream in-flight cap (for upstreams already present), body
-//!   cap, log format, shutdown timings, the poll interval itself and turning the cache on or off need a
-//!   restart; a change to one of
-//!   them is logged as such and the rest is applied.
+//! - **applied**: everything in [`crate::config::Live`]: upstreams (static list and DNS discovery), health
+//!   and lag thresholds, timeouts, retry budget, batch limits, transaction broadcast, method policy, rate
+//!   limit, trusted proxies, access tokens (keys, tiers, `require-token`, revocation list), the cache size
+//!   and coalescing, for calls that start from now on. Calls in flight finish as they started: nothing is
+//!   drained or cut.
+//! - Everything in [`crate::config::Startup`] (listen addresses, worker threads, the per-upstream in-flight
+//!   cap, body cap, log format, shutdown timings, the poll interval itself, WebSocket settings, turning the
+//!   cache on or off) needs a restart: a change to one of them is logged as such
+//!   ([`crate::config::Startup::changed_keys`]) and the rest is applied.
 
 use crate::config::Config;
 use crate::discovery::Spec;
@@ -70,8 +71,8 @@ pub fn spawn(running: Config, targets: Targets) -> tokio::task::JoinHandle<()> {
 }
 
 async fn watch_loop(mut running: Config, targets: Targets, mut hangup: Option<tokio::signal::unix::Signal>) {
-    let file = running.config_file.clone();
-    let poll = running.config_poll_interval;
+    let file = running.startup.config_file.clone();
+    let poll = running.startup.config_poll_interval;
     let read = |path: &Option<std::path::PathBuf>| path.as_ref().and_then(|p| std::fs::read(p).ok());
     let mut seen = read(&file);
     loop {
@@ -109,7 +110,7 @@ async fn watch_loop(mut running: Config, targets: Targets, mut hangup: Option<to
         match &outcome {
             Outcome::Applied { restart_needed } => {
                 targets.metrics.config_reloads.with_label_values(&["applied"]).inc();
-                tracing::info!(reason, upstreams = running.upstreams.len(), "config reloaded and applied");
+                tracing::info!(reason, upstreams = running.live.upstreams.len(), "config reloaded and applied");
                 if !restart_needed.is_empty() {
                     tracing::warn!(reason, keys = ?restart_needed, "these settings changed but need a restart");
                 }
@@ -126,75 +127,44 @@ async fn watch_loop(mut running: Config, targets: Targets, mut hangup: Option<to
     }
 }
 
-/// Loads the config again and applies it over `running`.
+/// Loads the config again and applies its live part over `running`.
 pub fn reload(running: &mut Config, targets: &Targets) -> Outcome {
-    let Some(source) = running.source.clone() else {
+    let Some(source) = running.source.as_ref() else {
         return Outcome::Rejected(
             "the running config was not loaded from flags/env/file, so there is nothing to reload".into(),
         );
     };
-    let new = match source.load() {
+    let new = match crate::config::load_source(source) {
         Ok(c) => c,
         Err(e) => return Outcome::Rejected(e.to_string()),
     };
     if new == *running {
         return Outcome::Unchanged;
     }
-    let policy = match MethodPolicy::new(&new.allow_methods, &new.deny_methods) {
+    let policy = match MethodPolicy::new(&new.live.allow_methods, &new.live.deny_methods) {
         Ok(p) => p,
         Err(e) => return Outcome::Rejected(e.to_string()),
     };
     // The revocation list is read before anything changes, so an unreadable one rejects the whole reload.
-    if let Err(e) = targets.auth.reconfigure(new.tokens.as_ref()) {
+    if let Err(e) = targets.auth.reconfigure(new.live.tokens.as_ref()) {
         return Outcome::Rejected(format!("config key `token-revocation-list`: {e}"));
     }
-    let restart_needed = restart_needed(running, &new);
     targets.proxy.reconfigure(policy, crate::proxy_settings(&new));
-    targets.proxy.reconfigure_reuse(new.cache_max_bytes, new.coalesce);
-    targets.limiter.reconfigure(new.rate_limit, new.trusted_proxies.clone());
+    targets.proxy.reconfigure_reuse(new.live.cache_max_bytes, new.live.coalesce);
+    targets.limiter.reconfigure(new.live.rate_limit, new.live.trusted_proxies.clone());
     // A full control channel means the supervisor is far behind; waiting here would stall reloads, and the
     // next reload sends the whole state again anyway.
     if targets.health.try_send(Control::SetConfig(crate::health_config(&new))).is_err() {
         tracing::warn!("health supervisor busy; health settings apply at the next reload");
     }
     targets.membership.send_if_modified(|spec| {
-        let want = Spec { static_upstreams: new.upstreams.clone(), discovery: new.discovery.clone() };
+        let want = Spec { static_upstreams: new.live.upstreams.clone(), discovery: new.live.discovery.clone() };
         let changed = *spec != want;
         *spec = want;
         changed
     });
-    // Keep what still runs under the old values, so the next comparison and warning are right.
-    let mut applied = new;
-    applied.listen = running.listen;
-    applied.admin_listen = running.admin_listen;
-    applied.worker_threads = running.worker_threads;
-    applied.max_in_flight_per_upstream = running.max_in_flight_per_upstream;
-    applied.max_body_bytes = running.max_body_bytes;
-    applied.log_format = running.log_format;
-    applied.shutdown_delay = running.shutdown_delay;
-    applied.shutdown_grace = running.shutdown_grace;
-    applied.config_poll_interval = running.config_poll_interval;
-    *running = applied;
+    // What runs under the start-up values keeps them, so the next comparison and warning are right.
+    let restart_needed = running.startup.changed_keys(&new.startup);
+    running.live = new.live;
     Outcome::Applied { restart_needed }
-}
-
-fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    let mut check = |changed: bool, key: &'static str| {
-        if changed {
-            keys.push(key);
-        }
-    };
-    check(old.listen != new.listen, "listen");
-    check(old.admin_listen != new.admin_listen, "admin-listen");
-    check(old.worker_threads != new.worker_threads, "worker-threads");
-    check(old.max_in_flight_per_upstream != new.max_in_flight_per_upstream, "max-in-flight-per-upstream");
-    check(old.max_body_bytes != new.max_body_bytes, "max-body-bytes");
-    check(old.log_format != new.log_format, "log-format");
-    check(old.shutdown_delay != new.shutdown_delay, "shutdown-delay");
-    check(old.shutdown_grace != new.shutdown_grace, "shutdown-grace");
-    check(old.config_poll_interval != new.config_poll_interval, "config-poll-interval");
-    // A cache is built at start or not at all; resizing one works live.
-    check((old.cache_max_bytes == 0) != (new.cache_max_bytes == 0), "cache-max-bytes (on/off)");
-    keys
 }

@@ -177,3 +177,102 @@ fn sigterm_drains_and_exits_0_with_json_log_lines_when_stdout_is_not_a_tty() {
     assert!(lines.iter().any(|l| l["message"] == "iotex-gateway stopped"), "{out}");
     assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()), "{out}");
 }
+
+/// `--help` collapsed to single spaces: clap wraps lines at the terminal width.
+fn help_text() -> String {
+    let o = gateway().arg("--help").output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn help_shows_the_real_defaults_in_sections() {
+    let help = help_text();
+    // Issue 12: the help once said 100 here while the code used 1000; clap now prints the value it uses.
+    let (_, after) = help.split_once("--max-batch-size <N>").unwrap();
+    let (entry, _) = after.split_once("--upstream-batch-size").unwrap();
+    assert!(entry.contains("[default: 1000]"), "{entry}");
+    for section in ["Listen:", "Upstreams & discovery:", "Health & ejection:", "Access tokens:", "WebSocket:"] {
+        assert!(help.contains(section), "{section}: {help}");
+    }
+    for default in ["[default: 0.0.0.0:15014]", "[default: 8s]", "[default: 67108864]", "[default: 10]"] {
+        assert!(help.contains(default), "{default}: {help}");
+    }
+}
+
+fn public_key() -> String {
+    iotex_gateway::token::encode_public_key(&iotex_gateway::token::SigningKey::from_bytes(&[7; 32]).verifying_key())
+}
+
+/// `check-config` of `body` with extra flags and env vars; its output.
+fn check(body: &str, flags: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(&dir, "gw.toml", body);
+    let o = gateway().args(flags).arg("check-config").arg(&f).envs(env.iter().copied()).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    text(&o)
+}
+
+#[test]
+fn env_false_turns_off_a_files_require_token() {
+    let body = format!(
+        "upstream = [\"http://10.0.0.1:1\"]\ntoken-public-key = [\"{}\"]\ntoken-tier = [\"free=5\"]\nrequire-token = true\n",
+        public_key()
+    );
+    assert!(check(&body, &[], &[]).contains("required"), "the file alone turns it on");
+    let out = check(&body, &[], &[("IOTEX_GATEWAY_REQUIRE_TOKEN", "false")]);
+    assert!(out.contains("optional") && !out.contains("required"), "env wins over the file: {out}");
+}
+
+#[test]
+fn flags_win_over_env_over_file_for_every_kind_of_value() {
+    let body = format!(
+        "listen = \"127.0.0.1:1001\"\nmax-lag-blocks = 5\nhealth-interval = \"500ms\"\nupstream = [\"f=http://10.0.0.1:1\"]\n\
+         token-public-key = [\"{}\"]\ntoken-tier = [\"free=5\"]\nrequire-token = true\n",
+        public_key()
+    );
+    let env = [
+        ("IOTEX_GATEWAY_LISTEN", "127.0.0.1:1002"),
+        ("IOTEX_GATEWAY_MAX_LAG_BLOCKS", "6"),
+        ("IOTEX_GATEWAY_HEALTH_INTERVAL", "600ms"),
+        ("IOTEX_GATEWAY_UPSTREAM", "e=http://10.0.0.2:1"),
+        ("IOTEX_GATEWAY_REQUIRE_TOKEN", "false"),
+    ];
+    let flags = [
+        "--listen",
+        "127.0.0.1:1003",
+        "--max-lag-blocks",
+        "7",
+        "--health-interval",
+        "700ms",
+        "--upstream",
+        "g=http://10.0.0.3:1",
+        "--require-token",
+    ];
+    // (string, number, duration, list, switch) as printed by check-config.
+    let kinds = |out: &str, want: [&str; 5]| {
+        for w in want {
+            assert!(out.contains(w), "{w}: {out}");
+        }
+    };
+    let out = check(&body, &[], &[]);
+    kinds(
+        &out,
+        ["listen            127.0.0.1:1001", "lag-blocks    5", "interval   500ms", "f=http://10.0.0.1:1", "required"],
+    );
+    let out = check(&body, &[], &env);
+    kinds(
+        &out,
+        ["listen            127.0.0.1:1002", "lag-blocks    6", "interval   600ms", "e=http://10.0.0.2:1", "optional"],
+    );
+    assert!(!out.contains("f=http"), "env replaces the file's list: {out}");
+    let out = check(&body, &flags, &env);
+    kinds(
+        &out,
+        ["listen            127.0.0.1:1003", "lag-blocks    7", "interval   700ms", "g=http://10.0.0.3:1", "required"],
+    );
+    assert!(!out.contains("e=http"), "a flag replaces env's list: {out}");
+    // And the switch the other way round: on by env, off by flag.
+    let out = check(&body, &["--require-token=false"], &[("IOTEX_GATEWAY_REQUIRE_TOKEN", "true")]);
+    assert!(out.contains("optional"), "{out}");
+}

@@ -3,8 +3,6 @@
 //! Configured through the same command-line parser operators use, so every test also exercises the flags.
 
 use crate::http::RawClient;
-use clap::Parser;
-use iotex_gateway::config::Cli;
 use iotex_gateway::{Listeners, ShutdownReport};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -92,8 +90,7 @@ impl TestGateway {
         argv.extend(self.args);
         // The real listeners are already bound; these only satisfy validation.
         argv.extend(["--listen", "127.0.0.1:1", "--admin-listen", "127.0.0.1:2"].map(String::from));
-        let cli = Cli::try_parse_from(&argv)?;
-        let cfg = cli.opts.load()?;
+        let cfg = iotex_gateway::config::load(&argv)?;
         iotex_shared::telemetry::init(iotex_shared::telemetry::LogFormat::Text);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
