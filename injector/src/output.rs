@@ -1,9 +1,10 @@
 //! What the operator sees: the per-second progress line (TTY) or log line, the HdrHistogram interval log,
 //! the JSON report file and the SVG plot.
 
-use crate::config::{ProgressMode, RunConfig};
 use crate::error::RunError;
+use crate::flags::ProgressMode;
 use crate::recorder::{Point, Recorder};
+use crate::run_config::RunConfig;
 use crate::schedule::Profile;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};

@@ -1,8 +1,8 @@
 //! The JSON report (schema in `iotex_shared::report`), the human summary, and `--fail-if` evaluation.
 
-use crate::config::RunConfig;
 use crate::error::Kind;
 use crate::recorder::{Recorder, latency};
+use crate::run_config::RunConfig;
 use crate::thresholds::Threshold;
 use iotex_shared::report::{AccountReport, EndpointReport, Report, StepReport, ThresholdResult};
 use std::collections::BTreeMap;
