@@ -8,7 +8,7 @@
 //! also *counted* late, once, by whichever bound held it back.
 //!
 //! The steps, each a function below:
-//! 1. **permit** ([`global_permit`], [`account_permit`]): a slot under `--max-in-flight` (taken by the
+//! 1. **permit** (`global_permit`, `account_permit`): a slot under `--max-in-flight` (taken by the
 //!    scheduler when free, else awaited here) and under `--account-in-flight` (FIFO, so an account's ticks
 //!    take nonces and send in order). Cancellation at the drain deadline ends the wait as "not sent".
 //! 2. **nonce**: reserved from [`crate::nonce::Nonces`], read from the node on first use or after a resync.

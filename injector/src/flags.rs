@@ -7,8 +7,9 @@
 //! `--mnemonic`) stay strings until [`crate::run_config`] reads them, because clap echoes a refused value.
 //!
 //! Layering: defaults < TOML file (`--config`) < environment < command line, for every kind of value,
-//! switches included ([`parse_cli`]). What the values must satisfy *together* (one rate profile, one source
-//! of accounts) is checked once, in [`crate::run_config`].
+//! switches included: [`parse_cli`] uses the workspace's one rule, [`iotex_shared::layered`]. What the
+//! values must satisfy *together* (one rate profile, one source of accounts) is checked once, in
+//! [`crate::run_config`].
 
 use crate::accounts::DEFAULT_DERIVATION_PATH;
 use crate::amount::parse_amount;
@@ -16,7 +17,7 @@ use crate::error::ConfigError;
 use crate::mix::Mix;
 use crate::signer::TxType;
 use alloy_primitives::{Address, U256};
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
+use clap::{Args, Parser, Subcommand};
 use iotex_shared::telemetry::LogFormat;
 use std::ffi::OsString;
 use std::fmt;
@@ -322,69 +323,33 @@ fn clap_error(e: clap::Error) -> ConfigError {
     }
 }
 
-fn toml_scalar(v: &toml::Value) -> Option<String> {
-    match v {
-        toml::Value::String(s) => Some(s.clone()),
-        toml::Value::Integer(i) => Some(i.to_string()),
-        toml::Value::Float(f) => Some(f.to_string()),
-        toml::Value::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Parses a command line (`args[0]` is the program name), merging `run --config FILE` under env and flags.
+/// Parses a command line (`args[0]` is the program name), layering flags > env > `run --config FILE` >
+/// defaults with [`iotex_shared::layered`] (file keys are the long flag names of `run`).
 pub fn parse_cli<I, T>(args: I) -> Result<Cli, ConfigError>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let cmd = Cli::command();
-    let matches = cmd.clone().try_get_matches_from(&args).map_err(clap_error)?;
-    let Some(("run", sub)) = matches.subcommand() else {
-        return Cli::from_arg_matches(&matches).map_err(|e| ConfigError::Cli(e.render().to_string()));
-    };
-    let Some(path) = sub.get_one::<PathBuf>("config").cloned() else {
-        return Cli::from_arg_matches(&matches).map_err(|e| ConfigError::Cli(e.render().to_string()));
-    };
-    let file_err = |reason: String| ConfigError::File { path: path.display().to_string(), reason };
-    let text = std::fs::read_to_string(&path).map_err(|e| file_err(e.to_string()))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
-    let run_cmd = cmd.find_subcommand("run").ok_or_else(|| file_err("no run command".into()))?;
-    for (key, value) in &table {
-        let long = key.replace('_', "-");
-        let arg =
-            run_cmd.get_arguments().find(|a| a.get_long() == Some(long.as_str()) && long != "config").ok_or_else(
-                || file_err(format!("unknown key `{key}`; keys are the long flag names of `run` (see --help)")),
-            )?;
-        let id = arg.get_id().as_str();
-        if matches!(sub.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable)) {
-            continue;
-        }
-        let flag = OsString::from(format!("--{long}"));
-        let is_switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
-        match value {
-            toml::Value::Boolean(b) if is_switch => {
-                if *b {
-                    args.push(flag);
-                }
-            }
-            toml::Value::Array(items) => {
-                for item in items {
-                    let s = toml_scalar(item).ok_or_else(|| file_err(format!("`{key}` must hold plain values")))?;
-                    args.push(flag.clone());
-                    args.push(s.into());
-                }
-            }
-            other => {
-                if is_switch {
-                    return Err(file_err(format!("`{key}` is a switch: write `{key} = true` or `false`")));
-                }
-                let s = toml_scalar(other).ok_or_else(|| file_err(format!("`{key}` must be a plain value")))?;
-                args.push(flag);
-                args.push(s.into());
-            }
-        }
+    use clap::{CommandFactory, FromArgMatches};
+    use iotex_shared::layered::{self, LayerError};
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // Only `run` has a config file, so the other subcommands are plain clap. (`layered::parse` also panics,
+    // as of its first version, when the chosen subcommand defines no `config` arg.)
+    let plain = Cli::command().try_get_matches_from(&args).map_err(clap_error)?;
+    if plain.subcommand_name() != Some("run") {
+        return Cli::from_arg_matches(&plain).map_err(clap_error);
     }
-    Cli::try_parse_from(&args).map_err(clap_error)
+    let file = |path: PathBuf, reason: String| ConfigError::File { path: path.display().to_string(), reason };
+    match layered::parse::<Cli, _, _>(args) {
+        Ok(l) => Ok(l.value),
+        Err(LayerError::Cli(e)) => Err(clap_error(e)),
+        Err(LayerError::Read { path, reason } | LayerError::File { path, message: reason }) => Err(file(path, reason)),
+        Err(LayerError::Key { path, key, message }) => Err(file(
+            path,
+            match message.strip_prefix("unknown key") {
+                Some(rest) => format!("unknown key `{key}`{rest}"),
+                None => format!("key `{key}`: {message}"),
+            },
+        )),
+    }
 }

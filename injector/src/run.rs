@@ -1,13 +1,13 @@
 //! One run, as named phases in the order they happen ([`run_with_listener`] reads as the list):
 //!
-//! 1. [`connect`]: a control client per endpoint, and the chain id they agree on.
-//! 2. [`serve_metrics`]: `/metrics` while the run lasts (when asked for).
-//! 3. [`prepare`]: fees, funding, the Counter contract, start nonces and start blocks.
-//! 4. [`inject`]: the schedule loop; each tick becomes its own task ([`crate::action`]) at its intended time.
-//! 5. [`drain`]: in-flight sends get `--drain-timeout`, then are cut (counted, never lost silently).
-//! 6. [`fill_gaps`]: a failure after an account's last action may have left a nonce gap; fill it.
-//! 7. [`confirm_inclusion`]: wait for inclusion (bounded), then reconcile what is left with the nodes.
-//! 8. [`account_nonces`] and [`finish`]: the report, thresholds, output files.
+//! 1. `connect`: a control client per endpoint, and the chain id they agree on.
+//! 2. `serve_metrics`: `/metrics` while the run lasts (when asked for).
+//! 3. `prepare`: fees, funding, the Counter contract, start nonces and start blocks.
+//! 4. `inject`: the schedule loop; each tick becomes its own task ([`crate::action`]) at its intended time.
+//! 5. `drain`: in-flight sends get `--drain-timeout`, then are cut (counted, never lost silently).
+//! 6. `fill_gaps`: a failure after an account's last action may have left a nonce gap; fill it.
+//! 7. `confirm_inclusion`: wait for inclusion (bounded), then reconcile what is left with the nodes.
+//! 8. `account_nonces` and `finish`: the report, thresholds, output files.
 //!
 //! The schedule loop never waits on a response: a tick that finds `--max-in-flight` sends outstanding is
 //! counted late and then waits for a slot in its own task; its latencies still count from the intended time

@@ -296,3 +296,23 @@ fn a_switch_in_the_env_turns_on_over_the_files_false() {
     let file = "endpoint = [\"http://127.0.0.1:1\"]\nno-confirm = false\n";
     assert!(!layered(file, &[]).confirm, "env `true` over file `false`");
 }
+
+#[test]
+fn a_bad_file_value_names_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inj.toml");
+    let p = path.to_str().unwrap();
+    for (file, want) in [
+        ("max-in-flight = 0\n", "must be at least 1"),
+        ("confirm-timeout = \"5\"\n", "write it like"),
+        ("no-confirm = \"yes\"\n", "is a switch"),
+        ("max-in-fligth = 3\n", "did you mean `max-in-flight`"),
+    ] {
+        std::fs::write(&path, format!("key = [\"{KEY}\"]\nrate = 1\nduration = \"1s\"\n{file}")).unwrap();
+        let e = run_args(&["--config", p]).unwrap_err();
+        assert_eq!(e.kind(), "config_file", "{file}: {e}");
+        let e = e.to_string();
+        assert!(e.contains(p) && e.contains(want), "{file}: {e}");
+        assert!(!e.contains(&KEY[2..]), "a key leaked into an error: {e}");
+    }
+}
