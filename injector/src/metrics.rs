@@ -15,6 +15,10 @@
 //!
 //! `endpoint` is the configured endpoint's index (`0`, `1`, …), bounded by the configuration; `kind` is one of
 //! [`Kind::ALL`]. Hot-path handles are resolved once at start, not looked up per action.
+//!
+//! Built on the `prometheus` crate, the workspace's one metrics library (the gateway's too); names are
+//! written in full, `_total` included. The exposition is the classic text format, checked by
+//! `promtool check metrics` in this module's tests.
 
 use crate::error::Kind;
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
