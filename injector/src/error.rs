@@ -1,4 +1,5 @@
-//! Failure kinds (the labels in reports and metrics) and the injector's typed errors.
+//! Failure kinds (the labels in reports and metrics) and the injector's typed errors: a send's [`Kind`],
+//! a control call's [`RpcError`], invalid configuration ([`ConfigError`], exit 2) and a failed run ([`RunError`]).
 //!
 //! A node's rejection is classified once, from its JSON-RPC message or the HTTP status, into a [`Kind`];
 //! everything downstream (nonce resync, report, metrics) works on the kind, never on strings.
@@ -151,12 +152,64 @@ pub struct RpcError {
     pub message: String,
 }
 
+/// Invalid configuration, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// clap refused the command line (its message is already formatted).
+    #[error("{0}")]
+    Cli(String),
+    /// `--help` or `--version`: print the text and exit 0.
+    #[error("{0}")]
+    Help(String),
+    /// The TOML file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A flag value is invalid.
+    #[error("--{flag}: {reason}")]
+    Invalid {
+        /// The flag (long name).
+        flag: &'static str,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
+    /// The rate profile is invalid.
+    #[error(transparent)]
+    Profile(#[from] crate::schedule::ProfileError),
+    /// A `--fail-if` expression is invalid.
+    #[error(transparent)]
+    Threshold(#[from] crate::thresholds::ThresholdError),
+}
+
+impl ConfigError {
+    /// A stable label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConfigError::Cli(_) => "cli",
+            ConfigError::Help(_) => "help",
+            ConfigError::File { .. } => "config_file",
+            ConfigError::Invalid { .. } => "invalid_flag",
+            ConfigError::Profile(_) => "profile",
+            ConfigError::Threshold(_) => "threshold",
+        }
+    }
+
+    /// `--{flag}: {reason}`.
+    pub fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { flag, reason: reason.into() }
+    }
+}
+
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// Configuration is invalid (exit 2).
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
     /// An endpoint did not answer at start.
     #[error("endpoint {endpoint} is not reachable at start ({source}); check the URL and that the node is up")]
     EndpointDown {

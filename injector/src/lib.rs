@@ -1,29 +1,43 @@
 //! `iotex-injector`: signed IoTeX actions at a configured rate, with numbers an operator can trust.
 //!
-//! Layout (one concept per file):
-//! - [`config`]: flags, env vars, TOML, validated once into [`config::RunConfig`].
+//! Layout (one concept per file), in the order a run meets them:
+//! - [`program`]: the whole command-line program as a function (`main_with`: parse → act → exit code).
+//! - [`flags`]: every flag, env var and config-file key, grouped and typed at parse time; the layering.
+//! - [`run_config`]: the checks across flags, validated once into [`run_config::RunConfig`].
+//! - Domain values the flags name: [`mix`] (which kind of action a tick sends), [`amount`] (IOTX units),
+//!   [`accounts`] (keys, key files, mnemonic derivation, funding), [`address`] (`io1…` ⇄ `0x…`),
+//!   [`thresholds`] (`--fail-if`).
+//! - [`mod@run`]: one run as named phases: connect, prepare, inject, drain, confirm, report.
 //! - [`schedule`]: *when*: rate profiles (constant, ramp, steps) and the ticks they imply (open model).
-//! - [`signer`]: legacy EIP-155 / EIP-1559 signing and encoding; [`address`]: `io1…` ⇄ `0x…`.
-//! - [`nonce`]: one owner per account, resync on failure, no gaps left behind.
+//! - [`action`]: *how*, per tick: permit → nonce → sign → send → record, timed from the intended send time.
+//! - [`signer`]: legacy EIP-155 / EIP-1559 signing and encoding; [`nonce`]: one owner per account, resync
+//!   on failure, no gaps left behind.
 //! - [`send`]: the hot path (hyper); [`rpc`]: control calls (jsonrpsee).
-//! - [`setup`]: chain-id check, gas price, funding, contract deployment.
+//! - [`setup`]: chain-id check, gas price, funding, contract deployment, gap filling.
 //! - [`confirm`]: tracking to inclusion and end-of-run reconciliation.
 //! - [`recorder`]: counts and HdrHistograms; [`metrics`]: every Prometheus metric.
 //! - [`output`]: progress line, histogram log, plot; [`report`]: JSON report, summary, thresholds.
-//! - [`mod@run`]: wires them together: `run(cfg, shutdown)`.
+//! - [`error`]: failure kinds and the typed errors (configuration, control calls, the run).
+//!
+//! [`config`] and [`cli`] are the paths these items had before the split, kept for code outside the crate.
 
+pub mod accounts;
+pub mod action;
 pub mod address;
-pub mod cli;
-pub mod config;
+pub mod amount;
 pub mod confirm;
 pub mod error;
+pub mod flags;
 pub mod metrics;
+pub mod mix;
 pub mod nonce;
 pub mod output;
+pub mod program;
 pub mod recorder;
 pub mod report;
 pub mod rpc;
 pub mod run;
+pub mod run_config;
 pub mod schedule;
 pub mod send;
 pub mod setup;
@@ -31,3 +45,19 @@ pub mod signer;
 pub mod thresholds;
 
 pub use run::{Outcome, run};
+
+/// The configuration items at their old paths (`iotex_injector::config::…`), now in [`flags`],
+/// [`run_config`], [`mix`], [`amount`] and [`accounts`].
+pub mod config {
+    pub use crate::accounts::{AccountSource, DEFAULT_DERIVATION_PATH, Funding, parse_key};
+    pub use crate::amount::parse_amount;
+    pub use crate::error::ConfigError;
+    pub use crate::flags::{AddressArgs, Cli, Command, KeygenArgs, ProgressMode, RunArgs, parse_cli};
+    pub use crate::mix::{ActionKind, Mix};
+    pub use crate::run_config::RunConfig;
+}
+
+/// The program at its old path (`iotex_injector::cli::main_with`), now [`program`].
+pub mod cli {
+    pub use crate::program::{EXIT_THRESHOLD, main_with};
+}

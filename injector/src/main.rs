@@ -1,4 +1,4 @@
-//! `iotex-injector` binary: everything lives in the library ([`iotex_injector::cli::main_with`]).
+//! `iotex-injector` binary: everything lives in the library ([`iotex_injector::program::main_with`]).
 
 fn main() {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -11,7 +11,7 @@ fn main() {
     let code = rt.block_on(async {
         // Handlers before anything else, so a signal during set-up drains and reports instead of killing.
         let signal = iotex_shared::shutdown::install();
-        iotex_injector::cli::main_with(std::env::args_os(), signal).await
+        iotex_injector::program::main_with(std::env::args_os(), signal).await
     });
     // Do not wait for lingering connection tasks: the report is written.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));

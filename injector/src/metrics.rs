@@ -15,36 +15,23 @@
 //!
 //! `endpoint` is the configured endpoint's index (`0`, `1`, …), bounded by the configuration; `kind` is one of
 //! [`Kind::ALL`]. Hot-path handles are resolved once at start, not looked up per action.
+//!
+//! Built on the `prometheus` crate, the workspace's one metrics library (the gateway's too); names are
+//! written in full, `_total` included. The exposition is the classic text format, checked by
+//! `promtool check metrics` in this module's tests.
 
 use crate::error::Kind;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EndpointLabel {
-    endpoint: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RejectLabel {
-    endpoint: String,
-    kind: &'static str,
-}
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Pre-resolved handles for one endpoint.
 #[derive(Clone, Debug)]
 pub struct EndpointMetrics {
     /// Sends.
-    pub sent: Counter,
+    pub sent: IntCounter,
     /// Accepted.
-    pub accepted: Counter,
+    pub accepted: IntCounter,
     /// Rejected, indexed by [`Kind::index`].
-    pub rejected: Vec<Counter>,
+    pub rejected: Vec<IntCounter>,
 }
 
 /// The registry and its handles.
@@ -53,15 +40,15 @@ pub struct Metrics {
     /// The registry to encode.
     pub registry: Registry,
     /// Ticks scheduled.
-    pub scheduled: Counter,
+    pub scheduled: IntCounter,
     /// Ticks late.
-    pub late: Counter,
+    pub late: IntCounter,
     /// Actions included.
-    pub included: Counter,
+    pub included: IntCounter,
     /// Sends outstanding.
-    pub in_flight: Gauge,
+    pub in_flight: IntGauge,
     /// Offered rate now.
-    pub target_rate: Gauge<f64, AtomicU64>,
+    pub target_rate: Gauge,
     /// Submit latency.
     pub submit_latency: Histogram,
     /// Inclusion latency.
@@ -70,53 +57,75 @@ pub struct Metrics {
     pub endpoints: Vec<EndpointMetrics>,
 }
 
+/// Registers `m` and hands it back, so each metric is declared in one expression.
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> prometheus::Result<T> {
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
+}
+
+/// `count` bucket bounds from `start`, each twice the last (what `exponential_buckets(start, 2, count)` gives,
+/// without its `Result` for arguments that are constants here).
+fn doubling(start: f64, count: i32) -> Vec<f64> {
+    (0..count).map(|i| start * 2f64.powi(i)).collect()
+}
+
 impl Metrics {
-    /// Registers everything for `endpoints` endpoints.
-    pub fn new(endpoints: usize) -> Metrics {
-        let mut registry = Registry::with_prefix("iotex_injector");
-        let scheduled = Counter::default();
-        registry.register("scheduled", "Actions scheduled (rate x elapsed time)", scheduled.clone());
-        let sent = Family::<EndpointLabel, Counter>::default();
-        registry.register("sent", "Actions sent at least once, by endpoint index", sent.clone());
-        let accepted = Family::<EndpointLabel, Counter>::default();
-        registry.register("accepted", "Actions a node accepted, by endpoint index", accepted.clone());
-        let rejected = Family::<RejectLabel, Counter>::default();
-        registry.register("rejected", "Final rejections by endpoint index and failure kind", rejected.clone());
-        let late = Counter::default();
-        registry.register("late", "Ticks that found --max-in-flight full at their intended time", late.clone());
-        let included = Counter::default();
-        registry.register("included", "Accepted actions seen in a block", included.clone());
-        let in_flight = Gauge::default();
-        registry.register("in_flight", "Sends outstanding", in_flight.clone());
-        let target_rate = Gauge::<f64, AtomicU64>::default();
-        registry.register("target_rate", "Actions per second offered right now", target_rate.clone());
-        let submit_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
-        registry.register("submit_latency_seconds", "Intended send time to the node's answer", submit_latency.clone());
-        let inclusion_latency = Histogram::new(exponential_buckets(0.05, 2.0, 14));
-        registry.register(
-            "inclusion_latency_seconds",
+    /// Registers everything for `endpoints` endpoints. Fails only on a name registered twice (a bug here).
+    pub fn new(endpoints: usize) -> prometheus::Result<Metrics> {
+        let r = Registry::new();
+        let counter = |name: &str, help: &str| reg(&r, IntCounter::new(name, help)?);
+        let by = |name: &str, help: &str, labels: &[&str]| reg(&r, IntCounterVec::new(Opts::new(name, help), labels)?);
+        let histogram = |name: &str, help: &str, buckets| {
+            reg(&r, Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?)
+        };
+
+        // The action counters, in the order an action meets them.
+        let scheduled = counter("iotex_injector_scheduled_total", "Actions scheduled (rate x elapsed time)")?;
+        let late =
+            counter("iotex_injector_late_total", "Ticks that found --max-in-flight full at their intended time")?;
+        let sent = by("iotex_injector_sent_total", "Actions sent at least once, by endpoint index", &["endpoint"])?;
+        let accepted =
+            by("iotex_injector_accepted_total", "Actions a node accepted, by endpoint index", &["endpoint"])?;
+        let rejected = by(
+            "iotex_injector_rejected_total",
+            "Final rejections by endpoint index and failure kind",
+            &["endpoint", "kind"],
+        )?;
+        let included = counter("iotex_injector_included_total", "Accepted actions seen in a block")?;
+
+        // Load right now.
+        let in_flight = reg(&r, IntGauge::new("iotex_injector_in_flight", "Sends outstanding")?)?;
+        let target_rate = reg(&r, Gauge::new("iotex_injector_target_rate", "Actions per second offered right now")?)?;
+
+        // Latencies, both from the intended send time (see `crate::action`).
+        let submit_latency = histogram(
+            "iotex_injector_submit_latency_seconds",
+            "Intended send time to the node's answer",
+            doubling(0.0005, 16),
+        )?;
+        let inclusion_latency = histogram(
+            "iotex_injector_inclusion_latency_seconds",
             "Intended send time to the action seen in a block",
-            inclusion_latency.clone(),
-        );
+            doubling(0.05, 14),
+        )?;
+
+        // Every label combination exists from the start (a scrape shows zeros, not gaps), and the hot path
+        // holds plain handles instead of looking labels up per action.
         let endpoints = (0..endpoints)
             .map(|i| {
-                let endpoint = i.to_string();
+                let ep = i.to_string();
                 EndpointMetrics {
-                    sent: sent.get_or_create(&EndpointLabel { endpoint: endpoint.clone() }).clone(),
-                    accepted: accepted.get_or_create(&EndpointLabel { endpoint: endpoint.clone() }).clone(),
+                    sent: sent.with_label_values(&[ep.as_str()]),
+                    accepted: accepted.with_label_values(&[ep.as_str()]),
                     rejected: Kind::ALL
                         .iter()
-                        .map(|k| {
-                            rejected
-                                .get_or_create(&RejectLabel { endpoint: endpoint.clone(), kind: k.as_str() })
-                                .clone()
-                        })
+                        .map(|k| rejected.with_label_values(&[ep.as_str(), k.as_str()]))
                         .collect(),
                 }
             })
             .collect();
-        Metrics {
-            registry,
+        Ok(Metrics {
+            registry: r,
             scheduled,
             late,
             included,
@@ -125,15 +134,13 @@ impl Metrics {
             submit_latency,
             inclusion_latency,
             endpoints,
-        }
+        })
     }
 
     /// The text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Encoding into a String cannot fail except on a formatter error, which String never raises.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        // Encoding into a String fails only on a metric family without metrics, which registration rules out.
+        prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
     }
 }
 
@@ -184,7 +191,7 @@ mod tests {
 
     #[test]
     fn every_contract_name_is_exported() {
-        let m = Metrics::new(2);
+        let m = Metrics::new(2).unwrap();
         m.scheduled.inc();
         m.endpoints[1].rejected[Kind::Busy.index()].inc();
         m.submit_latency.observe(0.01);
@@ -203,5 +210,44 @@ mod tests {
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }
+    }
+
+    #[test]
+    fn every_metric_keeps_its_type() {
+        let text = Metrics::new(1).unwrap().encode();
+        for (name, kind) in [
+            ("iotex_injector_scheduled_total", "counter"),
+            ("iotex_injector_sent_total", "counter"),
+            ("iotex_injector_accepted_total", "counter"),
+            ("iotex_injector_rejected_total", "counter"),
+            ("iotex_injector_late_total", "counter"),
+            ("iotex_injector_included_total", "counter"),
+            ("iotex_injector_in_flight", "gauge"),
+            ("iotex_injector_target_rate", "gauge"),
+            ("iotex_injector_submit_latency_seconds", "histogram"),
+            ("iotex_injector_inclusion_latency_seconds", "histogram"),
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "{name} is not a {kind} in\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE ").count(), 10, "a metric was added or lost:\n{text}");
+    }
+
+    #[test]
+    fn the_exposition_passes_promtool() {
+        use std::io::Write;
+        let m = Metrics::new(2).unwrap();
+        m.submit_latency.observe(0.01);
+        m.target_rate.set(12.5);
+        let mut child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool not found; scripts/test.sh installs it (Debian package `prometheus`)");
+        child.stdin.take().unwrap().write_all(m.encode().as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}");
     }
 }

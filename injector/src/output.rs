@@ -1,9 +1,10 @@
 //! What the operator sees: the per-second progress line (TTY) or log line, the HdrHistogram interval log,
 //! the JSON report file and the SVG plot.
 
-use crate::config::{ProgressMode, RunConfig};
 use crate::error::RunError;
+use crate::flags::ProgressMode;
 use crate::recorder::{Point, Recorder};
+use crate::run_config::RunConfig;
 use crate::schedule::Profile;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
@@ -30,6 +31,9 @@ fn line(r: &crate::recorder::Interval, elapsed: f64, in_flight: i64) -> String {
 }
 
 /// Runs until `stop` flips: one interval per second; returns the per-second series for the plot.
+///
+/// Just over 80 lines: the histogram-log writer borrows the file and the serializer created here, so the
+/// set-up cannot move into a helper without boxing them; the loop body is one interval, top to bottom.
 pub async fn progress(
     cfg: RunConfig,
     rec: Arc<Recorder>,

@@ -1,8 +1,8 @@
 //! The JSON report (schema in `iotex_shared::report`), the human summary, and `--fail-if` evaluation.
 
-use crate::config::RunConfig;
 use crate::error::Kind;
 use crate::recorder::{Recorder, latency};
+use crate::run_config::RunConfig;
 use crate::thresholds::Threshold;
 use iotex_shared::report::{AccountReport, EndpointReport, Report, StepReport, ThresholdResult};
 use std::collections::BTreeMap;
@@ -49,6 +49,9 @@ fn kinds(counts: &[u64]) -> BTreeMap<String, u64> {
 }
 
 /// Builds the report from the recorder's final state.
+///
+/// Long (about 85 lines) because it is one struct literal with a line per report key plus the per-endpoint
+/// sums that feed it: the schema reads in one place, in the order of `iotex_shared::report::Report`.
 pub fn build(i: Inputs<'_>) -> Report {
     let s = i.rec.lock();
     let mut all_submit = crate::recorder::new_histogram();
@@ -125,42 +128,45 @@ pub fn build(i: Inputs<'_>) -> Report {
         thresholds: Vec::new(),
         contracts: i.contracts.iter().map(|c| c.map(|a| crate::address::to_hex(&a))).collect(),
         started_at_unix_s: i.started_at_unix,
-        steps: i
-            .cfg
-            .profile
-            .segments()
-            .into_iter()
-            .enumerate()
-            .map(|(n, (rate_from, rate_to, start_s, duration_s))| {
-                let per = |secs: f64, c: u64| if secs > 0.0 { c as f64 / secs } else { 0.0 };
-                match s.steps.get(n) {
-                    Some(st) => StepReport {
-                        rate_from,
-                        rate_to,
-                        start_s,
-                        duration_s,
-                        sent_rate: per(st.secs, st.counts.0),
-                        achieved_rate: per(st.secs, st.counts.1),
-                        included_rate: per(st.secs, st.counts.2),
-                        submit_latency_ms: latency(&st.submit),
-                        inclusion_latency_ms: latency(&st.inclusion),
-                    },
-                    // A step the run never reached (interrupted): zeros, so the table still lines up.
-                    None => StepReport {
-                        rate_from,
-                        rate_to,
-                        start_s,
-                        duration_s,
-                        sent_rate: 0.0,
-                        achieved_rate: 0.0,
-                        included_rate: 0.0,
-                        submit_latency_ms: Default::default(),
-                        inclusion_latency_ms: Default::default(),
-                    },
-                }
-            })
-            .collect(),
+        steps: steps(&i.cfg.profile, &s.steps),
     }
+}
+
+/// One entry per step of the profile, with what the run did during it.
+fn steps(profile: &crate::schedule::Profile, stats: &[crate::recorder::StepStats]) -> Vec<StepReport> {
+    profile
+        .segments()
+        .into_iter()
+        .enumerate()
+        .map(|(n, (rate_from, rate_to, start_s, duration_s))| {
+            let per = |secs: f64, c: u64| if secs > 0.0 { c as f64 / secs } else { 0.0 };
+            match stats.get(n) {
+                Some(st) => StepReport {
+                    rate_from,
+                    rate_to,
+                    start_s,
+                    duration_s,
+                    sent_rate: per(st.secs, st.counts.0),
+                    achieved_rate: per(st.secs, st.counts.1),
+                    included_rate: per(st.secs, st.counts.2),
+                    submit_latency_ms: latency(&st.submit),
+                    inclusion_latency_ms: latency(&st.inclusion),
+                },
+                // A step the run never reached (interrupted): zeros, so the table still lines up.
+                None => StepReport {
+                    rate_from,
+                    rate_to,
+                    start_s,
+                    duration_s,
+                    sent_rate: 0.0,
+                    achieved_rate: 0.0,
+                    included_rate: 0.0,
+                    submit_latency_ms: Default::default(),
+                    inclusion_latency_ms: Default::default(),
+                },
+            }
+        })
+        .collect()
 }
 
 /// The flat value a threshold name refers to.

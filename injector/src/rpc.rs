@@ -27,9 +27,9 @@ pub struct Receipt {
     pub contract: Option<Address>,
 }
 
-fn quantity(v: &Value) -> Option<u128> {
-    let s = v.as_str()?.strip_prefix("0x")?;
-    if s.is_empty() { Some(0) } else { u128::from_str_radix(s, 16).ok() }
+/// A hex quantity in a reply. `"0x"` reads as zero: older ganache writes zero that way.
+fn quantity<T: iotex_shared::hex::Quantity>(v: &Value) -> Option<T> {
+    iotex_shared::hex::quantity_or_zero(v.as_str()?).ok()
 }
 
 impl Rpc {
@@ -93,7 +93,7 @@ impl Rpc {
     /// `eth_chainId`.
     pub async fn chain_id(&self) -> Result<u64, RpcError> {
         let v = self.call("eth_chainId", rpc_params![]).await?;
-        quantity(&v).and_then(|q| u64::try_from(q).ok()).ok_or_else(|| self.bad("eth_chainId", &v))
+        quantity::<u64>(&v).ok_or_else(|| self.bad("eth_chainId", &v))
     }
 
     /// `eth_gasPrice`.
@@ -111,19 +111,19 @@ impl Rpc {
     /// `eth_getTransactionCount(addr, "pending")` (IoTeX returns the pending nonce for every tag).
     pub async fn pending_nonce(&self, addr: Address) -> Result<u64, RpcError> {
         let v = self.call("eth_getTransactionCount", rpc_params![addr, "pending"]).await?;
-        quantity(&v).and_then(|q| u64::try_from(q).ok()).ok_or_else(|| self.bad("eth_getTransactionCount", &v))
+        quantity::<u64>(&v).ok_or_else(|| self.bad("eth_getTransactionCount", &v))
     }
 
     /// `eth_getTransactionCount(addr, "latest")`: the confirmed nonce on nodes that distinguish it.
     pub async fn latest_nonce(&self, addr: Address) -> Result<u64, RpcError> {
         let v = self.call("eth_getTransactionCount", rpc_params![addr, "latest"]).await?;
-        quantity(&v).and_then(|q| u64::try_from(q).ok()).ok_or_else(|| self.bad("eth_getTransactionCount", &v))
+        quantity::<u64>(&v).ok_or_else(|| self.bad("eth_getTransactionCount", &v))
     }
 
     /// `eth_blockNumber`.
     pub async fn block_number(&self) -> Result<u64, RpcError> {
         let v = self.call("eth_blockNumber", rpc_params![]).await?;
-        quantity(&v).and_then(|q| u64::try_from(q).ok()).ok_or_else(|| self.bad("eth_blockNumber", &v))
+        quantity::<u64>(&v).ok_or_else(|| self.bad("eth_blockNumber", &v))
     }
 
     /// The transaction hashes of block `n` (`None` if the node does not have it yet).
@@ -143,7 +143,7 @@ impl Rpc {
         if v.is_null() {
             return Ok(None);
         }
-        let success = v.get("status").and_then(quantity).is_none_or(|s| s == 1);
+        let success = v.get("status").and_then(quantity::<u128>).is_none_or(|s| s == 1);
         let contract = v.get("contractAddress").and_then(Value::as_str).and_then(|s| s.parse().ok());
         Ok(Some(Receipt { success, contract }))
     }

@@ -3,9 +3,9 @@
 //! Funding and deployment go endpoint by endpoint and wait for receipts, so they work both on a real cluster
 //! (one chain behind every endpoint) and on local dev nodes that do not gossip (one chain per endpoint).
 
-use crate::config::RunConfig;
 use crate::error::RunError;
 use crate::rpc::Rpc;
+use crate::run_config::RunConfig;
 use crate::signer::{self, Call, Fees, TxType};
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_signer_local::PrivateKeySigner;

@@ -3,7 +3,8 @@
 //! Exit codes: 0 success; 1 the run could not start or finish (endpoint down, chain-id mismatch, set-up or
 //! output failure); 2 invalid flags, env or config file; 3 a `--fail-if` condition held.
 
-use crate::config::{Command, parse_cli};
+use crate::error::ConfigError;
+use crate::flags::{Command, parse_cli};
 use alloy_signer_local::PrivateKeySigner;
 use iotex_shared::telemetry::LogFormat;
 use std::ffi::OsString;
@@ -20,7 +21,7 @@ where
 {
     let cli = match parse_cli(args) {
         Ok(c) => c,
-        Err(crate::config::ConfigError::Help(msg)) => {
+        Err(ConfigError::Help(msg)) => {
             print!("{msg}");
             return 0;
         }
@@ -58,7 +59,7 @@ where
             }
         },
         Command::Run(args) => {
-            iotex_shared::telemetry::init(args.log_format.unwrap_or_else(LogFormat::detect));
+            iotex_shared::telemetry::init(args.output.log_format.unwrap_or_else(LogFormat::detect));
             let cfg = match args.validate() {
                 Ok(c) => c,
                 Err(e) => {

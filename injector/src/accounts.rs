@@ -1,0 +1,88 @@
+//! Where the pool's accounts come from: hex keys (`--key`, `--keys-file`), a BIP-39 mnemonic and a BIP-32
+//! path (`--mnemonic`, `--derivation-path`), or fresh random keys topped up by `--fund-from`.
+//!
+//! A private key never appears in an error message: the messages say what is wrong with its *form*.
+
+use crate::error::ConfigError;
+use alloy_primitives::U256;
+use alloy_signer_local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English};
+use std::path::Path;
+
+/// The ethereum BIP-44 prefix; account `i` is `{prefix}/{i}`. IoTeX wallets use `m/44'/304'/0'/0`.
+pub const DEFAULT_DERIVATION_PATH: &str = "m/44'/60'/0'/0";
+
+/// Where the pool accounts come from.
+#[derive(Debug, Clone)]
+pub enum AccountSource {
+    /// Derived from a mnemonic.
+    Mnemonic,
+    /// Given keys.
+    Keys,
+    /// Fresh random keys (funded by --fund-from).
+    Fresh,
+}
+
+/// Top-up before the run.
+#[derive(Debug, Clone)]
+pub struct Funding {
+    /// The funded key.
+    pub key: PrivateKeySigner,
+    /// Rau per account.
+    pub amount: U256,
+}
+
+/// Parses a hex private key (with or without 0x), never echoing it in the error.
+pub fn parse_key(flag: &'static str, s: &str) -> Result<PrivateKeySigner, ConfigError> {
+    let t = s.trim();
+    let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ConfigError::invalid(
+            flag,
+            format!("a private key is 64 hex digits (got {} characters)", hex.len()),
+        ));
+    }
+    hex.parse::<PrivateKeySigner>()
+        .map_err(|_| ConfigError::invalid(flag, "not a valid secp256k1 private key (zero or ≥ the curve order)"))
+}
+
+/// Reads a keys file: one hex key per line, `#` starts a comment, blank lines are skipped.
+pub fn read_keys_file(path: &Path) -> Result<Vec<PrivateKeySigner>, ConfigError> {
+    let invalid = |reason: String| ConfigError::invalid("keys-file", reason);
+    let text = std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    let mut keys = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        keys.push(parse_key("keys-file", line).map_err(|e| invalid(format!("line {}: {e}", i + 1)))?);
+    }
+    Ok(keys)
+}
+
+/// Derives `count` accounts `{path}/0 … {path}/{count-1}` from a BIP-39 English mnemonic.
+///
+/// The parent key is derived once and each account is one child step from it, so a large pool costs
+/// `count` cheap derivations rather than `count` full paths.
+pub fn derive(phrase: &str, path: &str, count: u32) -> Result<Vec<PrivateKeySigner>, ConfigError> {
+    let words = phrase.split_whitespace().collect::<Vec<_>>().join(" ");
+    let path = path.trim().trim_end_matches('/');
+    if !path.starts_with("m/") && path != "m" {
+        return Err(ConfigError::invalid(
+            "derivation-path",
+            format!("`{path}` must start with m/ (e.g. {DEFAULT_DERIVATION_PATH})"),
+        ));
+    }
+    let builder = MnemonicBuilder::<English>::default()
+        .phrase(words)
+        .derivation_path(format!("{path}/0"))
+        .map_err(|e| ConfigError::invalid("derivation-path", format!("`{path}`: {e}")))?;
+    let parent = builder
+        .build_parent_key()
+        .map_err(|e| ConfigError::invalid("mnemonic", format!("not a valid BIP-39 English mnemonic ({e})")))?;
+    (0..count)
+        .map(|i| {
+            parent.child(i).map(|k| k.signer()).map_err(|e| ConfigError::invalid("derivation-path", e.to_string()))
+        })
+        .collect()
+}

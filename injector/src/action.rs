@@ -1,0 +1,284 @@
+//! One tick's life as its own task: permit → nonce → sign → send → record.
+//!
+//! **Latencies count from the intended send time** (`due`, the instant the schedule assigned to the tick), never
+//! from when the action actually went out. A load generator that measured from the actual send would hide
+//! exactly the stalls it exists to find: when the node slows down, sends queue behind the bound, start late,
+//! and each then looks fast (coordinated omission). So every latency recorded here, the submit latency, the
+//! inclusion latency (via the tracker) and the send lag, is `now - due`, and a tick that cannot go on time is
+//! also *counted* late, once, by whichever bound held it back.
+//!
+//! The steps, each a function below:
+//! 1. **permit** (`global_permit`, `account_permit`): a slot under `--max-in-flight` (taken by the
+//!    scheduler when free, else awaited here) and under `--account-in-flight` (FIFO, so an account's ticks
+//!    take nonces and send in order). Cancellation at the drain deadline ends the wait as "not sent".
+//! 2. **nonce**: reserved from [`crate::nonce::Nonces`], read from the node on first use or after a resync.
+//! 3. **sign**: [`crate::signer::sign`] with the run's fees and the mix's kind of call.
+//! 4. **send**: [`crate::send::Sender`], racing the cancellation.
+//! 5. **record**: accepted, rejected (nonce-class rejections resync and retry up to [`MAX_ATTEMPTS`]), or
+//!    unknown (tracked to inclusion when confirming, since a lost answer is not a lost action).
+
+use crate::confirm::{Status, Tracker};
+use crate::error::Kind;
+use crate::flags::defaults;
+use crate::mix::ActionKind;
+use crate::nonce::Nonces;
+use crate::recorder::Recorder;
+use crate::rpc::Rpc;
+use crate::run_config::RunConfig;
+use crate::send::{SendOutcome, Sender};
+use crate::signer::{self, Call, Fees};
+use alloy_primitives::{Address, Bytes};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, watch};
+use tokio::time::Instant;
+
+/// Nonce-class rejections are retried this many times with a resynced nonce.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// Everything a tick's task needs, shared by all of them.
+pub(crate) struct Ctx {
+    pub(crate) keys: Vec<signer::FastKey>,
+    /// Account `i` sends through endpoint `account_ep[i]`.
+    pub(crate) account_ep: Vec<usize>,
+    /// Transfer recipient per account when `--to` is absent (the next pool account).
+    pub(crate) recipients: Vec<Address>,
+    /// The contract executions call, per endpoint.
+    pub(crate) contracts: Vec<Option<Address>>,
+    pub(crate) calldata: Bytes,
+    pub(crate) chain_id: u64,
+    pub(crate) fees: Fees,
+    pub(crate) cfg: RunConfig,
+    pub(crate) rpcs: Vec<Rpc>,
+    pub(crate) senders: Vec<Sender>,
+    pub(crate) nonces: Nonces,
+    pub(crate) tracker: Arc<Tracker>,
+    pub(crate) rec: Arc<Recorder>,
+    /// The `--max-in-flight` bound.
+    pub(crate) sem: Arc<Semaphore>,
+    /// Per-account bounds (`--account-in-flight`); FIFO, so an account's ticks take nonces and send in order.
+    pub(crate) account_sems: Vec<Semaphore>,
+    /// Ticks waiting for a global permit (the scheduler sheds ticks beyond a cap instead of spawning more).
+    pub(crate) backlog: AtomicUsize,
+    /// Live action tasks; [`Ctx::idle`] waits for zero.
+    pub(crate) tasks: AtomicUsize,
+    pub(crate) done: tokio::sync::Notify,
+}
+
+impl Ctx {
+    /// Resolves once no send task is outstanding. The `Notify` is armed before the count is read, so a task
+    /// finishing in between still wakes it.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.done.notified();
+            if self.tasks.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Spawns the task for tick `seq`; `permit` is the global slot if the scheduler found one free.
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        seq: u64,
+        due: Instant,
+        permit: Option<OwnedSemaphorePermit>,
+        cancel: watch::Receiver<bool>,
+    ) {
+        self.tasks.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(action(self.clone(), seq, due, permit, cancel));
+    }
+
+    fn call(&self, acct: usize, kind: ActionKind) -> Call {
+        let ep = self.account_ep[acct];
+        match (kind, self.contracts.get(ep).copied().flatten()) {
+            (ActionKind::Execution, Some(contract)) => Call {
+                to: contract,
+                value: alloy_primitives::U256::ZERO,
+                input: self.calldata.clone(),
+                gas_limit: self.cfg.gas_limit.unwrap_or(defaults::EXECUTION_GAS),
+            },
+            _ => Call {
+                to: self.cfg.to.unwrap_or(self.recipients[acct]),
+                value: self.cfg.value,
+                input: Bytes::new(),
+                gas_limit: self.cfg.gas_limit.unwrap_or(defaults::TRANSFER_GAS),
+            },
+        }
+    }
+}
+
+/// Decrements the live-task count when an action task ends, however it ends.
+struct TaskGuard<'a>(&'a Ctx);
+impl Drop for TaskGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.done.notify_waiters();
+        }
+    }
+}
+
+/// Holds the in-flight gauge up while a send is outstanding.
+struct InFlight<'a>(&'a Recorder);
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.dec();
+    }
+}
+
+/// One tick, from permit to record.
+async fn action(
+    ctx: Arc<Ctx>,
+    seq: u64,
+    due: Instant,
+    permit: Option<OwnedSemaphorePermit>,
+    mut cancel: watch::Receiver<bool>,
+) {
+    let _guard = TaskGuard(&ctx);
+    // Already counted late by the scheduler when the global bound was full.
+    let counted_late = permit.is_none();
+    let Some(_permit) = global_permit(&ctx, permit, &mut cancel).await else {
+        ctx.rec.not_sent();
+        return;
+    };
+    ctx.rec.metrics.in_flight.inc();
+    let _in_flight = InFlight(&ctx.rec);
+
+    let acct = (seq % ctx.keys.len() as u64) as usize;
+    let Ok(_account_permit) = account_permit(&ctx, acct, counted_late, &mut cancel).await else {
+        ctx.rec.not_sent();
+        return;
+    };
+    send_with_retries(&ctx, seq, acct, due, &mut cancel).await;
+}
+
+/// The `--max-in-flight` slot: the one the scheduler took, or wait for one (`None` when cancelled first).
+async fn global_permit(
+    ctx: &Ctx,
+    permit: Option<OwnedSemaphorePermit>,
+    cancel: &mut watch::Receiver<bool>,
+) -> Option<OwnedSemaphorePermit> {
+    if permit.is_some() {
+        return permit;
+    }
+    ctx.backlog.fetch_add(1, Ordering::AcqRel);
+    let p = tokio::select! {
+        p = ctx.sem.clone().acquire_owned() => p.ok(),
+        _ = cancel.wait_for(|c| *c) => None,
+    };
+    ctx.backlog.fetch_sub(1, Ordering::AcqRel);
+    p
+}
+
+/// The `--account-in-flight` slot (`Ok(None)` when unbounded; `Err` when cancelled while waiting).
+async fn account_permit<'a>(
+    ctx: &'a Ctx,
+    acct: usize,
+    counted_late: bool,
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<Option<SemaphorePermit<'a>>, ()> {
+    let Some(s) = ctx.account_sems.get(acct) else { return Ok(None) };
+    if let Ok(p) = s.try_acquire() {
+        return Ok(Some(p));
+    }
+    // The account's previous send is still out: this tick cannot go on time either.
+    if !counted_late {
+        ctx.rec.late();
+    }
+    tokio::select! {
+        p = s.acquire() => Ok(p.ok()),
+        _ = cancel.wait_for(|c| *c) => Err(()),
+    }
+}
+
+/// Nonce → sign → send → record, retrying nonce-class rejections with a resynced nonce.
+async fn send_with_retries(ctx: &Ctx, seq: u64, acct: usize, due: Instant, cancel: &mut watch::Receiver<bool>) {
+    let ep = ctx.account_ep[acct];
+    let kind = ctx.cfg.mix.pick(seq);
+    let call = ctx.call(acct, kind);
+    let key = &ctx.keys[acct];
+    let rpc = &ctx.rpcs[ep];
+    let mut first = true;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let reserved = match ctx.nonces.reserve(acct, || rpc.pending_nonce(key.address())).await {
+            Ok(Some((r, synced))) => {
+                if synced {
+                    ctx.rec.resync();
+                }
+                r
+            }
+            Ok(None) => return,
+            Err(e) => {
+                if first {
+                    ctx.rec.sent(ep, Instant::now().saturating_duration_since(due));
+                }
+                ctx.rec.rejected(ep, e.kind, None, &e.to_string());
+                return;
+            }
+        };
+        let signed = match signer::sign(key, ctx.chain_id, reserved.nonce, ctx.cfg.tx_type, ctx.fees, &call) {
+            Ok(s) => s,
+            Err(e) => {
+                ctx.rec.rejected(ep, Kind::Other, None, &e.to_string());
+                return;
+            }
+        };
+        let body = signer::send_raw_body(seq, &signed.raw);
+        if ctx.cfg.confirm {
+            ctx.tracker.insert(ep, signed.hash, due, kind == ActionKind::Execution);
+        }
+        if first {
+            // The send lag: how far behind its intended time the tick actually went out.
+            ctx.rec.sent(ep, Instant::now().saturating_duration_since(due));
+            first = false;
+        }
+        let outcome = tokio::select! {
+            o = ctx.senders[ep].send(body) => o,
+            _ = cancel.wait_for(|c| *c) => SendOutcome::Unknown(Kind::Timeout),
+        };
+        let latency = Instant::now().saturating_duration_since(due);
+        match outcome {
+            SendOutcome::Accepted => {
+                if ctx.cfg.confirm {
+                    ctx.tracker.set(ep, &signed.hash, Status::Accepted);
+                }
+                ctx.rec.accepted(ep, latency);
+                return;
+            }
+            SendOutcome::Rejected(k, msg) => {
+                if ctx.cfg.confirm && ctx.tracker.remove(ep, &signed.hash).is_none() {
+                    // The follower saw it in a block before this answer: it was accepted after all.
+                    ctx.rec.accepted(ep, latency);
+                    return;
+                }
+                // A refused nonce may leave a gap (or our count is wrong): re-read it before the next use.
+                ctx.nonces.invalidate(acct, reserved).await;
+                if k.is_nonce_class() && attempt < MAX_ATTEMPTS && !*cancel.borrow() {
+                    ctx.rec.retried(k);
+                    continue;
+                }
+                ctx.rec.rejected(ep, k, Some(latency), &msg);
+                return;
+            }
+            SendOutcome::Unknown(k) => {
+                ctx.nonces.invalidate(acct, reserved).await;
+                record_unknown(ctx, ep, &signed.hash, k, latency);
+                return;
+            }
+        }
+    }
+}
+
+/// No answer (timeout, cut connection, cancelled): when confirming, the tracker decides later whether it
+/// landed; otherwise it counts as rejected.
+fn record_unknown(ctx: &Ctx, ep: usize, hash: &alloy_primitives::B256, k: Kind, latency: std::time::Duration) {
+    if !ctx.cfg.confirm {
+        ctx.rec.rejected(ep, k, Some(latency), "no answer");
+    } else if ctx.tracker.set(ep, hash, Status::Unknown(k)) {
+        ctx.rec.unknown(ep, latency);
+    } else {
+        // Already seen in a block: the answer was lost, the action was not.
+        ctx.rec.accepted(ep, latency);
+    }
+}
