@@ -330,15 +330,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    use clap::{CommandFactory, FromArgMatches};
     use iotex_shared::layered::{self, LayerError};
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    // Only `run` has a config file, so the other subcommands are plain clap. (`layered::parse` also panics,
-    // as of its first version, when the chosen subcommand defines no `config` arg.)
-    let plain = Cli::command().try_get_matches_from(&args).map_err(clap_error)?;
-    if plain.subcommand_name() != Some("run") {
-        return Cli::from_arg_matches(&plain).map_err(clap_error);
-    }
     let file = |path: PathBuf, reason: String| ConfigError::File { path: path.display().to_string(), reason };
     match layered::parse::<Cli, _, _>(args) {
         Ok(l) => Ok(l.value),

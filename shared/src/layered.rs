@@ -126,10 +126,11 @@ impl Source {
         // Required args may be given by the file: only the final parse insists on them.
         let first = relax(cmd.clone()).try_get_matches_from(&self.argv).map_err(LayerError::Cli)?;
         let (level, level_matches, depth) = find_level(&cmd, &first);
-        let path = self
-            .file
-            .clone()
-            .or_else(|| level_matches.get_raw(CONFIG_ID).and_then(|mut v| v.next()).map(PathBuf::from));
+        let path = self.file.clone().or_else(|| {
+            // `try_`: when no command on argv's path defines `config` (e.g. `iotex-injector keygen`), clap's
+            // plain getter panics on the unknown id; that case simply has no file.
+            level_matches.try_get_raw(CONFIG_ID).ok().flatten().and_then(|mut v| v.next()).map(PathBuf::from)
+        });
         let mut argv = self.argv.clone();
         let mut from_file = BTreeSet::new();
         if let Some(path) = &path {

@@ -286,3 +286,32 @@ fn suggestions_are_close_names_only() {
     assert!(names_flag("for '--peer <P>'", "peer"));
     assert!(!names_flag("for '--peer-x <P>'", "peer"));
 }
+
+/// A command without any `config` arg on argv's path (the injector's `keygen`) parses with no file; it used
+/// to panic on the unknown id.
+#[test]
+fn a_path_without_a_config_arg_has_no_file() {
+    #[derive(Debug, Parser)]
+    #[command(name = "u")]
+    struct U {
+        #[command(subcommand)]
+        sub: USub,
+    }
+    #[derive(Debug, Subcommand)]
+    enum USub {
+        Keygen {
+            #[arg(long, default_value_t = 1)]
+            count: u32,
+        },
+        Run {
+            #[arg(long)]
+            config: Option<PathBuf>,
+        },
+    }
+    let l = parse::<U, _, _>(["u", "keygen", "--count", "3"]).unwrap();
+    assert!(l.file.is_none());
+    assert!(matches!(l.value.sub, USub::Keygen { count: 3 }));
+    let (_d, path) = tmp("");
+    let l = parse::<U, _, _>(["u", "run", "--config", &path]).unwrap();
+    assert_eq!(l.file.as_deref(), Some(Path::new(&path)));
+}
