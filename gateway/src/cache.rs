@@ -2,7 +2,8 @@
 //!
 //! IoTeX finality is instant (no reorgs: `safe` and `finalized` are the tip), so a result about a block at or
 //! below the head of *every* routable node is final, and so is anything looked up by a hash once it is
-//! non-null. [`cacheability`] is the one rule, a pure function with a unit test per case:
+//! non-null. [`cacheability`] is the one rule, a pure function with a unit test per case; which methods take
+//! which row is said once, in [`crate::methods`]:
 //!
 //! | calls | cached when | why it is sound |
 //! |---|---|---|
@@ -25,6 +26,7 @@
 //! ([`iotex_shared::jsonrpc::result_response`]). Storage is `quick_cache` (sharded S3-FIFO) with a weigher
 //! counting key + value bytes against `cache-max-bytes`.
 
+use crate::methods::{self, Cache as Rule};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use prometheus::{IntCounter, IntGauge};
@@ -123,12 +125,9 @@ fn is_hash(v: &Value) -> bool {
     v.as_str().is_some_and(is_hash_str)
 }
 
+/// A block number: a hex quantity (no `"0x"`-as-zero: a request saying `"0x"` names no block).
 fn quantity(s: &str) -> Option<u64> {
-    let hex = s.strip_prefix("0x")?;
-    if hex.is_empty() || hex.len() > 16 {
-        return None;
-    }
-    u64::from_str_radix(hex, 16).ok()
+    iotex_shared::hex::quantity(s).ok()
 }
 
 fn block_ref(v: Option<&Value>) -> BlockRef {
@@ -160,61 +159,26 @@ fn at(block: BlockRef, safe_head: u64) -> Cacheability {
 
 /// Methods [`cacheability`] can ever say yes to (checked before a key is built).
 pub fn may_cache(method: &str) -> bool {
-    matches!(
-        method,
-        "eth_chainId"
-            | "net_version"
-            | "eth_getTransactionByHash"
-            | "eth_getTransactionReceipt"
-            | "eth_getBlockByHash"
-            | "eth_getBlockTransactionCountByHash"
-            | "eth_getTransactionByBlockHashAndIndex"
-            | "eth_getUncleCountByBlockHash"
-            | "eth_getUncleByBlockHashAndIndex"
-            | "eth_getBlockByNumber"
-            | "eth_getBlockTransactionCountByNumber"
-            | "eth_getTransactionByBlockNumberAndIndex"
-            | "eth_getUncleCountByBlockNumber"
-            | "eth_getUncleByBlockNumberAndIndex"
-            | "eth_getBlockReceipts"
-            | "eth_getBalance"
-            | "eth_getCode"
-            | "eth_getTransactionCount"
-            | "eth_getStorageAt"
-            | "eth_call"
-            | "eth_getProof"
-            | "eth_getLogs"
-    )
+    methods::cache_rule(method) != Rule::Never
 }
 
 /// The caching rule (see the module doc). `safe_head` is the lowest routable head; `None` caches nothing.
+/// Which argument names the block, per method, is in the [`methods`] table.
 pub fn cacheability(method: &str, params: &Value, safe_head: Option<u64>) -> Cacheability {
     let Some(safe) = safe_head else { return Cacheability::No("no routable upstream") };
     let arg = |i: usize| params.as_array().and_then(|a| a.get(i));
     let by_hash =
         |i: usize| if arg(i).is_some_and(is_hash) { Cacheability::NonNull } else { Cacheability::No("not a hash") };
-    match method {
-        "eth_chainId" | "net_version" => Cacheability::NonNull,
-        "eth_getTransactionByHash" => match by_hash(0) {
+    match methods::cache_rule(method) {
+        Rule::Always => Cacheability::NonNull,
+        Rule::MinedByHash => match by_hash(0) {
             Cacheability::NonNull => Cacheability::Mined,
             no => no,
         },
-        "eth_getTransactionReceipt"
-        | "eth_getBlockByHash"
-        | "eth_getBlockTransactionCountByHash"
-        | "eth_getTransactionByBlockHashAndIndex"
-        | "eth_getUncleCountByBlockHash"
-        | "eth_getUncleByBlockHashAndIndex" => by_hash(0),
-        "eth_getBlockByNumber"
-        | "eth_getBlockTransactionCountByNumber"
-        | "eth_getTransactionByBlockNumberAndIndex"
-        | "eth_getUncleCountByBlockNumber"
-        | "eth_getUncleByBlockNumberAndIndex"
-        | "eth_getBlockReceipts" => at(block_ref(arg(0)), safe),
-        "eth_getBalance" | "eth_getCode" | "eth_getTransactionCount" | "eth_call" => at(block_ref(arg(1)), safe),
-        "eth_getStorageAt" | "eth_getProof" => at(block_ref(arg(2)), safe),
-        "eth_getLogs" => logs(arg(0), safe),
-        _ => Cacheability::No("method results can change"),
+        Rule::ByHash => by_hash(0),
+        Rule::AtBlock(i) => at(block_ref(arg(i)), safe),
+        Rule::Logs => logs(arg(0), safe),
+        Rule::Never => Cacheability::No("method results can change"),
     }
 }
 

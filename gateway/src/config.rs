@@ -255,18 +255,7 @@ pub struct Opts {
 }
 
 /// The methods denied by default: node administration, signing with node-held keys, dev-node controls.
-pub const DEFAULT_DENY: &[&str] = &[
-    "admin_*",
-    "debug_*",
-    "personal_*",
-    "miner_*",
-    "txpool_*",
-    "anvil_*",
-    "hardhat_*",
-    "evm_*",
-    "eth_sign*",
-    "eth_sendTransaction",
-];
+pub const DEFAULT_DENY: &[&str] = &crate::methods::DEFAULT_DENY;
 
 /// One upstream node.
 #[derive(Debug, Clone, PartialEq, Eq)]

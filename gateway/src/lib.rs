@@ -8,8 +8,14 @@
 //! - [`layers`]: HTTP middleware ([`layers::auth`], [`layers::rate_limit`]).
 //! - [`token`]: the access-token format (sign, verify, key files); [`token_cmd`]: `iotex-gateway token …`.
 //! - [`ws`]: JSON-RPC over WebSocket and `eth_subscribe` fan-out with upstream failover.
-//! - [`proxy`]: JSON-RPC parsing, method policy, routing, retries, broadcast, batch assembly.
-//! - [`filters`]: sticky filters: the creating node's route tag travels inside the filter id.
+//! - [`proxy`]: JSON-RPC parsing, method policy and routing by method class; batches ([`proxy`]`::batch`),
+//!   transaction send and broadcast (`proxy::tx`).
+//! - [`methods`]: the one table of what the gateway knows per method (label, class, cacheability,
+//!   coalescing, default deny).
+//! - [`retry`]: the retrying read path (retries within deadline and retry budget), shared by the proxy and
+//!   [`reuse`].
+//! - [`filters`]: sticky filters: the creating node's route tag travels inside the filter id; filter calls
+//!   are routed there.
 //! - [`logs`]: `eth_getLogs` ranges wider than one node call, split over the nodes and merged in order.
 //! - [`reuse`]: in front of reads, the finality-aware [`cache`] and in-flight [`coalesce`]-ing.
 //! - [`policy`]: allow/deny method globs.
@@ -17,7 +23,8 @@
 //! - [`discovery`]: the upstream set: static upstreams plus DNS-discovered ones, handed to health.
 //! - [`reload`]: re-reads the config on SIGHUP and when the file changes; applies what can change live.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/status` on their own listener.
-//! - [`metrics`]: every metric, documented; [`error`]: the one mapping of errors to the wire.
+//! - [`metrics`]: every metric, documented; [`outcome`]: the outcome vocabulary metrics count; [`error`]: the
+//!   one mapping of errors and refusals to the wire.
 //!
 //! [`run`] takes already-bound listeners and a shutdown future, so tests start the real thing on port 0.
 
@@ -30,10 +37,13 @@ pub mod error;
 pub mod filters;
 pub mod layers;
 pub mod logs;
+pub mod methods;
 pub mod metrics;
+pub mod outcome;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
+pub mod retry;
 pub mod reuse;
 pub mod server;
 pub mod stack;
@@ -77,7 +87,7 @@ pub enum GatewayError {
     Policy(#[from] policy::PolicyError),
     /// The token revocation list cannot be used.
     #[error("config key `token-revocation-list`: {0}")]
-    Revocation(#[from] layers::auth::RevocationError),
+    Revocation(#[from] token::RevocationError),
     /// The serving threads could not be started.
     #[error("cannot start serving threads: {0}")]
     Threads(std::io::Error),
@@ -138,14 +148,10 @@ pub async fn run(
     let upstreams = cfg.upstreams.iter().map(|u| factory.build(u)).collect::<Result<Vec<_>, _>>()?;
     let health = health::spawn(upstreams.clone(), health_config(&cfg), factory);
     let policy = policy::MethodPolicy::new(&cfg.allow_methods, &cfg.deny_methods)?;
+    let cache = (cfg.cache_max_bytes > 0).then(|| cache::Cache::new(cfg.cache_max_bytes, Arc::clone(&metrics)));
     let proxy =
         Proxy::new(health.view.clone(), health.passive.clone(), policy, Arc::clone(&metrics), proxy_settings(&cfg));
-    let cache = (cfg.cache_max_bytes > 0).then(|| cache::Cache::new(cfg.cache_max_bytes, Arc::clone(&metrics)));
-    let reuse = |me: &std::sync::Weak<Proxy>| {
-        reuse::ReadReuse::new(me.clone(), health.view.clone(), cache, cfg.coalesce, Arc::clone(&metrics))
-    };
-    // Cyclic: a coalesced call holds the proxy itself, so it finishes even when its first caller has gone.
-    let proxy = Arc::new_cyclic(|me| proxy.with_reuse(reuse(me)));
+    let proxy = Arc::new(proxy.with_reuse(cache, cfg.coalesce));
     // Always in the stack, so a reload can turn the limit on, change it or turn it off.
     let limiter = Limiter::from_config(cfg.rate_limit, cfg.trusted_proxies.clone(), Arc::clone(&metrics));
     let sweeper = limiter.spawn_sweeper(Duration::from_secs(60));
@@ -209,7 +215,9 @@ pub async fn run(
     let stop_rpc = CancellationToken::new();
     let stop_admin = CancellationToken::new();
     let grace = cfg.shutdown_grace;
-    let shards = server::Shards::start(serving_threads, rpc_service.clone()).map_err(GatewayError::Threads)?;
+    // Serving thread `i` uses upstream client pool `i + 1` (pool 0 belongs to the control runtime's probes).
+    let shards = server::Shards::start(serving_threads, rpc_service.clone(), |i| upstream::use_pool(i + 1))
+        .map_err(GatewayError::Threads)?;
     let rpc_task = tokio::spawn({
         let stop = stop_rpc.clone();
         async move {

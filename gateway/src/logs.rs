@@ -74,17 +74,11 @@ fn bound(v: Option<&Value>) -> Option<Bound> {
     match s {
         "" | "latest" | "pending" => Some(Bound::Head),
         "earliest" => Some(Bound::Number(1)),
-        _ => {
-            let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
-            // `u64::from_str_radix` accepts a leading `+`; a quantity never has one.
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            match u64::from_str_radix(digits, 16).ok()? {
-                0 => None,
-                n => Some(Bound::Number(n)),
-            }
-        }
+        // `0x0` is left to the node: IoTeX reads it as "unset" (module doc).
+        _ => match iotex_shared::hex::quantity::<u64>(s).ok()? {
+            0 => None,
+            n => Some(Bound::Number(n)),
+        },
     }
 }
 

@@ -14,174 +14,8 @@ use prometheus::{
 };
 use std::sync::OnceLock;
 
-/// Methods that get their own label value. Sorted, for binary search. Everything else is `other`.
-pub const KNOWN_METHODS: &[&str] = &[
-    "eth_accounts",
-    "eth_blobBaseFee",
-    "eth_blockNumber",
-    "eth_call",
-    "eth_chainId",
-    "eth_coinbase",
-    "eth_createAccessList",
-    "eth_estimateGas",
-    "eth_feeHistory",
-    "eth_gasPrice",
-    "eth_getBalance",
-    "eth_getBlockByHash",
-    "eth_getBlockByNumber",
-    "eth_getBlockReceipts",
-    "eth_getBlockTransactionCountByHash",
-    "eth_getBlockTransactionCountByNumber",
-    "eth_getCode",
-    "eth_getFilterChanges",
-    "eth_getFilterLogs",
-    "eth_getLogs",
-    "eth_getProof",
-    "eth_getStorageAt",
-    "eth_getTransactionByBlockHashAndIndex",
-    "eth_getTransactionByBlockNumberAndIndex",
-    "eth_getTransactionByHash",
-    "eth_getTransactionCount",
-    "eth_getTransactionReceipt",
-    "eth_getUncleByBlockHashAndIndex",
-    "eth_getUncleByBlockNumberAndIndex",
-    "eth_getUncleCountByBlockHash",
-    "eth_getUncleCountByBlockNumber",
-    "eth_maxPriorityFeePerGas",
-    "eth_mining",
-    "eth_newBlockFilter",
-    "eth_newFilter",
-    "eth_newPendingTransactionFilter",
-    "eth_protocolVersion",
-    "eth_sendRawTransaction",
-    "eth_syncing",
-    "eth_uninstallFilter",
-    "net_listening",
-    "net_peerCount",
-    "net_version",
-    "web3_clientVersion",
-    "web3_sha3",
-];
-
-/// The label value for a method: itself if known, else `other`.
-pub fn method_label(method: &str) -> &'static str {
-    method_index(method).map_or("other", |i| KNOWN_METHODS[i])
-}
-
-fn method_index(method: &str) -> Option<usize> {
-    KNOWN_METHODS.binary_search(&method).ok()
-}
-
-/// What became of one client call (one batch item counts as one call).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A node answered with a result.
-    Ok,
-    /// A node answered with a JSON-RPC error (e.g. execution reverted): passed through, not the gateway's fault.
-    RpcError,
-    /// The method policy refused it.
-    Denied,
-    /// Not a valid JSON-RPC request.
-    Invalid,
-    /// No upstream was routable.
-    NoUpstream,
-    /// Every attempt failed (connection, 5xx, 429, malformed answer) or the retry budget ran out.
-    UpstreamError,
-    /// The request deadline passed.
-    Timeout,
-}
-
-impl Outcome {
-    const ALL: [Outcome; 7] = [
-        Outcome::Ok,
-        Outcome::RpcError,
-        Outcome::Denied,
-        Outcome::Invalid,
-        Outcome::NoUpstream,
-        Outcome::UpstreamError,
-        Outcome::Timeout,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::RpcError => "rpc_error",
-            Outcome::Denied => "denied",
-            Outcome::Invalid => "invalid",
-            Outcome::NoUpstream => "no_upstream",
-            Outcome::UpstreamError => "upstream_error",
-            Outcome::Timeout => "timeout",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// What became of one upstream attempt; also the retry reasons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptOutcome {
-    /// 2xx with a result.
-    Ok,
-    /// 2xx with a JSON-RPC error.
-    RpcError,
-    /// Could not connect (the request never left).
-    Connect,
-    /// No complete answer within the attempt timeout.
-    Timeout,
-    /// HTTP 5xx.
-    Http5xx,
-    /// HTTP 429 (IoTeX's "busy", often with an empty body).
-    Http429,
-    /// Another non-2xx status without a JSON-RPC body.
-    Http4xx,
-    /// The connection broke while sending or reading.
-    Transport,
-    /// 2xx but not a JSON-RPC response.
-    InvalidResponse,
-}
-
-impl AttemptOutcome {
-    /// Every value, in label order.
-    pub const ALL: [AttemptOutcome; 9] = [
-        AttemptOutcome::Ok,
-        AttemptOutcome::RpcError,
-        AttemptOutcome::Connect,
-        AttemptOutcome::Timeout,
-        AttemptOutcome::Http5xx,
-        AttemptOutcome::Http429,
-        AttemptOutcome::Http4xx,
-        AttemptOutcome::Transport,
-        AttemptOutcome::InvalidResponse,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptOutcome::Ok => "ok",
-            AttemptOutcome::RpcError => "rpc_error",
-            AttemptOutcome::Connect => "connect",
-            AttemptOutcome::Timeout => "timeout",
-            AttemptOutcome::Http5xx => "http_5xx",
-            AttemptOutcome::Http429 => "http_429",
-            AttemptOutcome::Http4xx => "http_4xx",
-            AttemptOutcome::Transport => "transport",
-            AttemptOutcome::InvalidResponse => "invalid_response",
-        }
-    }
-
-    /// Index into [`Self::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// True when the upstream answered as a node should (even with a JSON-RPC error).
-    pub fn is_answer(self) -> bool {
-        matches!(self, AttemptOutcome::Ok | AttemptOutcome::RpcError)
-    }
-}
+use crate::methods::{KNOWN_METHODS, label_index as method_index};
+use crate::outcome::{AttemptOutcome, Outcome};
 
 /// Per-upstream handles, resolved once.
 #[derive(Clone)]
@@ -424,9 +258,6 @@ impl Metrics {
                 &["reason"],
             )?,
         )?;
-        for e in crate::error::AuthError::ALL {
-            auth_rejected.with_label_values(&[e.reason()]);
-        }
         let token_requests = reg(
             &r,
             IntCounterVec::new(
@@ -761,11 +592,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn known_methods_are_sorted_and_unknown_ones_are_other() {
+    fn method_labels_come_from_the_sorted_table() {
         assert!(KNOWN_METHODS.windows(2).all(|w| w[0] < w[1]), "KNOWN_METHODS must stay sorted");
-        assert_eq!(method_label("eth_call"), "eth_call");
-        assert_eq!(method_label("eth_call\u{0}"), "other");
-        assert_eq!(method_label(&"x".repeat(10_000)), "other");
+        assert_eq!(method_index("eth_call").and_then(|i| KNOWN_METHODS.get(i)), Some(&"eth_call"));
+        assert_eq!(method_index(&"x".repeat(10_000)), None);
     }
 
     #[test]

@@ -27,7 +27,8 @@
 
 use super::Upstream;
 use crate::config::UpstreamConfig;
-use crate::metrics::{AttemptOutcome, Metrics};
+use crate::metrics::Metrics;
+use crate::outcome::AttemptOutcome;
 use futures::future::join_all;
 use serde::Serialize;
 use std::sync::Arc;
