@@ -265,13 +265,13 @@ impl Cache {
             .estimated_items_capacity(usize::try_from(max_bytes / 1024).unwrap_or(1 << 16).clamp(16, 1 << 20))
             .shards(shards)
             .build();
-        let evictions = CountEvictions(metrics.cache_evictions.clone());
+        let evictions = CountEvictions(metrics.reuse.evictions.clone());
         let store = match options {
             Ok(o) => QuickCache::with_options(o, ByteWeigher, DefaultHashBuilder::default(), evictions),
             // Only reachable with nonsensical options, which the values above rule out; fall back to defaults.
             Err(_) => QuickCache::with(1024, max_bytes, ByteWeigher, DefaultHashBuilder::default(), evictions),
         };
-        let (bytes, entries) = (metrics.cache_bytes.clone(), metrics.cache_entries.clone());
+        let (bytes, entries) = (metrics.reuse.bytes.clone(), metrics.reuse.entries.clone());
         Cache { store, metrics, bytes, entries }
     }
 
@@ -280,8 +280,8 @@ impl Cache {
         let method = key.method();
         let found = self.store.get(key.as_str());
         match found {
-            Some(_) => self.metrics.cache_hit(method),
-            None => self.metrics.cache_miss(method),
+            Some(_) => self.metrics.reuse.hit(method),
+            None => self.metrics.reuse.miss(method),
         }
         found
     }
@@ -487,11 +487,11 @@ mod tests {
         for n in 0..64 {
             cache.admit(&key(n), &big, Some(100));
         }
-        assert!(m.cache_evictions.get() > 0, "a byte bound evicts");
-        assert!(m.cache_bytes.get() <= 4096, "{}", m.cache_bytes.get());
+        assert!(m.reuse.evictions.get() > 0, "a byte bound evicts");
+        assert!(m.reuse.bytes.get() <= 4096, "{}", m.reuse.bytes.get());
         // A reload can shrink the budget: entries are evicted down to it at once.
         cache.set_max_bytes(1024);
-        assert!(m.cache_bytes.get() <= 1024, "{}", m.cache_bytes.get());
+        assert!(m.reuse.bytes.get() <= 1024, "{}", m.reuse.bytes.get());
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains("iotex_gateway_cache_hits_total{method=\"eth_getBlockByNumber\"} 1"), "{text}");
         assert!(text.contains("iotex_gateway_cache_misses_total{method=\"eth_getBlockByNumber\"} 1"), "{text}");

@@ -115,7 +115,7 @@ pub async fn call(reader: &Reader, req: &Request<'_>, deadline: Instant) -> Resu
     match result {
         Ok(answer) => Ok(answer),
         Err(e) if e.kind == AttemptOutcome::Connect => {
-            reader.metrics().filters_lost.inc();
+            reader.metrics().calls.filters_lost.inc();
             Err(CallError::FilterLost(upstream.name.clone()))
         }
         Err(e) => Err(CallError::Upstream(e)),
@@ -127,12 +127,12 @@ fn creator(reader: &Reader, tag: u64) -> Result<Arc<Upstream>, CallError> {
     let view = reader.snapshot();
     let member = view.members.iter().enumerate().find(|(_, u)| self::tag(u) == tag);
     let Some((pos, upstream)) = member else {
-        reader.metrics().filters_lost.inc();
+        reader.metrics().calls.filters_lost.inc();
         return Err(CallError::FilterLost(format!("route tag {tag:016x}")));
     };
     // A node whose last probe failed has most likely lost its memory; a busy or lagging one has not.
     if view.upstreams.get(pos).is_some_and(|s| s.state == State::Down) {
-        reader.metrics().filters_lost.inc();
+        reader.metrics().calls.filters_lost.inc();
         return Err(CallError::FilterLost(upstream.name.clone()));
     }
     Ok(Arc::clone(upstream))

@@ -126,10 +126,10 @@ impl Reader {
             // A busy node (429) shed the call before doing any work: moving it elsewhere at once is what
             // IoTeX asks for, and costs the cluster nothing, so it does not spend retry budget.
             if err.kind != AttemptOutcome::Http429 && !self.budget.load().withdraw() {
-                self.metrics.retry_budget_exhausted.inc();
+                self.metrics.calls.retry_budget_exhausted.inc();
                 return Err(CallError::Upstream(err));
             }
-            self.metrics.retry(err.kind);
+            self.metrics.calls.retry(err.kind);
             last = Some(err);
         }
     }

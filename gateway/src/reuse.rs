@@ -132,7 +132,7 @@ impl ReadReuse {
             })
             .await;
         if role == Role::Joined {
-            self.metrics.coalesced(method);
+            self.metrics.reuse.coalesced(method);
         }
         match (out, role) {
             (None, _) => Err(CallError::Deadline),

@@ -73,11 +73,11 @@ where
         let this = self.clone();
         Box::pin(async move {
             if req.method() != Method::POST {
-                this.metrics.body_rejected.with_label_values(&["method"]).inc();
+                this.metrics.http.body_rejected.with_label_values(&["method"]).inc();
                 return Ok(HttpRefusal::NotPost.response());
             }
             let too_large = || {
-                this.metrics.body_rejected.with_label_values(&["too_large"]).inc();
+                this.metrics.http.body_rejected.with_label_values(&["too_large"]).inc();
                 Ok(HttpRefusal::TooLarge { max: this.max_body }.response())
             };
             // Refuse on the declared length before reading a byte.
@@ -93,7 +93,7 @@ where
                 Ok(b) => b.to_bytes(),
                 Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(),
                 Err(e) => {
-                    this.metrics.body_rejected.with_label_values(&["read"]).inc();
+                    this.metrics.http.body_rejected.with_label_values(&["read"]).inc();
                     tracing::debug!(error = %e, "client body broke off");
                     return Ok(HttpRefusal::Unreadable.response());
                 }

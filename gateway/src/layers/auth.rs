@@ -96,7 +96,7 @@ pub struct Auth {
 impl Auth {
     /// Auth state for `cfg` (None: tokens off). Reads the revocation list, failing if it cannot be used.
     pub fn new(cfg: Option<&TokenConfig>, metrics: Arc<Metrics>) -> Result<Arc<Auth>, RevocationError> {
-        let rejected = AuthError::ALL.iter().map(|e| metrics.auth_rejected.with_label_values(&[e.reason()])).collect();
+        let rejected = AuthError::ALL.iter().map(|e| metrics.auth.rejected.with_label_values(&[e.reason()])).collect();
         let auth = Auth {
             settings: ArcSwap::from_pointee(Settings {
                 keys: Vec::new(),
@@ -141,8 +141,8 @@ impl Auth {
                         per_second: t.per_second,
                         burst: t.burst,
                         limiter: RateLimiter::keyed(Quota::per_second(t.per_second).allow_burst(t.burst)),
-                        requests: self.metrics.token_requests.with_label_values(&[&t.name]),
-                        limited: self.metrics.token_rate_limited.with_label_values(&[&t.name]),
+                        requests: self.metrics.auth.token_requests.with_label_values(&[&t.name]),
+                        limited: self.metrics.auth.token_rate_limited.with_label_values(&[&t.name]),
                     }),
                 };
                 (t.name.clone(), tier)
@@ -156,7 +156,7 @@ impl Auth {
             revocation_reload: cfg.map_or(Duration::from_secs(5), |c| c.revocation_reload),
         }));
         if let Some((last, ids)) = new_list {
-            self.metrics.revoked_tokens.set(i64::try_from(ids.len()).unwrap_or(i64::MAX));
+            self.metrics.auth.revoked_tokens.set(i64::try_from(ids.len()).unwrap_or(i64::MAX));
             self.revoked.store(Arc::new(ids));
             reload.last = last;
             reload.last_error = None;
@@ -185,8 +185,8 @@ impl Auth {
         }
         match read.and_then(|bytes| token::parse_revocation_bytes(&path, &bytes).map(|ids| (bytes, ids))) {
             Ok((bytes, ids)) => {
-                self.metrics.revocation_reloads.with_label_values(&["ok"]).inc();
-                self.metrics.revoked_tokens.set(i64::try_from(ids.len()).unwrap_or(i64::MAX));
+                self.metrics.auth.revocation_reloads.with_label_values(&["ok"]).inc();
+                self.metrics.auth.revoked_tokens.set(i64::try_from(ids.len()).unwrap_or(i64::MAX));
                 tracing::info!(path = %path.display(), revoked = ids.len(), "revocation list reloaded");
                 self.revoked.store(Arc::new(ids));
                 st.last = Some((path, bytes));
@@ -194,7 +194,7 @@ impl Auth {
                 true
             }
             Err(e) => {
-                self.metrics.revocation_reloads.with_label_values(&["error"]).inc();
+                self.metrics.auth.revocation_reloads.with_label_values(&["error"]).inc();
                 let msg = e.to_string();
                 if st.last_error.as_deref() != Some(msg.as_str()) {
                     tracing::warn!(error = %msg, "revocation list not reloaded; the previous list stays in force");
@@ -435,15 +435,15 @@ mod tests {
         std::fs::write(&list, "other\nleaked-1   # leaked in a paste\n").unwrap();
         assert!(auth.reload_revocations());
         assert_eq!(auth.admit(Some(&t), 0).unwrap_err(), Refusal::Auth(AuthError::Revoked));
-        assert_eq!(m.revoked_tokens.get(), 2);
+        assert_eq!(m.auth.revoked_tokens.get(), 2);
         // Invalid content: previous list stays, error counted.
         std::fs::write(&list, "has space\n").unwrap();
         assert!(!auth.reload_revocations());
         std::fs::remove_file(&list).unwrap();
         assert!(!auth.reload_revocations());
         assert_eq!(auth.admit(Some(&t), 0).unwrap_err(), Refusal::Auth(AuthError::Revoked));
-        assert_eq!(m.revocation_reloads.with_label_values(&["error"]).get(), 2);
-        assert_eq!(m.revocation_reloads.with_label_values(&["ok"]).get(), 1);
+        assert_eq!(m.auth.revocation_reloads.with_label_values(&["error"]).get(), 2);
+        assert_eq!(m.auth.revocation_reloads.with_label_values(&["ok"]).get(), 1);
         // A new path that cannot be read is refused and changes nothing.
         assert!(auth.reconfigure(Some(&cfg(&[&k], false, Some(dir.path().join("nope"))))).is_err());
         assert_eq!(auth.admit(Some(&t), 0).unwrap_err(), Refusal::Auth(AuthError::Revoked));

@@ -176,7 +176,7 @@ where
         if let Some(peer) = peer {
             let ip = self.limiter.client_ip(peer, req.headers());
             if let Err(wait) = self.limiter.check(ip) {
-                self.limiter.metrics.rate_limited.inc();
+                self.limiter.metrics.http.rate_limited.inc();
                 return Box::pin(async move { Ok(HttpRefusal::RateLimited(wait).response()) });
             }
         }

@@ -47,7 +47,7 @@ impl Proxy {
         }
         let chunks = reads.len().div_ceil(cap).max(1);
         if chunks > 1 {
-            self.metrics.batch_splits.inc();
+            self.metrics.calls.batch_splits.inc();
         }
         // Even sizes: 150 items with a cap of 100 go as 75 + 75 to two nodes, not 100 + 50.
         let per_chunk = reads.len().div_ceil(chunks).max(1);
@@ -81,7 +81,7 @@ impl Proxy {
                 Ok(req) => req,
                 Err(e) => {
                     let err = CallError::Invalid(e.error);
-                    self.metrics.observe_call("other", err.outcome(), 0.0);
+                    self.metrics.calls.observe("other", err.outcome(), 0.0);
                     out.slots[i] = Some(ItemReply { body: err.body(e.id), error: Some(err) });
                     continue;
                 }
@@ -100,7 +100,7 @@ impl Proxy {
             }
             match self.reuse.as_ref().and_then(|r| r.cached(&req)) {
                 Some(body) => {
-                    self.metrics.observe_call(m, Outcome::Ok, started.elapsed().as_secs_f64());
+                    self.metrics.calls.observe(m, Outcome::Ok, started.elapsed().as_secs_f64());
                     out.slots[i] = Some(ItemReply { body, error: None });
                 }
                 None => out.reads.push((i, req)),
@@ -141,7 +141,7 @@ impl Proxy {
                 let reply = match (answer, &result) {
                     (Some((body, rpc_error)), _) => {
                         let outcome = if rpc_error { Outcome::RpcError } else { Outcome::Ok };
-                        self.metrics.observe_call(method, outcome, elapsed);
+                        self.metrics.calls.observe(method, outcome, elapsed);
                         if !rpc_error && let Some(reuse) = &self.reuse {
                             reuse.offer(req, Answer { body: body.clone(), error: None });
                         }
@@ -150,7 +150,7 @@ impl Proxy {
                     // The node refused the whole batch with one error object: each item carries it.
                     (None, Ok((_, a))) if a.error.is_some() => {
                         let (code, message) = a.error.clone().unwrap_or_default();
-                        self.metrics.observe_call(method, Outcome::RpcError, elapsed);
+                        self.metrics.calls.observe(method, Outcome::RpcError, elapsed);
                         ItemReply { body: error::node_error_body(req.id, code, &message), error: None }
                     }
                     (None, Ok(_)) => self.item_error(req, CallError::MissingBatchAnswer, elapsed),
@@ -162,7 +162,7 @@ impl Proxy {
     }
 
     fn item_error(&self, req: &Request<'_>, e: CallError, elapsed: f64) -> ItemReply {
-        self.metrics.observe_call(req.method.as_ref(), e.outcome(), elapsed);
+        self.metrics.calls.observe(req.method.as_ref(), e.outcome(), elapsed);
         ItemReply { body: e.body(req.id), error: Some(e) }
     }
 }

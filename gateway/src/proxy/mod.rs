@@ -170,7 +170,7 @@ impl Proxy {
     }
 
     fn whole_error(&self, e: CallError, id: Option<&RawValue>, started: Instant) -> Reply {
-        self.metrics.observe_call("other", e.outcome(), started.elapsed().as_secs_f64());
+        self.metrics.calls.observe("other", e.outcome(), started.elapsed().as_secs_f64());
         Reply { status: e.status(), body: Some(e.body(id)) }
     }
 
@@ -190,11 +190,11 @@ impl Proxy {
         match result {
             Ok(answer) => {
                 let outcome = if answer.error.is_some() { Outcome::RpcError } else { Outcome::Ok };
-                self.metrics.observe_call(method, outcome, elapsed);
+                self.metrics.calls.observe(method, outcome, elapsed);
                 ItemReply { body: answer.body, error: None }
             }
             Err(e) => {
-                self.metrics.observe_call(method, e.outcome(), elapsed);
+                self.metrics.calls.observe(method, e.outcome(), elapsed);
                 if !matches!(e, CallError::MethodNotAllowed(_)) {
                     tracing::debug!(method = crate::methods::label(method), error = %e, "call failed in the gateway");
                 }
@@ -238,12 +238,12 @@ impl Proxy {
     /// error answers the whole call; chunks not yet sent are not sent.
     async fn split_logs(&self, req: &Request<'_>, split: &logs::Split, deadline: Instant) -> Result<Answer, CallError> {
         use futures::{StreamExt, TryStreamExt};
-        self.metrics.logs_splits.inc();
+        self.metrics.calls.logs_splits.inc();
         let parallel = self.reader.snapshot().routable.len().max(1);
         let chunk_id = RawValue::from_string("1".to_owned()).map_err(|e| CallError::Parse(e.to_string()))?;
         let chunk_id = &chunk_id;
         let chunk = |range: (u64, u64)| async move {
-            self.metrics.logs_split_chunks.inc();
+            self.metrics.calls.logs_split_chunks.inc();
             let params = RawValue::from_string(split.params(range))
                 .map_err(|e| ChunkStop::Failed(CallError::Parse(e.to_string())))?;
             // A number: IoTeX refuses a null id ("invalid id type").

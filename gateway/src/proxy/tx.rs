@@ -32,7 +32,7 @@ pub async fn send(
         match reader.attempt(&body, false, &tried, &mut last, deadline).await? {
             (_, Ok(answer)) => return Ok(known_as_success(req, answer)),
             (upstream, Err(e)) if e.never_sent() => {
-                reader.metrics().retry(e.kind);
+                reader.metrics().calls.retry(e.kind);
                 tried.push(upstream.id);
                 last = Some(e);
             }

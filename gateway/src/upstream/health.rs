@@ -152,7 +152,8 @@ pub struct UpstreamFactory {
 impl UpstreamFactory {
     /// A new upstream with a fresh id.
     pub fn build(&self, cfg: &UpstreamConfig) -> Result<Arc<Upstream>, super::UpstreamUriError> {
-        Upstream::new(cfg, self.max_in_flight, self.serving_threads, self.metrics.upstream(&cfg.name)).map(Arc::new)
+        Upstream::new(cfg, self.max_in_flight, self.serving_threads, self.metrics.nodes.upstream(&cfg.name))
+            .map(Arc::new)
     }
 }
 
@@ -459,7 +460,7 @@ impl Supervisor {
                     let Some(i) = self.members.iter().position(|u| u.id == id) else { continue };
                     if self.state.passive(i, p, Instant::now()) {
                         if let Passive::Failure(..) = p && let Some(u) = self.members.get(i) {
-                            self.factory.metrics.ejected(&u.name);
+                            self.factory.metrics.nodes.ejected(&u.name);
                         }
                         self.publish();
                     }
@@ -512,7 +513,7 @@ impl Supervisor {
                 tracing::info!(upstream = %old.name, url = %old.display_url, "upstream removed");
                 // A name that is still present (its URL changed) keeps its series.
                 if !members.iter().any(|m| m.name == old.name) {
-                    self.factory.metrics.forget_upstream(&old.name);
+                    self.factory.metrics.nodes.forget(&old.name);
                 }
             }
         }
@@ -525,9 +526,9 @@ impl Supervisor {
         let view = self.state.view(self.members.clone());
         let metrics = &self.factory.metrics;
         if let Some(b) = view.best_head {
-            metrics.best_head.set(i64::try_from(b).unwrap_or(i64::MAX));
+            metrics.nodes.best_head.set(i64::try_from(b).unwrap_or(i64::MAX));
         }
-        metrics.upstreams.set(i64::try_from(view.members.len()).unwrap_or(i64::MAX));
+        metrics.nodes.upstreams.set(i64::try_from(view.members.len()).unwrap_or(i64::MAX));
         for ((u, s), prev) in view.members.iter().zip(&view.upstreams).zip(self.last.iter_mut()) {
             u.metrics.up.set(i64::from(s.state == State::Up));
             if let Some(h) = s.head {

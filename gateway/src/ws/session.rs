@@ -234,7 +234,7 @@ impl Conn {
         match self.ws.limiter.check(ip) {
             Ok(()) => true,
             Err(wait) => {
-                self.ws.metrics.rate_limited.inc();
+                self.ws.metrics.http.rate_limited.inc();
                 self.out.text(WsRefusal::RateLimited(wait).body(id));
                 false
             }
