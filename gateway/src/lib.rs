@@ -137,9 +137,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<ShutdownReport, GatewayError> {
     let metrics = Arc::new(Metrics::new()?);
-    let serving_threads = cfg
-        .worker_threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+    let serving_threads = cfg.worker_threads.unwrap_or_else(available_cores);
     let factory = UpstreamFactory {
         max_in_flight: cfg.max_in_flight_per_upstream,
         serving_threads,
@@ -158,28 +156,7 @@ pub async fn run(
     let auth = Auth::new(cfg.tokens.as_ref(), Arc::clone(&metrics))?;
     let auth_maintenance = auth.spawn_maintenance();
     let stop_ws = CancellationToken::new();
-    let hub = ws::hub::Hub::new(
-        ws::source::Source::new(health.view.clone()),
-        Arc::clone(&proxy),
-        Arc::clone(&metrics),
-        cfg.ws.upstream_silence,
-        cfg.ws.send_queue,
-        stop_ws.clone(),
-    );
-    let ws = ws::Ws::new(
-        Arc::clone(&proxy),
-        hub,
-        Arc::clone(&limiter),
-        Arc::clone(&auth),
-        ws::WsSettings {
-            max_message: cfg.max_body_bytes,
-            max_subscriptions: cfg.ws.max_subscriptions,
-            send_queue: cfg.ws.send_queue,
-            max_batch: cfg.max_batch_size,
-        },
-        Arc::clone(&metrics),
-        stop_ws.clone(),
-    );
+    let ws = websocket(&cfg, &proxy, &limiter, &auth, health.view.clone(), &metrics, &stop_ws);
     let rpc_service = stack::build(
         Arc::clone(&proxy),
         Arc::clone(&auth),
@@ -205,32 +182,12 @@ pub async fn run(
             metrics: Arc::clone(&metrics),
         },
     );
-
-    let rpc_addr = listeners.rpc.local_addr().ok();
-    let admin_addr = listeners.admin.local_addr().ok();
-    tracing::info!(listen = ?rpc_addr, admin = ?admin_addr, upstreams = upstreams.len(), serving_threads,
-        names = ?upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
-        dns = ?cfg.discovery.as_ref().map(|d| &d.names), "iotex-gateway serving");
-
+    log_start(&cfg, &listeners, &upstreams, serving_threads);
     let stop_rpc = CancellationToken::new();
     let stop_admin = CancellationToken::new();
     let grace = cfg.shutdown_grace;
-    // Serving thread `i` uses upstream client pool `i + 1` (pool 0 belongs to the control runtime's probes).
-    let shards = server::Shards::start(serving_threads, rpc_service.clone(), |i| upstream::use_pool(i + 1))
-        .map_err(GatewayError::Threads)?;
-    let rpc_task = tokio::spawn({
-        let stop = stop_rpc.clone();
-        async move {
-            let report = server::serve(listeners.rpc, rpc_service, Some(&shards), stop, grace, "rpc").await;
-            // WebSocket sessions live on the serving threads: let them send their close frames first.
-            ws.drained(grace.min(Duration::from_secs(3))).await;
-            shards.stop().await;
-            report
-        }
-    });
-    let admin_task =
-        tokio::spawn(server::serve(listeners.admin, admin, None, stop_admin.clone(), Duration::from_secs(1), "admin"));
-
+    let (rpc_task, admin_task) =
+        serve(listeners, rpc_service, admin, ws, serving_threads, grace, (&stop_rpc, &stop_admin))?;
     shutdown.await;
     draining.store(true, Ordering::Relaxed);
     metrics.draining.set(1);
@@ -249,4 +206,83 @@ pub async fn run(
     auth_maintenance.abort();
     tracing::info!(connections = rpc_report.connections, cut = rpc_report.cut, "iotex-gateway stopped");
     Ok(ShutdownReport { connections: rpc_report.connections, cut: rpc_report.cut })
+}
+
+/// One serving thread per core when `worker-threads` is not set.
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+fn log_start(cfg: &Config, listeners: &Listeners, upstreams: &[Arc<upstream::Upstream>], serving_threads: usize) {
+    let rpc_addr = listeners.rpc.local_addr().ok();
+    let admin_addr = listeners.admin.local_addr().ok();
+    tracing::info!(listen = ?rpc_addr, admin = ?admin_addr, upstreams = upstreams.len(), serving_threads,
+        names = ?upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
+        dns = ?cfg.discovery.as_ref().map(|d| &d.names), "iotex-gateway serving");
+}
+
+/// The WebSocket side of the JSON-RPC listener: the subscription hub and the session settings.
+fn websocket(
+    cfg: &Config,
+    proxy: &Arc<Proxy>,
+    limiter: &Arc<Limiter>,
+    auth: &Arc<Auth>,
+    view: tokio::sync::watch::Receiver<Arc<health::ClusterView>>,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+) -> Arc<ws::Ws> {
+    let hub = ws::hub::Hub::new(
+        ws::source::Source::new(view),
+        Arc::clone(proxy),
+        Arc::clone(metrics),
+        cfg.ws.upstream_silence,
+        cfg.ws.send_queue,
+        stop.clone(),
+    );
+    let settings = ws::WsSettings {
+        max_message: cfg.max_body_bytes,
+        max_subscriptions: cfg.ws.max_subscriptions,
+        send_queue: cfg.ws.send_queue,
+        max_batch: cfg.max_batch_size,
+    };
+    ws::Ws::new(
+        Arc::clone(proxy),
+        hub,
+        Arc::clone(limiter),
+        Arc::clone(auth),
+        settings,
+        Arc::clone(metrics),
+        stop.clone(),
+    )
+}
+
+type ServeTask = tokio::task::JoinHandle<server::ServeReport>;
+
+/// Starts serving both listeners: JSON-RPC on `threads` serving threads, admin on the control runtime.
+/// Each task drains its listener for `grace` once its stop token (rpc, admin) is cancelled.
+fn serve(
+    listeners: Listeners,
+    rpc_service: impl server::HttpService,
+    admin: admin::Admin,
+    ws: Arc<ws::Ws>,
+    threads: usize,
+    grace: Duration,
+    (stop_rpc, stop_admin): (&CancellationToken, &CancellationToken),
+) -> Result<(ServeTask, ServeTask), GatewayError> {
+    // Serving thread `i` uses upstream client pool `i + 1` (pool 0 belongs to the control runtime's probes).
+    let shards = server::Shards::start(threads, rpc_service.clone(), |i| upstream::use_pool(i + 1))
+        .map_err(GatewayError::Threads)?;
+    let rpc_task = tokio::spawn({
+        let stop = stop_rpc.clone();
+        async move {
+            let report = server::serve(listeners.rpc, rpc_service, Some(&shards), stop, grace, "rpc").await;
+            // WebSocket sessions live on the serving threads: let them send their close frames first.
+            ws.drained(grace.min(Duration::from_secs(3))).await;
+            shards.stop().await;
+            report
+        }
+    });
+    let admin_task =
+        tokio::spawn(server::serve(listeners.admin, admin, None, stop_admin.clone(), Duration::from_secs(1), "admin"));
+    Ok((rpc_task, admin_task))
 }
