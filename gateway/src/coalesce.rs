@@ -7,7 +7,7 @@
 //! each still waits only until its own deadline. The key leaves the table when the work finishes, so the next
 //! call after that makes a fresh upstream call: nothing here is a cache.
 //!
-//! Only methods the [`crate::methods`] table marks as side-effect-free reads ([`may_coalesce`]) are ever
+//! Only methods the [`crate::methods`] table marks as side-effect-free reads ([`crate::methods::may_coalesce`]) are ever
 //! coalesced; transaction submission, filter calls (which consume or create state in one node) and unknown
 //! methods never are.
 

@@ -8,7 +8,7 @@
 //! - [`layers`]: HTTP middleware ([`layers::auth`], [`layers::rate_limit`]).
 //! - [`token`]: the access-token format (sign, verify, key files); [`token_cmd`]: `iotex-gateway token …`.
 //! - [`ws`]: JSON-RPC over WebSocket and `eth_subscribe` fan-out with upstream failover.
-//! - [`proxy`]: JSON-RPC parsing, method policy and routing by method class; batches ([`proxy`]`::batch`),
+//! - [`proxy`]: JSON-RPC parsing, method policy and routing by method class; batches (`proxy::batch`),
 //!   transaction send and broadcast (`proxy::tx`).
 //! - [`methods`]: the one table of what the gateway knows per method (label, class, cacheability,
 //!   coalescing, default deny).

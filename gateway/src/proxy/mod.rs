@@ -1,7 +1,7 @@
 //! The JSON-RPC tier: parse a body, apply the method policy, route each call, and assemble the answer.
 //!
 //! Layout, along the dispatch in [`Proxy::handle`]: this file parses, applies the policy and routes one call
-//! by its [`methods::Class`]; [`batch`] answers a batch (plain reads as sub-batches to one node); [`tx`]
+//! by its [`methods::Class`]; `batch` answers a batch (plain reads as sub-batches to one node); `tx`
 //! sends transactions; reads go through [`crate::reuse`] (cache, coalescing) to [`crate::retry`] (retries
 //! and budget); filter calls to [`crate::filters`]; wide `eth_getLogs` ranges are split here (`logs.rs` plans
 //! and merges).
