@@ -2,7 +2,8 @@
 //!
 //! IoTeX finality is instant (no reorgs: `safe` and `finalized` are the tip), so a result about a block at or
 //! below the head of *every* routable node is final, and so is anything looked up by a hash once it is
-//! non-null. [`cacheability`] is the one rule, a pure function with a unit test per case:
+//! non-null. [`cacheability`] is the one rule, a pure function with a unit test per case; which methods take
+//! which row is said once, in [`crate::methods`]:
 //!
 //! | calls | cached when | why it is sound |
 //! |---|---|---|
@@ -25,6 +26,7 @@
 //! ([`iotex_shared::jsonrpc::result_response`]). Storage is `quick_cache` (sharded S3-FIFO) with a weigher
 //! counting key + value bytes against `cache-max-bytes`.
 
+use crate::methods::{self, Cache as Rule};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use prometheus::{IntCounter, IntGauge};
@@ -123,12 +125,9 @@ fn is_hash(v: &Value) -> bool {
     v.as_str().is_some_and(is_hash_str)
 }
 
+/// A block number: a hex quantity (no `"0x"`-as-zero: a request saying `"0x"` names no block).
 fn quantity(s: &str) -> Option<u64> {
-    let hex = s.strip_prefix("0x")?;
-    if hex.is_empty() || hex.len() > 16 {
-        return None;
-    }
-    u64::from_str_radix(hex, 16).ok()
+    iotex_shared::hex::quantity(s).ok()
 }
 
 fn block_ref(v: Option<&Value>) -> BlockRef {
@@ -160,61 +159,26 @@ fn at(block: BlockRef, safe_head: u64) -> Cacheability {
 
 /// Methods [`cacheability`] can ever say yes to (checked before a key is built).
 pub fn may_cache(method: &str) -> bool {
-    matches!(
-        method,
-        "eth_chainId"
-            | "net_version"
-            | "eth_getTransactionByHash"
-            | "eth_getTransactionReceipt"
-            | "eth_getBlockByHash"
-            | "eth_getBlockTransactionCountByHash"
-            | "eth_getTransactionByBlockHashAndIndex"
-            | "eth_getUncleCountByBlockHash"
-            | "eth_getUncleByBlockHashAndIndex"
-            | "eth_getBlockByNumber"
-            | "eth_getBlockTransactionCountByNumber"
-            | "eth_getTransactionByBlockNumberAndIndex"
-            | "eth_getUncleCountByBlockNumber"
-            | "eth_getUncleByBlockNumberAndIndex"
-            | "eth_getBlockReceipts"
-            | "eth_getBalance"
-            | "eth_getCode"
-            | "eth_getTransactionCount"
-            | "eth_getStorageAt"
-            | "eth_call"
-            | "eth_getProof"
-            | "eth_getLogs"
-    )
+    methods::cache_rule(method) != Rule::Never
 }
 
 /// The caching rule (see the module doc). `safe_head` is the lowest routable head; `None` caches nothing.
+/// Which argument names the block, per method, is in the [`methods`] table.
 pub fn cacheability(method: &str, params: &Value, safe_head: Option<u64>) -> Cacheability {
     let Some(safe) = safe_head else { return Cacheability::No("no routable upstream") };
     let arg = |i: usize| params.as_array().and_then(|a| a.get(i));
     let by_hash =
         |i: usize| if arg(i).is_some_and(is_hash) { Cacheability::NonNull } else { Cacheability::No("not a hash") };
-    match method {
-        "eth_chainId" | "net_version" => Cacheability::NonNull,
-        "eth_getTransactionByHash" => match by_hash(0) {
+    match methods::cache_rule(method) {
+        Rule::Always => Cacheability::NonNull,
+        Rule::MinedByHash => match by_hash(0) {
             Cacheability::NonNull => Cacheability::Mined,
             no => no,
         },
-        "eth_getTransactionReceipt"
-        | "eth_getBlockByHash"
-        | "eth_getBlockTransactionCountByHash"
-        | "eth_getTransactionByBlockHashAndIndex"
-        | "eth_getUncleCountByBlockHash"
-        | "eth_getUncleByBlockHashAndIndex" => by_hash(0),
-        "eth_getBlockByNumber"
-        | "eth_getBlockTransactionCountByNumber"
-        | "eth_getTransactionByBlockNumberAndIndex"
-        | "eth_getUncleCountByBlockNumber"
-        | "eth_getUncleByBlockNumberAndIndex"
-        | "eth_getBlockReceipts" => at(block_ref(arg(0)), safe),
-        "eth_getBalance" | "eth_getCode" | "eth_getTransactionCount" | "eth_call" => at(block_ref(arg(1)), safe),
-        "eth_getStorageAt" | "eth_getProof" => at(block_ref(arg(2)), safe),
-        "eth_getLogs" => logs(arg(0), safe),
-        _ => Cacheability::No("method results can change"),
+        Rule::ByHash => by_hash(0),
+        Rule::AtBlock(i) => at(block_ref(arg(i)), safe),
+        Rule::Logs => logs(arg(0), safe),
+        Rule::Never => Cacheability::No("method results can change"),
     }
 }
 
@@ -301,13 +265,13 @@ impl Cache {
             .estimated_items_capacity(usize::try_from(max_bytes / 1024).unwrap_or(1 << 16).clamp(16, 1 << 20))
             .shards(shards)
             .build();
-        let evictions = CountEvictions(metrics.cache_evictions.clone());
+        let evictions = CountEvictions(metrics.reuse.evictions.clone());
         let store = match options {
             Ok(o) => QuickCache::with_options(o, ByteWeigher, DefaultHashBuilder::default(), evictions),
             // Only reachable with nonsensical options, which the values above rule out; fall back to defaults.
             Err(_) => QuickCache::with(1024, max_bytes, ByteWeigher, DefaultHashBuilder::default(), evictions),
         };
-        let (bytes, entries) = (metrics.cache_bytes.clone(), metrics.cache_entries.clone());
+        let (bytes, entries) = (metrics.reuse.bytes.clone(), metrics.reuse.entries.clone());
         Cache { store, metrics, bytes, entries }
     }
 
@@ -316,8 +280,8 @@ impl Cache {
         let method = key.method();
         let found = self.store.get(key.as_str());
         match found {
-            Some(_) => self.metrics.cache_hit(method),
-            None => self.metrics.cache_miss(method),
+            Some(_) => self.metrics.reuse.hit(method),
+            None => self.metrics.reuse.miss(method),
         }
         found
     }
@@ -344,192 +308,5 @@ impl Cache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    const H: &str = "0x88df016429689c079f3b2f6ad39fa052532c56795b733da78a91ebe6a713944b";
-
-    fn rule(method: &str, params: Value, safe: Option<u64>) -> Cacheability {
-        cacheability(method, &params, safe)
-    }
-
-    fn yes(c: Cacheability) -> bool {
-        !matches!(c, Cacheability::No(_))
-    }
-
-    #[test]
-    fn constants_are_always_cacheable_but_not_without_a_routable_node() {
-        assert_eq!(rule("eth_chainId", json!([]), Some(0)), Cacheability::NonNull);
-        assert_eq!(rule("net_version", json!([]), Some(5)), Cacheability::NonNull);
-        assert!(!yes(rule("eth_chainId", json!([]), None)));
-    }
-
-    #[test]
-    fn by_hash_lookups_need_a_hash_and_a_non_null_answer() {
-        for m in [
-            "eth_getTransactionReceipt",
-            "eth_getBlockByHash",
-            "eth_getBlockTransactionCountByHash",
-            "eth_getTransactionByBlockHashAndIndex",
-            "eth_getUncleCountByBlockHash",
-            "eth_getUncleByBlockHashAndIndex",
-        ] {
-            assert_eq!(rule(m, json!([H, false]), Some(1)), Cacheability::NonNull, "{m}");
-            assert!(!yes(rule(m, json!(["0x12", false]), Some(1))), "{m} with a non-hash");
-            assert!(!yes(rule(m, json!([]), Some(1))), "{m} without params");
-            assert!(may_cache(m));
-        }
-        assert!(!admissible(Cacheability::NonNull, "null"));
-        assert!(!admissible(Cacheability::NonNull, " null "));
-        assert!(admissible(Cacheability::NonNull, "{\"status\":\"0x1\"}"));
-    }
-
-    #[test]
-    fn a_transaction_by_hash_is_cached_only_once_mined() {
-        assert_eq!(rule("eth_getTransactionByHash", json!([H]), Some(1)), Cacheability::Mined);
-        assert!(!admissible(Cacheability::Mined, r#"{"hash":"0x1","blockNumber":null}"#));
-        assert!(!admissible(Cacheability::Mined, r#"{"hash":"0x1"}"#));
-        assert!(!admissible(Cacheability::Mined, "null"));
-        assert!(admissible(Cacheability::Mined, r#"{"hash":"0x1","blockNumber":"0x5"}"#));
-    }
-
-    #[test]
-    fn by_number_lookups_at_or_below_the_safe_head_only() {
-        for m in [
-            "eth_getBlockByNumber",
-            "eth_getBlockTransactionCountByNumber",
-            "eth_getTransactionByBlockNumberAndIndex",
-            "eth_getUncleCountByBlockNumber",
-            "eth_getUncleByBlockNumberAndIndex",
-            "eth_getBlockReceipts",
-        ] {
-            assert_eq!(rule(m, json!(["0xa", false]), Some(10)), Cacheability::NonNull, "{m} at the safe head");
-            assert_eq!(rule(m, json!(["0x1", false]), Some(10)), Cacheability::NonNull, "{m} below");
-            assert!(!yes(rule(m, json!(["0xb", false]), Some(10))), "{m} above the safe head");
-            assert_eq!(rule(m, json!(["earliest"]), Some(10)), Cacheability::NonNull, "{m} earliest");
-            for tag in ["latest", "pending", "safe", "finalized", "0x", "0xzz", "12"] {
-                assert!(!yes(rule(m, json!([tag, false]), Some(10))), "{m} {tag}");
-            }
-            assert!(!yes(rule(m, json!([]), Some(10))), "{m} without a block");
-            assert!(!yes(rule(m, json!(["0x1"]), None)), "{m} with nothing routable");
-        }
-        assert_eq!(rule("eth_getBlockReceipts", json!([H]), Some(0)), Cacheability::NonNull, "receipts by hash");
-    }
-
-    #[test]
-    fn state_reads_at_an_explicit_block() {
-        let a = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
-        for (m, base) in [
-            ("eth_getBalance", json!([a])),
-            ("eth_getCode", json!([a])),
-            ("eth_getTransactionCount", json!([a])),
-            ("eth_call", json!([{"to": a, "data": "0x"}])),
-            ("eth_getStorageAt", json!([a, "0x0"])),
-            ("eth_getProof", json!([a, []])),
-        ] {
-            let with = |b: Value| {
-                let mut p = base.as_array().cloned().unwrap_or_default();
-                p.push(b);
-                Value::Array(p)
-            };
-            assert!(!yes(rule(m, base.clone(), Some(10))), "{m} without a block means latest");
-            assert_eq!(rule(m, with(json!("0x5")), Some(10)), Cacheability::NonNull, "{m} at 5");
-            assert!(!yes(rule(m, with(json!("0x50")), Some(10))), "{m} above");
-            for tag in ["latest", "pending", "safe", "finalized"] {
-                assert!(!yes(rule(m, with(json!(tag)), Some(10))), "{m} {tag}");
-            }
-            assert_eq!(rule(m, with(json!({"blockHash": H})), Some(10)), Cacheability::NonNull, "{m} EIP-1898 hash");
-            assert_eq!(rule(m, with(json!({"blockNumber": "0x3"})), Some(10)), Cacheability::NonNull, "{m} 1898 num");
-            assert!(!yes(rule(m, with(json!({"blockNumber": "latest"})), Some(10))), "{m} 1898 latest");
-            assert_eq!(rule(m, with(json!(H)), Some(10)), Cacheability::NonNull, "{m} at a block hash");
-        }
-    }
-
-    #[test]
-    fn logs_need_a_closed_final_range_or_a_block_hash() {
-        let r = |f: Value, safe| rule("eth_getLogs", json!([f]), Some(safe));
-        assert_eq!(r(json!({"fromBlock": "0x1", "toBlock": "0x5"}), 5), Cacheability::NonNull);
-        assert_eq!(r(json!({"fromBlock": "earliest", "toBlock": "0x5", "address": "0xab"}), 9), Cacheability::NonNull);
-        assert!(!yes(r(json!({"fromBlock": "0x1", "toBlock": "0x6"}), 5)), "above the safe head");
-        assert!(!yes(r(json!({"fromBlock": "0x1", "toBlock": "latest"}), 5)));
-        assert!(!yes(r(json!({"fromBlock": "0x1"}), 5)), "open range means latest");
-        assert!(!yes(r(json!({"toBlock": "0x1"}), 5)), "no fromBlock means latest");
-        assert!(!yes(r(json!({"fromBlock": "0x4", "toBlock": "0x1"}), 5)), "inverted range");
-        assert!(!yes(r(json!({"fromBlock": "pending", "toBlock": "pending"}), 5)));
-        assert_eq!(r(json!({"blockHash": H}), 0), Cacheability::NonEmpty);
-        assert!(!yes(rule("eth_getLogs", json!([]), Some(5))));
-        assert!(!admissible(Cacheability::NonEmpty, "[]"));
-        assert!(admissible(Cacheability::NonEmpty, "[{\"logIndex\":\"0x0\"}]"));
-        assert!(admissible(Cacheability::NonNull, "[]"), "an empty final range is final");
-    }
-
-    #[test]
-    fn moving_and_side_effecting_methods_are_never_cached() {
-        for m in [
-            "eth_blockNumber",
-            "eth_gasPrice",
-            "eth_maxPriorityFeePerGas",
-            "eth_feeHistory",
-            "eth_estimateGas",
-            "eth_sendRawTransaction",
-            "eth_newFilter",
-            "eth_newBlockFilter",
-            "eth_getFilterChanges",
-            "eth_getFilterLogs",
-            "eth_uninstallFilter",
-            "eth_syncing",
-            "net_peerCount",
-            "web3_clientVersion",
-            "anvil_mine",
-        ] {
-            assert!(!yes(rule(m, json!(["0x1", H]), Some(100))), "{m}");
-            assert!(!may_cache(m), "{m}");
-        }
-    }
-
-    #[test]
-    fn keys_ignore_whitespace_and_hex_case_but_not_values() {
-        let raw = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
-        let a = CallKey::new("eth_getBalance", Some(&raw(r#"[ "0xABcd", "0x1" ]"#))).unwrap();
-        let b = CallKey::new("eth_getBalance", Some(&raw(r#"["0xabcd","0x1"]"#))).unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a.method(), "eth_getBalance");
-        let c = CallKey::new("eth_getBalance", Some(&raw(r#"["0xabcd","0x2"]"#))).unwrap();
-        assert_ne!(a, c);
-        let d = CallKey::new("eth_getCode", Some(&raw(r#"["0xabcd","0x1"]"#))).unwrap();
-        assert_ne!(a.as_str(), d.as_str(), "the method is part of the key");
-        assert_eq!(CallKey::new("eth_chainId", None).unwrap(), CallKey::new("eth_chainId", Some(&raw("[]"))).unwrap());
-        let o1 = CallKey::new("eth_getLogs", Some(&raw(r#"[{"toBlock":"0x2","fromBlock":"0x1"}]"#))).unwrap();
-        let o2 = CallKey::new("eth_getLogs", Some(&raw(r#"[{"fromBlock":"0x1","toBlock":"0x2"}]"#))).unwrap();
-        assert_eq!(o1, o2, "object key order does not matter");
-        let s1 = CallKey::new("web3_sha3", Some(&raw(r#"["Hello"]"#))).unwrap();
-        let s2 = CallKey::new("web3_sha3", Some(&raw(r#"["hello"]"#))).unwrap();
-        assert_ne!(s1, s2, "only 0x-hex strings are case-folded");
-    }
-
-    #[test]
-    fn store_admits_by_rule_and_evicts_by_bytes() {
-        let m = Arc::new(Metrics::new().unwrap());
-        let cache = Cache::new(4096, Arc::clone(&m));
-        let raw = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
-        let key = |n: u64| CallKey::new("eth_getBlockByNumber", Some(&raw(&format!("[\"0x{n:x}\",false]")))).unwrap();
-        assert!(!cache.admit(&key(5), "{}", Some(4)), "above the safe head");
-        assert!(!cache.admit(&key(1), "null", Some(4)), "null");
-        assert!(cache.lookup(&key(1)).is_none());
-        assert!(cache.admit(&key(1), "{\"number\":\"0x1\"}", Some(4)));
-        assert_eq!(cache.lookup(&key(1)).unwrap(), Bytes::from_static(b"{\"number\":\"0x1\"}"));
-        let big = format!("\"{}\"", "a".repeat(400));
-        for n in 0..64 {
-            cache.admit(&key(n), &big, Some(100));
-        }
-        assert!(m.cache_evictions.get() > 0, "a byte bound evicts");
-        assert!(m.cache_bytes.get() <= 4096, "{}", m.cache_bytes.get());
-        // A reload can shrink the budget: entries are evicted down to it at once.
-        cache.set_max_bytes(1024);
-        assert!(m.cache_bytes.get() <= 1024, "{}", m.cache_bytes.get());
-        let text = String::from_utf8(m.render()).unwrap();
-        assert!(text.contains("iotex_gateway_cache_hits_total{method=\"eth_getBlockByNumber\"} 1"), "{text}");
-        assert!(text.contains("iotex_gateway_cache_misses_total{method=\"eth_getBlockByNumber\"} 1"), "{text}");
-    }
-}
+#[path = "cache_tests.rs"]
+mod tests;

@@ -7,40 +7,15 @@
 //! each still waits only until its own deadline. The key leaves the table when the work finishes, so the next
 //! call after that makes a fresh upstream call: nothing here is a cache.
 //!
-//! Only methods on an allow-list of side-effect-free reads ([`may_coalesce`]) are ever coalesced; transaction
-//! submission, filter calls (which consume or create state in one node) and unknown methods never are.
+//! Only methods the [`crate::methods`] table marks as side-effect-free reads ([`crate::methods::may_coalesce`]) are ever
+//! coalesced; transaction submission, filter calls (which consume or create state in one node) and unknown
+//! methods never are.
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
-
-/// True for methods whose identical concurrent calls may share one answer.
-pub fn may_coalesce(method: &str) -> bool {
-    match method {
-        // Filters live in one node's memory and `eth_getFilterChanges` consumes what it returns.
-        "eth_getFilterChanges" | "eth_getFilterLogs" => false,
-        m if m.starts_with("eth_get") => true,
-        "eth_blockNumber"
-        | "eth_call"
-        | "eth_chainId"
-        | "eth_estimateGas"
-        | "eth_gasPrice"
-        | "eth_maxPriorityFeePerGas"
-        | "eth_feeHistory"
-        | "eth_blobBaseFee"
-        | "eth_syncing"
-        | "eth_protocolVersion"
-        | "eth_createAccessList"
-        | "net_version"
-        | "net_listening"
-        | "net_peerCount"
-        | "web3_clientVersion"
-        | "web3_sha3" => true,
-        _ => false,
-    }
-}
 
 type Flight<T> = Shared<BoxFuture<'static, Option<T>>>;
 
@@ -118,6 +93,7 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::methods::may_coalesce;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 

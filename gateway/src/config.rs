@@ -318,18 +318,7 @@ pub struct Opts {
 }
 
 /// The methods denied by default: node administration, signing with node-held keys, dev-node controls.
-pub const DEFAULT_DENY: &[&str] = &[
-    "admin_*",
-    "debug_*",
-    "personal_*",
-    "miner_*",
-    "txpool_*",
-    "anvil_*",
-    "hardhat_*",
-    "evm_*",
-    "eth_sign*",
-    "eth_sendTransaction",
-];
+pub const DEFAULT_DENY: &[&str] = &crate::methods::DEFAULT_DENY;
 
 // Value parsers: each refuses a bad value at parse time, naming its key (`layered::keyed`).
 
@@ -888,7 +877,7 @@ fn tokens(
         out.push(TokenTier { name: name.to_owned(), per_second, burst });
     }
     if let Some(path) = &revocation_list {
-        crate::layers::auth::read_revocation_list(path).map_err(|e| invalid("token-revocation-list", e.to_string()))?;
+        crate::token::read_revocation_list(path).map_err(|e| invalid("token-revocation-list", e.to_string()))?;
     }
     Ok(Some(TokenConfig { public_keys, require, tiers: out, revocation_list, revocation_reload: reload.0 }))
 }

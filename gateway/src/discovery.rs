@@ -176,7 +176,7 @@ async fn run(
             for (name, port) in &d.names {
                 match resolver.resolve(name).await {
                     Ok(mut ips) => {
-                        metrics.dns_lookups.with_label_values(&["ok"]).inc();
+                        metrics.nodes.dns_lookups.with_label_values(&["ok"]).inc();
                         ips.sort_unstable();
                         ips.dedup();
                         let key = (name.clone(), *port);
@@ -186,7 +186,7 @@ async fn run(
                         discovered.insert(key, ips);
                     }
                     Err(e) => {
-                        metrics.dns_lookups.with_label_values(&["error"]).inc();
+                        metrics.nodes.dns_lookups.with_label_values(&["error"]).inc();
                         tracing::warn!(name = %name, error = %e, "upstream DNS lookup failed; keeping the last answer");
                     }
                 }
@@ -276,7 +276,7 @@ mod tests {
         *ANSWERS.lock().unwrap() = Some(Err("SERVFAIL".into()));
         tokio::time::sleep(Duration::from_secs(20)).await;
         assert!(rx.try_recv().is_err());
-        assert!(metrics.dns_lookups.with_label_values(&["error"]).get() >= 3);
+        assert!(metrics.nodes.dns_lookups.with_label_values(&["error"]).get() >= 3);
         // A reload that drops discovery leaves the static upstream only.
         m.spec.send_replace(Spec { discovery: None, ..spec });
         assert_eq!(names(&rx.recv().await.unwrap()), ["boot"]);

@@ -1,9 +1,26 @@
 //! The one place gateway errors become wire responses: a JSON-RPC code, a message and an HTTP status.
+//!
+//! - [`CallError`]: why one call was answered by the gateway itself; [`CallError::body`] is its error body.
+//! - [`AuthError`]: why an access token was refused (401).
+//! - [`HttpRefusal`]: an HTTP request refused before any JSON-RPC is read (405, 413, 400, 429, 401), as a
+//!   whole response with its headers (`Allow`, `Retry-After`, `WWW-Authenticate`).
+//! - [`WsRefusal`]: one WebSocket message refused (rate limit, token, bad frame, subscription limits), as a
+//!   JSON-RPC error under the message's id; [`WsClose`]: why the gateway closes a WebSocket.
+//! - [`node_error_body`] and [`readdressed`]: a node's error passed to a caller under the caller's id.
 
-use crate::metrics::Outcome;
+use crate::outcome::Outcome;
 use crate::upstream::AttemptError;
-use http::StatusCode;
-use iotex_shared::jsonrpc::{InvalidRequest, codes};
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use iotex_shared::jsonrpc::{self, InvalidRequest, codes};
+use serde_json::value::RawValue;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// JSON-RPC "invalid params" (unknown subscription topic, malformed filter).
+pub const INVALID_PARAMS: i64 = -32602;
 
 /// Why the gateway answered a call itself instead of passing a node's answer through.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -130,6 +147,206 @@ impl CallError {
             other => other.to_string(),
         }
     }
+
+    /// The JSON-RPC error body under the caller's id.
+    pub fn body(&self, id: Option<&RawValue>) -> Bytes {
+        Bytes::from(jsonrpc::error_response(id, self.code(), &self.message()))
+    }
+}
+
+/// A node's JSON-RPC error (code and message) under the caller's id: a node refused a whole sub-batch with
+/// one error object, and each item carries it.
+pub fn node_error_body(id: Option<&RawValue>, code: i64, message: &str) -> Bytes {
+    Bytes::from(jsonrpc::error_response(id, code, message))
+}
+
+/// A node's whole error object (with its `data`) under another caller's id.
+pub fn readdressed(id: Option<&RawValue>, error: &RawValue) -> Bytes {
+    let id = id.map_or("null", RawValue::get);
+    Bytes::from(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{}}}", error.get()))
+}
+
+/// A JSON response with `status`.
+pub fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// An HTTP request refused before any JSON-RPC is read; the body is a JSON-RPC error with a null id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpRefusal {
+    /// 405: JSON-RPC over HTTP is POST only.
+    NotPost,
+    /// 413: the body is over `max-body-bytes`.
+    TooLarge {
+        /// `max-body-bytes`.
+        max: usize,
+    },
+    /// 400: the body broke off while being read.
+    Unreadable,
+    /// 400: a WebSocket upgrade request that is not a valid handshake; says what is wrong.
+    BadHandshake(&'static str),
+    /// 429: over the per-client rate limit or the token's quota; retry after the wait.
+    RateLimited(Duration),
+    /// 401: the access token was refused.
+    Unauthorized(AuthError),
+}
+
+impl HttpRefusal {
+    /// The whole answer.
+    pub fn response(self) -> Response<Full<Bytes>> {
+        let (status, code, message) = match self {
+            HttpRefusal::NotPost => {
+                (StatusCode::METHOD_NOT_ALLOWED, codes::INVALID_REQUEST, "JSON-RPC requests must be POSTed".into())
+            }
+            HttpRefusal::TooLarge { max } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, codes::INVALID_REQUEST, format!("request body exceeds {max} bytes"))
+            }
+            HttpRefusal::Unreadable => {
+                (StatusCode::BAD_REQUEST, codes::PARSE_ERROR, "request body could not be read".into())
+            }
+            HttpRefusal::BadHandshake(why) => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST, why.to_owned()),
+            HttpRefusal::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::LIMIT_EXCEEDED,
+                "rate limit exceeded; slow down and retry after the Retry-After delay".into(),
+            ),
+            HttpRefusal::Unauthorized(e) => (e.status(), e.code(), e.message()),
+        };
+        let mut resp = json_response(status, Bytes::from(jsonrpc::error_response(None, code, &message)));
+        let headers = resp.headers_mut();
+        match self {
+            HttpRefusal::NotPost => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            HttpRefusal::RateLimited(wait) => {
+                // Whole seconds, rounded up, at least 1.
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            HttpRefusal::Unauthorized(e) => {
+                let challenge = match e {
+                    AuthError::Missing => HeaderValue::from_static("Bearer realm=\"iotex-gateway\""),
+                    _ => HeaderValue::from_static("Bearer realm=\"iotex-gateway\", error=\"invalid_token\""),
+                };
+                headers.insert(header::WWW_AUTHENTICATE, challenge);
+            }
+            HttpRefusal::TooLarge { .. } | HttpRefusal::Unreadable | HttpRefusal::BadHandshake(_) => {}
+        }
+        resp
+    }
+}
+
+/// One WebSocket message refused; answered as a JSON-RPC error under the message's id, the session stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsRefusal {
+    /// The session's token is over its tier's quota.
+    TokenOverQuota(Duration),
+    /// The session's token was revoked (or its tier removed) while the session was open.
+    Token(AuthError),
+    /// The client is over the per-client rate limit.
+    RateLimited(Duration),
+    /// A binary frame.
+    BinaryFrame,
+    /// Unusable `eth_subscribe`/`eth_unsubscribe` params; says what is accepted.
+    InvalidParams(String),
+    /// The connection already holds `ws-max-subscriptions`.
+    TooManySubscriptions {
+        /// `ws-max-subscriptions`.
+        max: usize,
+    },
+    /// No upstream has a WebSocket URL.
+    NoSubscriptions,
+}
+
+impl WsRefusal {
+    /// The JSON-RPC error code.
+    pub fn code(&self) -> i64 {
+        match self {
+            WsRefusal::TokenOverQuota(_) | WsRefusal::RateLimited(_) | WsRefusal::TooManySubscriptions { .. } => {
+                codes::LIMIT_EXCEEDED
+            }
+            WsRefusal::Token(e) => e.code(),
+            WsRefusal::BinaryFrame => codes::PARSE_ERROR,
+            WsRefusal::InvalidParams(_) => INVALID_PARAMS,
+            WsRefusal::NoSubscriptions => codes::RESOURCE_UNAVAILABLE,
+        }
+    }
+
+    /// The message on the wire.
+    pub fn message(&self) -> String {
+        match self {
+            WsRefusal::TokenOverQuota(wait) => {
+                format!("token quota exceeded; retry in {} ms", wait.as_millis().max(1))
+            }
+            WsRefusal::Token(e) => e.message(),
+            WsRefusal::RateLimited(wait) => format!("rate limit exceeded; retry in {} ms", wait.as_millis().max(1)),
+            WsRefusal::BinaryFrame => {
+                "binary frames are not accepted; send JSON-RPC requests as text frames".to_owned()
+            }
+            WsRefusal::InvalidParams(why) => why.clone(),
+            WsRefusal::TooManySubscriptions { max } => {
+                format!("this connection already holds {max} subscriptions (ws-max-subscriptions); unsubscribe first")
+            }
+            WsRefusal::NoSubscriptions => {
+                "subscriptions are unavailable: no upstream has a WebSocket URL (upstream-ws)".to_owned()
+            }
+        }
+    }
+
+    /// The JSON-RPC error text under the message's id.
+    pub fn body(&self, id: Option<&RawValue>) -> String {
+        jsonrpc::error_response(id, self.code(), &self.message())
+    }
+}
+
+/// Why the gateway closes a client's WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsClose {
+    /// The gateway is draining (1001).
+    ShuttingDown,
+    /// A message over `max-body-bytes` (1009).
+    MessageTooLong {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The client's outgoing queue (`ws-send-queue` messages) is full (1008).
+    SlowQueue {
+        /// `ws-send-queue`.
+        queue: usize,
+    },
+    /// The client missed notifications (1008).
+    SlowMissed {
+        /// Notifications missed.
+        missed: u64,
+    },
+}
+
+impl WsClose {
+    /// The close frame.
+    pub fn frame(self) -> CloseFrame {
+        let (code, reason) = match self {
+            WsClose::ShuttingDown => (CloseCode::Away, "gateway shutting down; reconnect".to_owned()),
+            WsClose::MessageTooLong { size, max } => {
+                (CloseCode::Size, format!("message of {size} bytes exceeds the limit of {max} (max-body-bytes)"))
+            }
+            WsClose::SlowQueue { queue } => (
+                CloseCode::Policy,
+                format!(
+                    "client too slow: {queue} messages waiting to be read (ws-send-queue); read faster or subscribe to less"
+                ),
+            ),
+            WsClose::SlowMissed { missed } => (
+                CloseCode::Policy,
+                format!("client too slow: {missed} notifications missed; reconnect and resubscribe"),
+            ),
+        };
+        CloseFrame { code, reason: reason.into() }
+    }
 }
 
 /// Why an access token was refused: always HTTP 401 with JSON-RPC `-32012` and a message that names the
@@ -245,5 +462,19 @@ mod tests {
             assert_eq!(e.code(), -32012);
             assert!(reasons.insert(e.reason()), "{e:?}");
         }
+    }
+
+    #[test]
+    fn refusals_carry_their_status_and_headers() {
+        let r = HttpRefusal::Unauthorized(AuthError::Revoked).response();
+        assert_eq!(r.status(), 401);
+        assert!(r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Bearer"));
+        let r = HttpRefusal::RateLimited(Duration::from_millis(1300)).response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        let r = HttpRefusal::NotPost.response();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers()[header::ALLOW], "POST");
+        assert_eq!(HttpRefusal::TooLarge { max: 10 }.response().status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

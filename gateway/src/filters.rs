@@ -11,18 +11,19 @@
 //! that names the node (client libraries recreate filters on that message); so does an id this gateway did
 //! not issue. A node that forgot the filter (restarted, or the 15-minute TTL passed) answers for itself, and
 //! that answer is passed through.
+//!
+//! Which methods create or use a filter is said in [`crate::methods`] ([`crate::methods::Class`]).
 
-use crate::upstream::Upstream;
-
-/// Methods that create a filter on the node they reach.
-pub fn creates(method: &str) -> bool {
-    matches!(method, "eth_newFilter" | "eth_newBlockFilter" | "eth_newPendingTransactionFilter")
-}
-
-/// Methods whose first parameter is a filter id.
-pub fn uses(method: &str) -> bool {
-    matches!(method, "eth_getFilterChanges" | "eth_getFilterLogs" | "eth_uninstallFilter")
-}
+use crate::error::CallError;
+use crate::outcome::AttemptOutcome;
+use crate::retry::{Reader, notification_id};
+use crate::upstream::health::State;
+use crate::upstream::{Answer, Upstream};
+use bytes::Bytes;
+use iotex_shared::jsonrpc::{self, Request};
+use serde_json::value::RawValue;
+use std::sync::Arc;
+use tokio::time::Instant;
 
 const TAG_HEX: usize = 16;
 
@@ -55,22 +56,92 @@ pub fn unwrap(client_id: &str) -> Option<(u64, String)> {
     if hex.len() <= TAG_HEX || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    let (tag, rest) = hex.split_at(TAG_HEX);
-    let tag = u64::from_str_radix(tag, 16).ok()?;
+    // `0x` and the tag's 16 digits read as one quantity; the rest is the node's id.
+    let (tagged, rest) = client_id.split_at(2 + TAG_HEX);
+    let tag = iotex_shared::hex::quantity::<u64>(tagged).ok()?;
     Some((tag, format!("0x{rest}")))
+}
+
+/// `eth_newFilter` and friends: any node may create the filter; its id is handed out with the node's
+/// route tag in it.
+pub async fn create(reader: &Reader, req: &Request<'_>, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
+    let (upstream, answer) = reader.read(body, deadline, false).await?;
+    if answer.error.is_some() {
+        return Ok(answer);
+    }
+    let node_id = std::str::from_utf8(&answer.body)
+        .ok()
+        .and_then(jsonrpc::Response::parse)
+        .and_then(|r| r.result.and_then(|v| serde_json::from_str::<String>(v.get()).ok()));
+    match node_id.and_then(|id| wrap(tag(&upstream), &id)) {
+        Some(id) => {
+            let result = serde_json::to_string(&id).unwrap_or_default();
+            Ok(Answer { body: Bytes::from(jsonrpc::result_response(req.id, &result)), error: None })
+        }
+        None => Ok(answer),
+    }
+}
+
+/// `eth_getFilterChanges` and friends: only the node that created the filter can answer.
+pub async fn call(reader: &Reader, req: &Request<'_>, deadline: Instant) -> Result<Answer, CallError> {
+    let params: Vec<&RawValue> = req.params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
+    let client_id = params.first().and_then(|p| serde_json::from_str::<String>(p.get()).ok());
+    let Some(client_id) = client_id else {
+        // No filter id to route on: any node will explain what is wrong with the params.
+        let body = Bytes::from(req.to_json_with_id(req.id.unwrap_or(RawValue::NULL)));
+        return reader.read_answer(body, deadline).await;
+    };
+    let Some((tag, node_id)) = unwrap(&client_id) else {
+        return Err(CallError::FilterUnknown(client_id));
+    };
+    let upstream = creator(reader, tag)?;
+    let mut p = serde_json::to_string(&node_id).unwrap_or_default();
+    for extra in params.iter().skip(1) {
+        p.push(',');
+        p.push_str(extra.get());
+    }
+    let params = RawValue::from_string(format!("[{p}]")).map_err(|e| CallError::Parse(e.to_string()))?;
+    let id = req.id.unwrap_or_else(|| notification_id());
+    let forwarded = Request { id: Some(id), method: req.method.clone(), params: Some(&params) };
+    let body = Bytes::from(forwarded.to_json_with_id(id));
+    let permit = match tokio::time::timeout_at(deadline, upstream.acquire()).await {
+        Ok(Some(p)) => p,
+        _ => return Err(CallError::Saturated),
+    };
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let result = upstream.call(body, reader.attempt_timeout().min(remaining)).await;
+    drop(permit);
+    reader.report_attempt(&upstream, &result);
+    match result {
+        Ok(answer) => Ok(answer),
+        Err(e) if e.kind == AttemptOutcome::Connect => {
+            reader.metrics().calls.filters_lost.inc();
+            Err(CallError::FilterLost(upstream.name.clone()))
+        }
+        Err(e) => Err(CallError::Upstream(e)),
+    }
+}
+
+/// The member that created the filter with route `tag`, or why the filter is lost.
+fn creator(reader: &Reader, tag: u64) -> Result<Arc<Upstream>, CallError> {
+    let view = reader.snapshot();
+    let member = view.members.iter().enumerate().find(|(_, u)| self::tag(u) == tag);
+    let Some((pos, upstream)) = member else {
+        reader.metrics().calls.filters_lost.inc();
+        return Err(CallError::FilterLost(format!("route tag {tag:016x}")));
+    };
+    // A node whose last probe failed has most likely lost its memory; a busy or lagging one has not.
+    if view.upstreams.get(pos).is_some_and(|s| s.state == State::Down) {
+        reader.metrics().calls.filters_lost.inc();
+        return Err(CallError::FilterLost(upstream.name.clone()));
+    }
+    Ok(Arc::clone(upstream))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn methods() {
-        assert!(creates("eth_newFilter") && creates("eth_newBlockFilter"));
-        assert!(uses("eth_getFilterChanges") && uses("eth_uninstallFilter") && uses("eth_getFilterLogs"));
-        assert!(!uses("eth_getLogs") && !creates("eth_getLogs"));
-    }
 
     #[test]
     fn hostile_ids_are_refused_not_panicked_on() {

@@ -8,8 +8,14 @@
 //! - [`layers`]: HTTP middleware ([`layers::auth`], [`layers::rate_limit`]).
 //! - [`token`]: the access-token format (sign, verify, key files); [`token_cmd`]: `iotex-gateway token …`.
 //! - [`ws`]: JSON-RPC over WebSocket and `eth_subscribe` fan-out with upstream failover.
-//! - [`proxy`]: JSON-RPC parsing, method policy, routing, retries, broadcast, batch assembly.
-//! - [`filters`]: sticky filters: the creating node's route tag travels inside the filter id.
+//! - [`proxy`]: JSON-RPC parsing, method policy and routing by method class; batches (`proxy::batch`),
+//!   transaction send and broadcast (`proxy::tx`).
+//! - [`methods`]: the one table of what the gateway knows per method (label, class, cacheability,
+//!   coalescing, default deny).
+//! - [`retry`]: the retrying read path (retries within deadline and retry budget), shared by the proxy and
+//!   [`reuse`].
+//! - [`filters`]: sticky filters: the creating node's route tag travels inside the filter id; filter calls
+//!   are routed there.
 //! - [`logs`]: `eth_getLogs` ranges wider than one node call, split over the nodes and merged in order.
 //! - [`reuse`]: in front of reads, the finality-aware [`cache`] and in-flight [`coalesce`]-ing.
 //! - [`policy`]: allow/deny method globs.
@@ -17,7 +23,8 @@
 //! - [`discovery`]: the upstream set: static upstreams plus DNS-discovered ones, handed to health.
 //! - [`reload`]: re-reads the config on SIGHUP and when the file changes; applies what can change live.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/status` on their own listener.
-//! - [`metrics`]: every metric, documented; [`error`]: the one mapping of errors to the wire.
+//! - [`metrics`]: every metric, documented; [`outcome`]: the outcome vocabulary metrics count; [`error`]: the
+//!   one mapping of errors and refusals to the wire.
 //!
 //! [`run`] takes already-bound listeners and a shutdown future, so tests start the real thing on port 0.
 
@@ -30,10 +37,13 @@ pub mod error;
 pub mod filters;
 pub mod layers;
 pub mod logs;
+pub mod methods;
 pub mod metrics;
+pub mod outcome;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
+pub mod retry;
 pub mod reuse;
 pub mod server;
 pub mod stack;
@@ -77,7 +87,7 @@ pub enum GatewayError {
     Policy(#[from] policy::PolicyError),
     /// The token revocation list cannot be used.
     #[error("config key `token-revocation-list`: {0}")]
-    Revocation(#[from] layers::auth::RevocationError),
+    Revocation(#[from] token::RevocationError),
     /// The serving threads could not be started.
     #[error("cannot start serving threads: {0}")]
     Threads(std::io::Error),
@@ -127,10 +137,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<ShutdownReport, GatewayError> {
     let metrics = Arc::new(Metrics::new()?);
-    let serving_threads = cfg
-        .startup
-        .worker_threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+    let serving_threads = cfg.startup.worker_threads.unwrap_or_else(available_cores);
     let factory = UpstreamFactory {
         max_in_flight: cfg.startup.max_in_flight_per_upstream,
         serving_threads,
@@ -139,43 +146,18 @@ pub async fn run(
     let upstreams = cfg.live.upstreams.iter().map(|u| factory.build(u)).collect::<Result<Vec<_>, _>>()?;
     let health = health::spawn(upstreams.clone(), health_config(&cfg), factory);
     let policy = policy::MethodPolicy::new(&cfg.live.allow_methods, &cfg.live.deny_methods)?;
-    let proxy =
-        Proxy::new(health.view.clone(), health.passive.clone(), policy, Arc::clone(&metrics), proxy_settings(&cfg));
     let cache =
         (cfg.live.cache_max_bytes > 0).then(|| cache::Cache::new(cfg.live.cache_max_bytes, Arc::clone(&metrics)));
-    let reuse = |me: &std::sync::Weak<Proxy>| {
-        reuse::ReadReuse::new(me.clone(), health.view.clone(), cache, cfg.live.coalesce, Arc::clone(&metrics))
-    };
-    // Cyclic: a coalesced call holds the proxy itself, so it finishes even when its first caller has gone.
-    let proxy = Arc::new_cyclic(|me| proxy.with_reuse(reuse(me)));
+    let proxy =
+        Proxy::new(health.view.clone(), health.passive.clone(), policy, Arc::clone(&metrics), proxy_settings(&cfg));
+    let proxy = Arc::new(proxy.with_reuse(cache, cfg.live.coalesce));
     // Always in the stack, so a reload can turn the limit on, change it or turn it off.
     let limiter = Limiter::from_config(cfg.live.rate_limit, cfg.live.trusted_proxies.clone(), Arc::clone(&metrics));
     let sweeper = limiter.spawn_sweeper(Duration::from_secs(60));
     let auth = Auth::new(cfg.live.tokens.as_ref(), Arc::clone(&metrics))?;
     let auth_maintenance = auth.spawn_maintenance();
     let stop_ws = CancellationToken::new();
-    let hub = ws::hub::Hub::new(
-        ws::source::Source::new(health.view.clone()),
-        Arc::clone(&proxy),
-        Arc::clone(&metrics),
-        cfg.startup.ws.upstream_silence,
-        cfg.startup.ws.send_queue,
-        stop_ws.clone(),
-    );
-    let ws = ws::Ws::new(
-        Arc::clone(&proxy),
-        hub,
-        Arc::clone(&limiter),
-        Arc::clone(&auth),
-        ws::WsSettings {
-            max_message: cfg.startup.max_body_bytes,
-            max_subscriptions: cfg.startup.ws.max_subscriptions,
-            send_queue: cfg.startup.ws.send_queue,
-            max_batch: cfg.live.max_batch_size,
-        },
-        Arc::clone(&metrics),
-        stop_ws.clone(),
-    );
+    let ws = websocket(&cfg, &proxy, &limiter, &auth, health.view.clone(), &metrics, &stop_ws);
     let rpc_service = stack::build(
         Arc::clone(&proxy),
         Arc::clone(&auth),
@@ -205,30 +187,12 @@ pub async fn run(
             metrics: Arc::clone(&metrics),
         },
     );
-
-    let rpc_addr = listeners.rpc.local_addr().ok();
-    let admin_addr = listeners.admin.local_addr().ok();
-    tracing::info!(listen = ?rpc_addr, admin = ?admin_addr, upstreams = upstreams.len(), serving_threads,
-        names = ?upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
-        dns = ?cfg.live.discovery.as_ref().map(|d| &d.names), "iotex-gateway serving");
-
+    log_start(&cfg, &listeners, &upstreams, serving_threads);
     let stop_rpc = CancellationToken::new();
     let stop_admin = CancellationToken::new();
     let grace = cfg.startup.shutdown_grace;
-    let shards = server::Shards::start(serving_threads, rpc_service.clone()).map_err(GatewayError::Threads)?;
-    let rpc_task = tokio::spawn({
-        let stop = stop_rpc.clone();
-        async move {
-            let report = server::serve(listeners.rpc, rpc_service, Some(&shards), stop, grace, "rpc").await;
-            // WebSocket sessions live on the serving threads: let them send their close frames first.
-            ws.drained(grace.min(Duration::from_secs(3))).await;
-            shards.stop().await;
-            report
-        }
-    });
-    let admin_task =
-        tokio::spawn(server::serve(listeners.admin, admin, None, stop_admin.clone(), Duration::from_secs(1), "admin"));
-
+    let (rpc_task, admin_task) =
+        serve(listeners, rpc_service, admin, ws, serving_threads, grace, (&stop_rpc, &stop_admin))?;
     shutdown.await;
     draining.store(true, Ordering::Relaxed);
     metrics.draining.set(1);
@@ -247,4 +211,83 @@ pub async fn run(
     auth_maintenance.abort();
     tracing::info!(connections = rpc_report.connections, cut = rpc_report.cut, "iotex-gateway stopped");
     Ok(ShutdownReport { connections: rpc_report.connections, cut: rpc_report.cut })
+}
+
+/// One serving thread per core when `worker-threads` is not set.
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+fn log_start(cfg: &Config, listeners: &Listeners, upstreams: &[Arc<upstream::Upstream>], serving_threads: usize) {
+    let rpc_addr = listeners.rpc.local_addr().ok();
+    let admin_addr = listeners.admin.local_addr().ok();
+    tracing::info!(listen = ?rpc_addr, admin = ?admin_addr, upstreams = upstreams.len(), serving_threads,
+        names = ?upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
+        dns = ?cfg.live.discovery.as_ref().map(|d| &d.names), "iotex-gateway serving");
+}
+
+/// The WebSocket side of the JSON-RPC listener: the subscription hub and the session settings.
+fn websocket(
+    cfg: &Config,
+    proxy: &Arc<Proxy>,
+    limiter: &Arc<Limiter>,
+    auth: &Arc<Auth>,
+    view: tokio::sync::watch::Receiver<Arc<health::ClusterView>>,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+) -> Arc<ws::Ws> {
+    let hub = ws::hub::Hub::new(
+        ws::source::Source::new(view),
+        Arc::clone(proxy),
+        Arc::clone(metrics),
+        cfg.startup.ws.upstream_silence,
+        cfg.startup.ws.send_queue,
+        stop.clone(),
+    );
+    let settings = ws::WsSettings {
+        max_message: cfg.startup.max_body_bytes,
+        max_subscriptions: cfg.startup.ws.max_subscriptions,
+        send_queue: cfg.startup.ws.send_queue,
+        max_batch: cfg.live.max_batch_size,
+    };
+    ws::Ws::new(
+        Arc::clone(proxy),
+        hub,
+        Arc::clone(limiter),
+        Arc::clone(auth),
+        settings,
+        Arc::clone(metrics),
+        stop.clone(),
+    )
+}
+
+type ServeTask = tokio::task::JoinHandle<server::ServeReport>;
+
+/// Starts serving both listeners: JSON-RPC on `threads` serving threads, admin on the control runtime.
+/// Each task drains its listener for `grace` once its stop token (rpc, admin) is cancelled.
+fn serve(
+    listeners: Listeners,
+    rpc_service: impl server::HttpService,
+    admin: admin::Admin,
+    ws: Arc<ws::Ws>,
+    threads: usize,
+    grace: Duration,
+    (stop_rpc, stop_admin): (&CancellationToken, &CancellationToken),
+) -> Result<(ServeTask, ServeTask), GatewayError> {
+    // Serving thread `i` uses upstream client pool `i + 1` (pool 0 belongs to the control runtime's probes).
+    let shards = server::Shards::start(threads, rpc_service.clone(), |i| upstream::use_pool(i + 1))
+        .map_err(GatewayError::Threads)?;
+    let rpc_task = tokio::spawn({
+        let stop = stop_rpc.clone();
+        async move {
+            let report = server::serve(listeners.rpc, rpc_service, Some(&shards), stop, grace, "rpc").await;
+            // WebSocket sessions live on the serving threads: let them send their close frames first.
+            ws.drained(grace.min(Duration::from_secs(3))).await;
+            shards.stop().await;
+            report
+        }
+    });
+    let admin_task =
+        tokio::spawn(server::serve(listeners.admin, admin, None, stop_admin.clone(), Duration::from_secs(1), "admin"));
+    Ok((rpc_task, admin_task))
 }

@@ -1,185 +1,154 @@
-//! Every metric the gateway exports, registered and documented in one place.
+//! Every metric the gateway exports, registered and documented in one place, grouped by subsystem: each
+//! group is a struct that registers its own metrics ([`CallMetrics`], [`NodeMetrics`], [`HttpMetrics`],
+//! [`AuthMetrics`], [`ReuseMetrics`], [`WsMetrics`]) and [`Metrics`] holds one of each plus the process's
+//! lifecycle. A metric is its field, its doc line and one registration call.
 //!
 //! Names are a contract for the chart's dashboards and alerts: `iotex_gateway_<subsystem>_<thing>_<unit|total>`.
 //! Labels are bounded: `method` comes from [`KNOWN_METHODS`] (anything else is `other`), `upstream` from the
-//! configuration, `outcome` and `reason` from fixed enums; never a client address, token or tx hash.
+//! configuration, `outcome` and `reason` from fixed enums ([`crate::outcome`]); never a client address,
+//! token or tx hash.
 //!
 //! The request path uses handles resolved once per (method, outcome) and per upstream, so counting a call is
 //! an atomic add, not a label lookup. Exposition is the classic Prometheus text format, which both Prometheus
 //! and `promtool check metrics` read.
 
+use crate::methods::{KNOWN_METHODS, label_index as method_index};
+use crate::outcome::{AttemptOutcome, Outcome};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 use std::sync::OnceLock;
 
-/// Methods that get their own label value. Sorted, for binary search. Everything else is `other`.
-pub const KNOWN_METHODS: &[&str] = &[
-    "eth_accounts",
-    "eth_blobBaseFee",
-    "eth_blockNumber",
-    "eth_call",
-    "eth_chainId",
-    "eth_coinbase",
-    "eth_createAccessList",
-    "eth_estimateGas",
-    "eth_feeHistory",
-    "eth_gasPrice",
-    "eth_getBalance",
-    "eth_getBlockByHash",
-    "eth_getBlockByNumber",
-    "eth_getBlockReceipts",
-    "eth_getBlockTransactionCountByHash",
-    "eth_getBlockTransactionCountByNumber",
-    "eth_getCode",
-    "eth_getFilterChanges",
-    "eth_getFilterLogs",
-    "eth_getLogs",
-    "eth_getProof",
-    "eth_getStorageAt",
-    "eth_getTransactionByBlockHashAndIndex",
-    "eth_getTransactionByBlockNumberAndIndex",
-    "eth_getTransactionByHash",
-    "eth_getTransactionCount",
-    "eth_getTransactionReceipt",
-    "eth_getUncleByBlockHashAndIndex",
-    "eth_getUncleByBlockNumberAndIndex",
-    "eth_getUncleCountByBlockHash",
-    "eth_getUncleCountByBlockNumber",
-    "eth_maxPriorityFeePerGas",
-    "eth_mining",
-    "eth_newBlockFilter",
-    "eth_newFilter",
-    "eth_newPendingTransactionFilter",
-    "eth_protocolVersion",
-    "eth_sendRawTransaction",
-    "eth_syncing",
-    "eth_uninstallFilter",
-    "net_listening",
-    "net_peerCount",
-    "net_version",
-    "web3_clientVersion",
-    "web3_sha3",
-];
+/// Registration failed: only possible through a programming error (duplicate or invalid name).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics registration failed: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
 
-/// The label value for a method: itself if known, else `other`.
-pub fn method_label(method: &str) -> &'static str {
-    method_index(method).map_or("other", |i| KNOWN_METHODS[i])
+type Made<T> = Result<T, MetricsError>;
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> Made<T> {
+    r.register(Box::new(m.clone()))?;
+    Ok(m)
 }
 
-fn method_index(method: &str) -> Option<usize> {
-    KNOWN_METHODS.binary_search(&method).ok()
+fn counter(r: &Registry, name: &str, help: &str) -> Made<IntCounter> {
+    reg(r, IntCounter::new(name, help)?)
 }
 
-/// What became of one client call (one batch item counts as one call).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A node answered with a result.
-    Ok,
-    /// A node answered with a JSON-RPC error (e.g. execution reverted): passed through, not the gateway's fault.
-    RpcError,
-    /// The method policy refused it.
-    Denied,
-    /// Not a valid JSON-RPC request.
-    Invalid,
-    /// No upstream was routable.
-    NoUpstream,
-    /// Every attempt failed (connection, 5xx, 429, malformed answer) or the retry budget ran out.
-    UpstreamError,
-    /// The request deadline passed.
-    Timeout,
+fn gauge(r: &Registry, name: &str, help: &str) -> Made<IntGauge> {
+    reg(r, IntGauge::new(name, help)?)
 }
 
-impl Outcome {
-    const ALL: [Outcome; 7] = [
-        Outcome::Ok,
-        Outcome::RpcError,
-        Outcome::Denied,
-        Outcome::Invalid,
-        Outcome::NoUpstream,
-        Outcome::UpstreamError,
-        Outcome::Timeout,
-    ];
+fn counters(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Made<IntCounterVec> {
+    reg(r, IntCounterVec::new(Opts::new(name, help), labels)?)
+}
 
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::RpcError => "rpc_error",
-            Outcome::Denied => "denied",
-            Outcome::Invalid => "invalid",
-            Outcome::NoUpstream => "no_upstream",
-            Outcome::UpstreamError => "upstream_error",
-            Outcome::Timeout => "timeout",
+fn gauges(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Made<IntGaugeVec> {
+    reg(r, IntGaugeVec::new(Opts::new(name, help), labels)?)
+}
+
+fn float_gauges(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Made<GaugeVec> {
+    reg(r, GaugeVec::new(Opts::new(name, help), labels)?)
+}
+
+/// Creates the listed series at zero, so dashboards and `rate()` see zeros rather than gaps.
+fn precreate<M: prometheus::core::Metric>(
+    vec: &prometheus::core::MetricVec<impl prometheus::core::MetricVecBuilder<M = M>>,
+    values: &[&str],
+) {
+    for v in values {
+        vec.with_label_values(&[v]);
+    }
+}
+
+/// A counter labelled by `method` only, with a handle resolved once per known method.
+struct MethodCounter {
+    vec: IntCounterVec,
+    slots: Vec<OnceLock<IntCounter>>,
+}
+
+impl MethodCounter {
+    fn new(r: &Registry, name: &str, help: &str) -> Made<MethodCounter> {
+        let vec = counters(r, name, help, &["method"])?;
+        Ok(MethodCounter { vec, slots: (0..=KNOWN_METHODS.len()).map(|_| OnceLock::new()).collect() })
+    }
+
+    fn inc(&self, method: &str) {
+        let m = method_index(method).unwrap_or(KNOWN_METHODS.len());
+        let label = KNOWN_METHODS.get(m).copied().unwrap_or("other");
+        if let Some(c) = self.slots.get(m) {
+            c.get_or_init(|| self.vec.with_label_values(&[label])).inc();
+        }
+    }
+}
+
+/// The JSON-RPC tier (`proxy/`, `retry.rs`, `filters.rs`, `logs.rs`): client calls, retries, splits.
+pub struct CallMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    request_slots: Vec<OnceLock<IntCounter>>,
+    duration_slots: Vec<OnceLock<Histogram>>,
+    retries: IntCounterVec,
+    /// `iotex_gateway_retry_budget_exhausted_total`.
+    pub retry_budget_exhausted: IntCounter,
+    /// `iotex_gateway_batch_splits_total`: client batches sent upstream as more than one sub-batch.
+    pub batch_splits: IntCounter,
+    /// `iotex_gateway_filters_lost_total`: filter calls whose creating node is no longer a member.
+    pub filters_lost: IntCounter,
+    /// `iotex_gateway_logs_splits_total`: `eth_getLogs` calls answered by splitting their range (`logs.rs`).
+    pub logs_splits: IntCounter,
+    /// `iotex_gateway_logs_split_chunks_total`: the node calls those splits made.
+    pub logs_split_chunks: IntCounter,
+}
+
+const DURATION_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+impl CallMetrics {
+    #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
+    fn register(r: &Registry) -> Made<CallMetrics> {
+        let duration = HistogramOpts::new(
+            "iotex_gateway_request_duration_seconds",
+            "Time from a call's arrival to its answer, by method, retries included.",
+        );
+        Ok(CallMetrics {
+            requests: counters(r, "iotex_gateway_requests_total",
+                "Client JSON-RPC calls (batch items count one each) by method and outcome.", &["method", "outcome"])?,
+            duration: reg(r, HistogramVec::new(duration.buckets(DURATION_BUCKETS.to_vec()), &["method"])?)?,
+            request_slots: (0..(KNOWN_METHODS.len() + 1) * Outcome::ALL.len()).map(|_| OnceLock::new()).collect(),
+            duration_slots: (0..=KNOWN_METHODS.len()).map(|_| OnceLock::new()).collect(),
+            retries: counters(r, "iotex_gateway_retries_total",
+                "Calls retried on another upstream, by the failure that caused it.", &["reason"])?,
+            retry_budget_exhausted: counter(r, "iotex_gateway_retry_budget_exhausted_total",
+                "Retries not made because the retry budget (share of recent traffic) was spent.")?,
+            batch_splits: counter(r, "iotex_gateway_batch_splits_total",
+                "Client batches sent upstream as more than one sub-batch (the node cap is 100 items).")?,
+            filters_lost: counter(r, "iotex_gateway_filters_lost_total",
+                "Filter calls refused because the node that created the filter is gone.")?,
+            logs_splits: counter(r, "iotex_gateway_logs_splits_total",
+                "eth_getLogs calls whose block range was split over nodes (wider than logs-max-range-per-call).")?,
+            logs_split_chunks: counter(r, "iotex_gateway_logs_split_chunks_total",
+                "Node calls made for split eth_getLogs ranges (one per chunk of at most logs-max-range-per-call).")?,
+        })
+    }
+
+    /// Counts one client call and its duration.
+    pub fn observe(&self, method: &str, outcome: Outcome, seconds: f64) {
+        let m = method_index(method).unwrap_or(KNOWN_METHODS.len());
+        let label = KNOWN_METHODS.get(m).copied().unwrap_or("other");
+        let slot = m * Outcome::ALL.len() + outcome.index();
+        if let Some(c) = self.request_slots.get(slot) {
+            c.get_or_init(|| self.requests.with_label_values(&[label, outcome.as_str()])).inc();
+        }
+        if let Some(h) = self.duration_slots.get(m) {
+            h.get_or_init(|| self.duration.with_label_values(&[label])).observe(seconds);
         }
     }
 
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// What became of one upstream attempt; also the retry reasons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptOutcome {
-    /// 2xx with a result.
-    Ok,
-    /// 2xx with a JSON-RPC error.
-    RpcError,
-    /// Could not connect (the request never left).
-    Connect,
-    /// No complete answer within the attempt timeout.
-    Timeout,
-    /// HTTP 5xx.
-    Http5xx,
-    /// HTTP 429 (IoTeX's "busy", often with an empty body).
-    Http429,
-    /// Another non-2xx status without a JSON-RPC body.
-    Http4xx,
-    /// The connection broke while sending or reading.
-    Transport,
-    /// 2xx but not a JSON-RPC response.
-    InvalidResponse,
-}
-
-impl AttemptOutcome {
-    /// Every value, in label order.
-    pub const ALL: [AttemptOutcome; 9] = [
-        AttemptOutcome::Ok,
-        AttemptOutcome::RpcError,
-        AttemptOutcome::Connect,
-        AttemptOutcome::Timeout,
-        AttemptOutcome::Http5xx,
-        AttemptOutcome::Http429,
-        AttemptOutcome::Http4xx,
-        AttemptOutcome::Transport,
-        AttemptOutcome::InvalidResponse,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptOutcome::Ok => "ok",
-            AttemptOutcome::RpcError => "rpc_error",
-            AttemptOutcome::Connect => "connect",
-            AttemptOutcome::Timeout => "timeout",
-            AttemptOutcome::Http5xx => "http_5xx",
-            AttemptOutcome::Http429 => "http_429",
-            AttemptOutcome::Http4xx => "http_4xx",
-            AttemptOutcome::Transport => "transport",
-            AttemptOutcome::InvalidResponse => "invalid_response",
-        }
-    }
-
-    /// Index into [`Self::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// True when the upstream answered as a node should (even with a JSON-RPC error).
-    pub fn is_answer(self) -> bool {
-        matches!(self, AttemptOutcome::Ok | AttemptOutcome::RpcError)
+    /// Counts a retry caused by `reason`.
+    pub fn retry(&self, reason: AttemptOutcome) {
+        self.retries.with_label_values(&[reason.as_str()]).inc();
     }
 }
 
@@ -197,76 +166,115 @@ pub struct UpstreamMetrics {
     /// `iotex_gateway_upstream_in_flight{upstream}`.
     pub in_flight: IntGauge,
     /// `iotex_gateway_upstream_latency_seconds{upstream}` (peak EWMA used for balancing).
-    pub latency: prometheus::Gauge,
+    pub latency: Gauge,
     /// `iotex_gateway_upstream_busy_total{upstream}`.
     pub busy: IntCounter,
 }
 
-/// A counter labelled by `method` only, with a handle resolved once per known method.
-struct MethodCounter {
-    vec: IntCounterVec,
-    slots: Vec<OnceLock<IntCounter>>,
-}
-
-impl MethodCounter {
-    fn new(r: &Registry, name: &str, help: &str) -> Result<MethodCounter, MetricsError> {
-        let vec = reg(r, IntCounterVec::new(Opts::new(name, help), &["method"])?)?;
-        Ok(MethodCounter { vec, slots: (0..=KNOWN_METHODS.len()).map(|_| OnceLock::new()).collect() })
-    }
-
-    fn inc(&self, method: &str) {
-        let m = method_index(method).unwrap_or(KNOWN_METHODS.len());
-        let label = KNOWN_METHODS.get(m).copied().unwrap_or("other");
-        if let Some(c) = self.slots.get(m) {
-            c.get_or_init(|| self.vec.with_label_values(&[label])).inc();
-        }
-    }
-}
-
-/// The gateway's registry and hot-path handles.
-pub struct Metrics {
-    registry: Registry,
+/// The upstream set (`upstream/`, `discovery.rs`): per-node health and traffic, membership, DNS.
+pub struct NodeMetrics {
     requests: IntCounterVec,
-    duration: HistogramVec,
-    request_slots: Vec<OnceLock<IntCounter>>,
-    duration_slots: Vec<OnceLock<Histogram>>,
-    upstream_requests: IntCounterVec,
-    upstream_up: IntGaugeVec,
-    upstream_head: IntGaugeVec,
-    upstream_lag: IntGaugeVec,
-    upstream_in_flight: IntGaugeVec,
-    upstream_latency: prometheus::GaugeVec,
+    up: IntGaugeVec,
+    head: IntGaugeVec,
+    lag: IntGaugeVec,
+    in_flight: IntGaugeVec,
+    latency: GaugeVec,
+    busy: IntCounterVec,
+    ejections: IntCounterVec,
     /// `iotex_gateway_best_head_block`.
     pub best_head: IntGauge,
-    /// `iotex_gateway_rate_limited_total`.
-    pub rate_limited: IntCounter,
-    retries: IntCounterVec,
-    /// `iotex_gateway_retry_budget_exhausted_total`.
-    pub retry_budget_exhausted: IntCounter,
-    /// `iotex_gateway_ejections_total`.
-    pub ejections: IntCounterVec,
-    /// `iotex_gateway_draining` (1 after a shutdown signal).
-    pub draining: IntGauge,
-    /// `iotex_gateway_body_rejected_total{reason}`.
-    pub body_rejected: IntCounterVec,
     /// `iotex_gateway_upstreams`: members of the upstream set (static, reloaded and discovered).
     pub upstreams: IntGauge,
-    /// `iotex_gateway_upstream_busy_total{upstream}`: HTTP 429 answers (the node sat out `busy-backoff`).
-    pub upstream_busy: IntCounterVec,
-    /// `iotex_gateway_config_reloads_total{result}`: `applied`, `unchanged` or `rejected`.
-    pub config_reloads: IntCounterVec,
     /// `iotex_gateway_dns_lookups_total{result}`: `ok` or `error` (an error keeps the last answer).
     pub dns_lookups: IntCounterVec,
-    /// `iotex_gateway_batch_splits_total`: client batches sent upstream as more than one sub-batch.
-    pub batch_splits: IntCounter,
-    /// `iotex_gateway_filters_lost_total`: filter calls whose creating node is no longer a member.
-    pub filters_lost: IntCounter,
-    /// `iotex_gateway_logs_splits_total`: `eth_getLogs` calls answered by splitting their range (`logs.rs`).
-    pub logs_splits: IntCounter,
-    /// `iotex_gateway_logs_split_chunks_total`: the node calls those splits made.
-    pub logs_split_chunks: IntCounter,
-    /// `iotex_gateway_auth_rejected_total{reason}` (reason from [`crate::error::AuthError::reason`]).
-    pub auth_rejected: IntCounterVec,
+}
+
+impl NodeMetrics {
+    #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
+    fn register(r: &Registry) -> Made<NodeMetrics> {
+        let up = &["upstream"];
+        Ok(NodeMetrics {
+            requests: counters(r, "iotex_gateway_upstream_requests_total",
+                "Attempts sent to each upstream, by outcome.", &["upstream", "outcome"])?,
+            up: gauges(r, "iotex_gateway_upstream_up", "1 if the upstream is routable, else 0.", up)?,
+            head: gauges(r, "iotex_gateway_upstream_head_block",
+                "The upstream's head block at its last good probe.", up)?,
+            lag: gauges(r, "iotex_gateway_upstream_lag_blocks", "Blocks the upstream is behind the best head.", up)?,
+            in_flight: gauges(r, "iotex_gateway_upstream_in_flight", "Calls in flight to the upstream.", up)?,
+            latency: float_gauges(r, "iotex_gateway_upstream_latency_seconds",
+                "Peak-EWMA latency the balancer uses for the upstream.", up)?,
+            busy: counters(r, "iotex_gateway_upstream_busy_total",
+                "HTTP 429 answers from an upstream; each makes it sit out busy-backoff.", up)?,
+            ejections: counters(r, "iotex_gateway_ejections_total",
+                "Times an upstream was ejected after consecutive failures.", up)?,
+            best_head: gauge(r, "iotex_gateway_best_head_block",
+                "The best head: highest head within max-lag of the nodes' upper median.")?,
+            upstreams: gauge(r, "iotex_gateway_upstreams", "Upstreams in the current set.")?,
+            dns_lookups: counters(r, "iotex_gateway_dns_lookups_total",
+                "Upstream DNS discovery lookups by result: ok, error.", &["result"])?,
+        })
+    }
+
+    /// Resolves the handles for one upstream.
+    pub fn upstream(&self, name: &str) -> UpstreamMetrics {
+        UpstreamMetrics {
+            requests: AttemptOutcome::ALL
+                .iter()
+                .map(|o| self.requests.with_label_values(&[name, o.as_str()]))
+                .collect(),
+            up: self.up.with_label_values(&[name]),
+            head: self.head.with_label_values(&[name]),
+            lag: self.lag.with_label_values(&[name]),
+            in_flight: self.in_flight.with_label_values(&[name]),
+            latency: self.latency.with_label_values(&[name]),
+            busy: self.busy.with_label_values(&[name]),
+        }
+    }
+
+    /// Drops every series of an upstream that left the set, so dashboards do not show ghosts.
+    pub fn forget(&self, name: &str) {
+        for o in AttemptOutcome::ALL {
+            let _ = self.requests.remove_label_values(&[name, o.as_str()]);
+        }
+        for v in [&self.up, &self.head, &self.lag, &self.in_flight] {
+            let _ = v.remove_label_values(&[name]);
+        }
+        let _ = self.latency.remove_label_values(&[name]);
+        let _ = self.ejections.remove_label_values(&[name]);
+        let _ = self.busy.remove_label_values(&[name]);
+    }
+
+    /// Counts an ejection.
+    pub fn ejected(&self, upstream: &str) {
+        self.ejections.with_label_values(&[upstream]).inc();
+    }
+}
+
+/// The HTTP tier (`stack.rs`, `layers/rate_limit.rs`, `ws/`): requests refused before JSON-RPC.
+pub struct HttpMetrics {
+    /// `iotex_gateway_http_rejected_total{reason}`: `method`, `too_large`, `read`.
+    pub body_rejected: IntCounterVec,
+    /// `iotex_gateway_rate_limited_total`.
+    pub rate_limited: IntCounter,
+}
+
+impl HttpMetrics {
+    #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
+    fn register(r: &Registry) -> Made<HttpMetrics> {
+        Ok(HttpMetrics {
+            body_rejected: counters(r, "iotex_gateway_http_rejected_total",
+                "HTTP requests refused before JSON-RPC parsing, by reason.", &["reason"])?,
+            rate_limited: counter(r, "iotex_gateway_rate_limited_total",
+                "HTTP requests refused by the per-client rate limit.")?,
+        })
+    }
+}
+
+/// Access tokens (`layers/auth.rs`).
+pub struct AuthMetrics {
+    /// `iotex_gateway_auth_rejected_total{reason}` (reason from [`crate::error::AuthError::reason`]; the auth
+    /// layer creates every reason's series).
+    pub rejected: IntCounterVec,
     /// `iotex_gateway_token_requests_total{tier}` (tier names come from the configuration).
     pub token_requests: IntCounterVec,
     /// `iotex_gateway_token_rate_limited_total{tier}`.
@@ -275,392 +283,70 @@ pub struct Metrics {
     pub revocation_reloads: IntCounterVec,
     /// `iotex_gateway_revoked_tokens`.
     pub revoked_tokens: IntGauge,
-    /// `iotex_gateway_ws_*`.
-    pub ws: WsMetrics,
-    cache_hits: MethodCounter,
-    cache_misses: MethodCounter,
-    /// `iotex_gateway_cache_evictions_total`.
-    pub cache_evictions: IntCounter,
-    /// `iotex_gateway_cache_bytes`.
-    pub cache_bytes: IntGauge,
-    /// `iotex_gateway_cache_entries`.
-    pub cache_entries: IntGauge,
+}
+
+impl AuthMetrics {
+    #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
+    fn register(r: &Registry) -> Made<AuthMetrics> {
+        let m = AuthMetrics {
+            rejected: counters(r, "iotex_gateway_auth_rejected_total",
+                "HTTP requests refused with 401 for their access token, by reason.", &["reason"])?,
+            token_requests: counters(r, "iotex_gateway_token_requests_total",
+                "HTTP requests admitted with a valid token, by tier.", &["tier"])?,
+            token_rate_limited: counters(r, "iotex_gateway_token_rate_limited_total",
+                "HTTP requests with a valid token refused by the token's quota, by tier.", &["tier"])?,
+            revocation_reloads: counters(r, "iotex_gateway_revocation_list_reloads_total",
+                "Revocation list reads after a change: ok, or error (the previous list stays in force).", &["result"])?,
+            revoked_tokens: gauge(r, "iotex_gateway_revoked_tokens", "Token ids on the revocation list in force.")?,
+        };
+        precreate(&m.revocation_reloads, &["ok", "error"]);
+        Ok(m)
+    }
+}
+
+/// Answer reuse (`cache.rs`, `coalesce.rs`, `reuse.rs`).
+pub struct ReuseMetrics {
+    hits: MethodCounter,
+    misses: MethodCounter,
     coalesced: MethodCounter,
+    /// `iotex_gateway_cache_evictions_total`.
+    pub evictions: IntCounter,
+    /// `iotex_gateway_cache_bytes`.
+    pub bytes: IntGauge,
+    /// `iotex_gateway_cache_entries`.
+    pub entries: IntGauge,
 }
 
-/// Registration failed: only possible through a programming error (duplicate or invalid name).
-#[derive(Debug, thiserror::Error)]
-#[error("metrics registration failed: {0}")]
-pub struct MetricsError(#[from] prometheus::Error);
-
-fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> Result<T, MetricsError> {
-    r.register(Box::new(m.clone()))?;
-    Ok(m)
-}
-
-impl Metrics {
-    /// Registers every metric.
-    pub fn new() -> Result<Metrics, MetricsError> {
-        let r = Registry::new();
-        let requests = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "iotex_gateway_requests_total",
-                    "Client JSON-RPC calls (batch items count one each) by method and outcome.",
-                ),
-                &["method", "outcome"],
-            )?,
-        )?;
-        let duration = reg(
-            &r,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "iotex_gateway_request_duration_seconds",
-                    "Time from a call's arrival to its answer, by method, retries included.",
-                )
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-                &["method"],
-            )?,
-        )?;
-        let upstream_requests = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new("iotex_gateway_upstream_requests_total", "Attempts sent to each upstream, by outcome."),
-                &["upstream", "outcome"],
-            )?,
-        )?;
-        let upstream_up = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new("iotex_gateway_upstream_up", "1 if the upstream is routable, else 0."),
-                &["upstream"],
-            )?,
-        )?;
-        let upstream_head = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new("iotex_gateway_upstream_head_block", "The upstream's head block at its last good probe."),
-                &["upstream"],
-            )?,
-        )?;
-        let upstream_lag = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new("iotex_gateway_upstream_lag_blocks", "Blocks the upstream is behind the best head."),
-                &["upstream"],
-            )?,
-        )?;
-        let upstream_in_flight = reg(
-            &r,
-            IntGaugeVec::new(
-                Opts::new("iotex_gateway_upstream_in_flight", "Calls in flight to the upstream."),
-                &["upstream"],
-            )?,
-        )?;
-        let upstream_latency = reg(
-            &r,
-            prometheus::GaugeVec::new(
-                Opts::new(
-                    "iotex_gateway_upstream_latency_seconds",
-                    "Peak-EWMA latency the balancer uses for the upstream.",
-                ),
-                &["upstream"],
-            )?,
-        )?;
-        let best_head = reg(
-            &r,
-            IntGauge::new(
-                "iotex_gateway_best_head_block",
-                "The best head: highest head within max-lag of the nodes' upper median.",
-            )?,
-        )?;
-        let rate_limited = reg(
-            &r,
-            IntCounter::new("iotex_gateway_rate_limited_total", "HTTP requests refused by the per-client rate limit.")?,
-        )?;
-        let retries = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "iotex_gateway_retries_total",
-                    "Calls retried on another upstream, by the failure that caused it.",
-                ),
-                &["reason"],
-            )?,
-        )?;
-        let retry_budget_exhausted = reg(
-            &r,
-            IntCounter::new(
-                "iotex_gateway_retry_budget_exhausted_total",
-                "Retries not made because the retry budget (share of recent traffic) was spent.",
-            )?,
-        )?;
-        let ejections = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new("iotex_gateway_ejections_total", "Times an upstream was ejected after consecutive failures."),
-                &["upstream"],
-            )?,
-        )?;
-        let draining = reg(&r, IntGauge::new("iotex_gateway_draining", "1 once shutdown has begun, else 0.")?)?;
-        let body_rejected = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "iotex_gateway_http_rejected_total",
-                    "HTTP requests refused before JSON-RPC parsing, by reason.",
-                ),
-                &["reason"],
-            )?,
-        )?;
-        let auth_rejected = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "iotex_gateway_auth_rejected_total",
-                    "HTTP requests refused with 401 for their access token, by reason.",
-                ),
-                &["reason"],
-            )?,
-        )?;
-        for e in crate::error::AuthError::ALL {
-            auth_rejected.with_label_values(&[e.reason()]);
-        }
-        let token_requests = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new("iotex_gateway_token_requests_total", "HTTP requests admitted with a valid token, by tier."),
-                &["tier"],
-            )?,
-        )?;
-        let token_rate_limited = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "iotex_gateway_token_rate_limited_total",
-                    "HTTP requests with a valid token refused by the token's quota, by tier.",
-                ),
-                &["tier"],
-            )?,
-        )?;
-        let revocation_reloads = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "iotex_gateway_revocation_list_reloads_total",
-                    "Revocation list reads after a change: ok, or error (the previous list stays in force).",
-                ),
-                &["result"],
-            )?,
-        )?;
-        for result in ["ok", "error"] {
-            revocation_reloads.with_label_values(&[result]);
-        }
-        let revoked_tokens =
-            reg(&r, IntGauge::new("iotex_gateway_revoked_tokens", "Token ids on the revocation list in force.")?)?;
-        let ws = WsMetrics::register(&r)?;
-        let cache_hits = MethodCounter::new(
-            &r,
-            "iotex_gateway_cache_hits_total",
-            "Calls answered from the finality-aware cache, by method.",
-        )?;
-        let cache_misses = MethodCounter::new(
-            &r,
-            "iotex_gateway_cache_misses_total",
-            "Lookups of cacheable methods that found nothing, by method.",
-        )?;
-        let cache_evictions = reg(
-            &r,
-            IntCounter::new(
-                "iotex_gateway_cache_evictions_total",
-                "Cache entries evicted to stay within cache-max-bytes (or refused as larger than a shard).",
-            )?,
-        )?;
-        let cache_bytes =
-            reg(&r, IntGauge::new("iotex_gateway_cache_bytes", "Bytes of keys and results held in the cache.")?)?;
-        let cache_entries = reg(&r, IntGauge::new("iotex_gateway_cache_entries", "Entries held in the cache.")?)?;
-        let coalesced = MethodCounter::new(
-            &r,
-            "iotex_gateway_coalesced_total",
-            "Calls that joined an identical call already in flight instead of making their own, by method.",
-        )?;
-        #[cfg(target_os = "linux")]
-        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
-
-        let upstreams = reg(&r, IntGauge::new("iotex_gateway_upstreams", "Upstreams in the current set.")?)?;
-        let upstream_busy = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "iotex_gateway_upstream_busy_total",
-                    "HTTP 429 answers from an upstream; each makes it sit out busy-backoff.",
-                ),
-                &["upstream"],
-            )?,
-        )?;
-        let config_reloads = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new(
-                    "iotex_gateway_config_reloads_total",
-                    "Config reloads by result: applied, unchanged, rejected.",
-                ),
-                &["result"],
-            )?,
-        )?;
-        let dns_lookups = reg(
-            &r,
-            IntCounterVec::new(
-                Opts::new("iotex_gateway_dns_lookups_total", "Upstream DNS discovery lookups by result: ok, error."),
-                &["result"],
-            )?,
-        )?;
-        let batch_splits = reg(
-            &r,
-            IntCounter::new(
-                "iotex_gateway_batch_splits_total",
-                "Client batches sent upstream as more than one sub-batch (the node cap is 100 items).",
-            )?,
-        )?;
-        let filters_lost = reg(
-            &r,
-            IntCounter::new(
-                "iotex_gateway_filters_lost_total",
-                "Filter calls refused because the node that created the filter is gone.",
-            )?,
-        )?;
-        let logs_splits = reg(
-            &r,
-            IntCounter::new(
-                "iotex_gateway_logs_splits_total",
-                "eth_getLogs calls whose block range was split over nodes (wider than logs-max-range-per-call).",
-            )?,
-        )?;
-        let logs_split_chunks = reg(
-            &r,
-            IntCounter::new(
-                "iotex_gateway_logs_split_chunks_total",
-                "Node calls made for split eth_getLogs ranges (one per chunk of at most logs-max-range-per-call).",
-            )?,
-        )?;
-        let slots = (KNOWN_METHODS.len() + 1) * Outcome::ALL.len();
-        Ok(Metrics {
-            registry: r,
-            requests,
-            duration,
-            request_slots: (0..slots).map(|_| OnceLock::new()).collect(),
-            duration_slots: (0..=KNOWN_METHODS.len()).map(|_| OnceLock::new()).collect(),
-            upstream_requests,
-            upstream_up,
-            upstream_head,
-            upstream_lag,
-            upstream_in_flight,
-            upstream_latency,
-            best_head,
-            rate_limited,
-            retries,
-            retry_budget_exhausted,
-            ejections,
-            draining,
-            body_rejected,
-            upstreams,
-            upstream_busy,
-            config_reloads,
-            dns_lookups,
-            batch_splits,
-            filters_lost,
-            logs_splits,
-            logs_split_chunks,
-            auth_rejected,
-            token_requests,
-            token_rate_limited,
-            revocation_reloads,
-            revoked_tokens,
-            ws,
-            cache_hits,
-            cache_misses,
-            cache_evictions,
-            cache_bytes,
-            cache_entries,
-            coalesced,
+impl ReuseMetrics {
+    #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
+    fn register(r: &Registry) -> Made<ReuseMetrics> {
+        Ok(ReuseMetrics {
+            hits: MethodCounter::new(r, "iotex_gateway_cache_hits_total",
+                "Calls answered from the finality-aware cache, by method.")?,
+            misses: MethodCounter::new(r, "iotex_gateway_cache_misses_total",
+                "Lookups of cacheable methods that found nothing, by method.")?,
+            coalesced: MethodCounter::new(r, "iotex_gateway_coalesced_total",
+                "Calls that joined an identical call already in flight instead of making their own, by method.")?,
+            evictions: counter(r, "iotex_gateway_cache_evictions_total",
+                "Cache entries evicted to stay within cache-max-bytes (or refused as larger than a shard).")?,
+            bytes: gauge(r, "iotex_gateway_cache_bytes", "Bytes of keys and results held in the cache.")?,
+            entries: gauge(r, "iotex_gateway_cache_entries", "Entries held in the cache.")?,
         })
     }
 
-    /// Drops every series of an upstream that left the set, so dashboards do not show ghosts.
-    pub fn forget_upstream(&self, name: &str) {
-        for o in AttemptOutcome::ALL {
-            let _ = self.upstream_requests.remove_label_values(&[name, o.as_str()]);
-        }
-        for v in [&self.upstream_up, &self.upstream_head, &self.upstream_lag, &self.upstream_in_flight] {
-            let _ = v.remove_label_values(&[name]);
-        }
-        let _ = self.upstream_latency.remove_label_values(&[name]);
-        let _ = self.ejections.remove_label_values(&[name]);
-        let _ = self.upstream_busy.remove_label_values(&[name]);
-    }
-
     /// Counts a cache hit.
-    pub fn cache_hit(&self, method: &str) {
-        self.cache_hits.inc(method);
+    pub fn hit(&self, method: &str) {
+        self.hits.inc(method);
     }
 
     /// Counts a cache miss.
-    pub fn cache_miss(&self, method: &str) {
-        self.cache_misses.inc(method);
+    pub fn miss(&self, method: &str) {
+        self.misses.inc(method);
     }
 
     /// Counts a call that joined an identical one in flight.
     pub fn coalesced(&self, method: &str) {
         self.coalesced.inc(method);
-    }
-
-    /// Counts one client call and its duration.
-    pub fn observe_call(&self, method: &str, outcome: Outcome, seconds: f64) {
-        let m = method_index(method).unwrap_or(KNOWN_METHODS.len());
-        let label = KNOWN_METHODS.get(m).copied().unwrap_or("other");
-        let slot = m * Outcome::ALL.len() + outcome.index();
-        if let Some(c) = self.request_slots.get(slot) {
-            c.get_or_init(|| self.requests.with_label_values(&[label, outcome.as_str()])).inc();
-        }
-        if let Some(h) = self.duration_slots.get(m) {
-            h.get_or_init(|| self.duration.with_label_values(&[label])).observe(seconds);
-        }
-    }
-
-    /// Resolves the handles for one upstream.
-    pub fn upstream(&self, name: &str) -> UpstreamMetrics {
-        UpstreamMetrics {
-            requests: AttemptOutcome::ALL
-                .iter()
-                .map(|o| self.upstream_requests.with_label_values(&[name, o.as_str()]))
-                .collect(),
-            up: self.upstream_up.with_label_values(&[name]),
-            head: self.upstream_head.with_label_values(&[name]),
-            lag: self.upstream_lag.with_label_values(&[name]),
-            in_flight: self.upstream_in_flight.with_label_values(&[name]),
-            latency: self.upstream_latency.with_label_values(&[name]),
-            busy: self.upstream_busy.with_label_values(&[name]),
-        }
-    }
-
-    /// Counts a retry caused by `reason`.
-    pub fn retry(&self, reason: AttemptOutcome) {
-        self.retries.with_label_values(&[reason.as_str()]).inc();
-    }
-
-    /// Counts an ejection.
-    pub fn ejected(&self, upstream: &str) {
-        self.ejections.with_label_values(&[upstream]).inc();
-    }
-
-    /// Renders the text exposition.
-    pub fn render(&self) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(16 * 1024);
-        // Encoding into a Vec cannot fail for I/O reasons; a failure would mean a malformed metric, which
-        // registration already rules out. Serve what was written rather than nothing.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        buf
     }
 }
 
@@ -693,66 +379,81 @@ pub struct WsMetrics {
 }
 
 impl WsMetrics {
-    fn register(r: &Registry) -> Result<WsMetrics, MetricsError> {
-        let gauge_vec =
-            |name: &str, help: &str, label: &str| reg(r, IntGaugeVec::new(Opts::new(name, help), &[label])?);
-        let counter_vec =
-            |name: &str, help: &str, label: &str| reg(r, IntCounterVec::new(Opts::new(name, help), &[label])?);
+    #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
+    fn register(r: &Registry) -> Made<WsMetrics> {
         let m = WsMetrics {
-            connections: reg(r, IntGauge::new("iotex_gateway_ws_connections", "Open client WebSocket connections.")?)?,
-            subscriptions: gauge_vec(
-                "iotex_gateway_ws_subscriptions",
-                "Client eth_subscribe subscriptions, by topic kind.",
-                "kind",
-            )?,
-            messages: counter_vec(
-                "iotex_gateway_ws_messages_total",
-                "Client WebSocket messages received (in) and sent (out).",
-                "direction",
-            )?,
-            upstream_subscriptions: gauge_vec(
-                "iotex_gateway_ws_upstream_subscriptions",
-                "Topics currently subscribed on each upstream (one upstream subscription per topic).",
-                "upstream",
-            )?,
-            resubscribes: counter_vec(
-                "iotex_gateway_ws_upstream_resubscribes_total",
-                "Upstream subscriptions replaced, by reason.",
-                "reason",
-            )?,
-            gap_filled_heads: reg(
-                r,
-                IntCounter::new(
-                    "iotex_gateway_ws_gap_filled_heads_total",
-                    "Heads fetched with eth_getBlockByNumber to close a gap after a resubscribe.",
-                )?,
-            )?,
-            backfilled_logs: reg(
-                r,
-                IntCounter::new(
-                    "iotex_gateway_ws_backfilled_logs_total",
-                    "Logs fetched with eth_getLogs after a resubscribe and delivered.",
-                )?,
-            )?,
-            slow_disconnects: reg(
-                r,
-                IntCounter::new(
-                    "iotex_gateway_ws_slow_client_disconnects_total",
-                    "WebSocket clients disconnected because their outgoing queue was full.",
-                )?,
-            )?,
+            connections: gauge(r, "iotex_gateway_ws_connections", "Open client WebSocket connections.")?,
+            subscriptions: gauges(r, "iotex_gateway_ws_subscriptions",
+                "Client eth_subscribe subscriptions, by topic kind.", &["kind"])?,
+            messages: counters(r, "iotex_gateway_ws_messages_total",
+                "Client WebSocket messages received (in) and sent (out).", &["direction"])?,
+            upstream_subscriptions: gauges(r, "iotex_gateway_ws_upstream_subscriptions",
+                "Topics currently subscribed on each upstream (one upstream subscription per topic).", &["upstream"])?,
+            resubscribes: counters(r, "iotex_gateway_ws_upstream_resubscribes_total",
+                "Upstream subscriptions replaced, by reason.", &["reason"])?,
+            gap_filled_heads: counter(r, "iotex_gateway_ws_gap_filled_heads_total",
+                "Heads fetched with eth_getBlockByNumber to close a gap after a resubscribe.")?,
+            backfilled_logs: counter(r, "iotex_gateway_ws_backfilled_logs_total",
+                "Logs fetched with eth_getLogs after a resubscribe and delivered.")?,
+            slow_disconnects: counter(r, "iotex_gateway_ws_slow_client_disconnects_total",
+                "WebSocket clients disconnected because their outgoing queue was full.")?,
         };
-        // Expose every bounded series from the start, so dashboards and rate() see zeros rather than gaps.
-        for k in WS_TOPIC_KINDS {
-            m.subscriptions.with_label_values(&[k]);
-        }
-        for d in ["in", "out"] {
-            m.messages.with_label_values(&[d]);
-        }
-        for reason in WS_RESUBSCRIBE_REASONS {
-            m.resubscribes.with_label_values(&[reason]);
-        }
+        precreate(&m.subscriptions, &WS_TOPIC_KINDS);
+        precreate(&m.messages, &["in", "out"]);
+        precreate(&m.resubscribes, &WS_RESUBSCRIBE_REASONS);
         Ok(m)
+    }
+}
+
+/// The gateway's registry: one group per subsystem, plus the process's lifecycle.
+pub struct Metrics {
+    registry: Registry,
+    /// The JSON-RPC tier.
+    pub calls: CallMetrics,
+    /// The upstream set.
+    pub nodes: NodeMetrics,
+    /// The HTTP tier.
+    pub http: HttpMetrics,
+    /// Access tokens.
+    pub auth: AuthMetrics,
+    /// Cache and coalescing.
+    pub reuse: ReuseMetrics,
+    /// `iotex_gateway_ws_*`.
+    pub ws: WsMetrics,
+    /// `iotex_gateway_draining` (1 after a shutdown signal).
+    pub draining: IntGauge,
+    /// `iotex_gateway_config_reloads_total{result}`: `applied`, `unchanged` or `rejected`.
+    pub config_reloads: IntCounterVec,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    #[rustfmt::skip] // As the groups' `register`: one entry per metric.
+    pub fn new() -> Result<Metrics, MetricsError> {
+        let r = Registry::new();
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        Ok(Metrics {
+            calls: CallMetrics::register(&r)?,
+            nodes: NodeMetrics::register(&r)?,
+            http: HttpMetrics::register(&r)?,
+            auth: AuthMetrics::register(&r)?,
+            reuse: ReuseMetrics::register(&r)?,
+            ws: WsMetrics::register(&r)?,
+            draining: gauge(&r, "iotex_gateway_draining", "1 once shutdown has begun, else 0.")?,
+            config_reloads: counters(&r, "iotex_gateway_config_reloads_total",
+                "Config reloads by result: applied, unchanged, rejected.", &["result"])?,
+            registry: r,
+        })
+    }
+
+    /// Renders the text exposition.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec cannot fail for I/O reasons; a failure would mean a malformed metric, which
+        // registration already rules out. Serve what was written rather than nothing.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        buf
     }
 }
 
@@ -761,24 +462,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn known_methods_are_sorted_and_unknown_ones_are_other() {
+    fn method_labels_come_from_the_sorted_table() {
         assert!(KNOWN_METHODS.windows(2).all(|w| w[0] < w[1]), "KNOWN_METHODS must stay sorted");
-        assert_eq!(method_label("eth_call"), "eth_call");
-        assert_eq!(method_label("eth_call\u{0}"), "other");
-        assert_eq!(method_label(&"x".repeat(10_000)), "other");
+        assert_eq!(method_index("eth_call").and_then(|i| KNOWN_METHODS.get(i)), Some(&"eth_call"));
+        assert_eq!(method_index(&"x".repeat(10_000)), None);
     }
 
     #[test]
     fn render_has_the_contract_names() {
         let m = Metrics::new().unwrap();
-        m.observe_call("eth_blockNumber", Outcome::Ok, 0.001);
-        m.observe_call("made_up", Outcome::Denied, 0.0);
-        let u = m.upstream("a");
+        m.calls.observe("eth_blockNumber", Outcome::Ok, 0.001);
+        m.calls.observe("made_up", Outcome::Denied, 0.0);
+        let u = m.nodes.upstream("a");
         u.up.set(1);
-        m.rate_limited.inc();
-        m.retry(AttemptOutcome::Connect);
-        m.coalesced("eth_call");
-        m.cache_hit("made_up");
+        m.http.rate_limited.inc();
+        m.calls.retry(AttemptOutcome::Connect);
+        m.reuse.coalesced("eth_call");
+        m.reuse.hit("made_up");
         let text = String::from_utf8(m.render()).unwrap();
         for name in [
             "iotex_gateway_requests_total{method=\"eth_blockNumber\",outcome=\"ok\"} 1",

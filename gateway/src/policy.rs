@@ -43,7 +43,7 @@ impl MethodPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DEFAULT_DENY;
+    use crate::methods::DEFAULT_DENY;
 
     fn default_policy() -> MethodPolicy {
         let deny: Vec<String> = DEFAULT_DENY.iter().map(|s| (*s).to_owned()).collect();

@@ -1,5 +1,5 @@
 //! Answer reuse on the read path: the finality-aware [`cache`] first, then in-flight
-//! [`coalescing`](crate::coalesce), then an ordinary read through [`Proxy`].
+//! [`coalescing`](crate::coalesce), then an ordinary read through the retrying [`Reader`].
 //!
 //! The proxy calls [`ReadReuse::read`] for every read call with an id (single calls and batch items alike);
 //! transactions and notifications never come here. A hit is answered without touching a node, with the
@@ -13,25 +13,24 @@
 //! `cache-max-bytes 0` needs a restart, since none was built.
 
 use crate::cache::{self, Cache, CallKey};
-use crate::coalesce::{Coalescer, Role, may_coalesce};
-use crate::error::CallError;
+use crate::coalesce::{Coalescer, Role};
+use crate::error::{self, CallError};
+use crate::methods::may_coalesce;
 use crate::metrics::Metrics;
-use crate::proxy::Proxy;
+use crate::retry::Reader;
 use crate::upstream::Answer;
 use crate::upstream::health::ClusterView;
 use bytes::Bytes;
 use futures::FutureExt;
 use iotex_shared::jsonrpc::{self, Request};
 use serde_json::value::RawValue;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Cache and coalescing state shared by every connection.
 pub struct ReadReuse {
-    me: Weak<Proxy>,
-    view: watch::Receiver<Arc<ClusterView>>,
+    reader: Arc<Reader>,
     cache: Option<Arc<Cache>>,
     coalescer: Coalescer<Result<Answer, CallError>>,
     coalesce: AtomicBool,
@@ -48,18 +47,11 @@ pub fn safe_head(view: &ClusterView) -> Option<u64> {
 }
 
 impl ReadReuse {
-    /// `me` is the proxy this belongs to (a shared flight must outlive the call that started it, so it holds
-    /// the proxy itself); `cache` is `None` when `cache-max-bytes` is 0.
-    pub fn new(
-        me: Weak<Proxy>,
-        view: watch::Receiver<Arc<ClusterView>>,
-        cache: Option<Cache>,
-        coalesce: bool,
-        metrics: Arc<Metrics>,
-    ) -> ReadReuse {
+    /// Reads go through `reader` (a shared flight holds it, so it finishes even when the call that started
+    /// it has gone); `cache` is `None` when `cache-max-bytes` is 0.
+    pub fn new(reader: Arc<Reader>, cache: Option<Cache>, coalesce: bool, metrics: Arc<Metrics>) -> ReadReuse {
         ReadReuse {
-            me,
-            view,
+            reader,
             cache: cache.map(Arc::new),
             coalescer: Coalescer::new(),
             coalesce: AtomicBool::new(coalesce),
@@ -104,72 +96,65 @@ impl ReadReuse {
             return;
         }
         if let Some(key) = CallKey::new(method, req.params) {
-            admit(self.cache.as_deref(), &self.view, &key, &Ok(answer));
+            admit(self.cache.as_deref(), &self.reader, &key, &Ok(answer));
         }
     }
 
     /// Answers one read call: from the cache, by joining an identical call in flight, or from a node.
-    pub async fn read(
-        &self,
-        proxy: &Proxy,
-        req: &Request<'_>,
-        forward: Bytes,
-        deadline: Instant,
-    ) -> Result<Answer, CallError> {
+    pub async fn read(&self, req: &Request<'_>, forward: Bytes, deadline: Instant) -> Result<Answer, CallError> {
         let method = req.method.as_ref();
         let cacheable = self.cache.is_some() && cache::may_cache(method);
         let coalesce = self.coalesce.load(Ordering::Relaxed) && may_coalesce(method);
         if !cacheable && !coalesce {
-            return proxy.read_answer(forward, deadline).await;
+            return self.reader.read_answer(forward, deadline).await;
         }
-        let Some(key) = CallKey::new(method, req.params) else { return proxy.read_answer(forward, deadline).await };
+        let Some(key) = CallKey::new(method, req.params) else {
+            return self.reader.read_answer(forward, deadline).await;
+        };
         if cacheable && let Some(body) = self.lookup(req, &key) {
             return Ok(Answer { body, error: None });
         }
-        let me = if coalesce { self.me.upgrade() } else { None };
-        let Some(me) = me else {
-            let answer = proxy.read_answer(forward, deadline).await;
-            admit(self.cache.as_deref(), &self.view, &key, &answer);
-            return answer;
-        };
+        if !coalesce {
+            return self.read_and_admit(forward, deadline, &key).await;
+        }
         let key = Arc::new(key);
-        let (cache, view, flight_key, body) =
-            (self.cache.clone(), self.view.clone(), Arc::clone(&key), forward.clone());
+        let (cache, reader, flight_key, body) =
+            (self.cache.clone(), Arc::clone(&self.reader), Arc::clone(&key), forward.clone());
         let (out, role) = self
             .coalescer
             .run(key.as_str(), deadline, move || {
                 async move {
-                    let answer = me.read_answer(body, deadline).await;
-                    admit(cache.as_deref(), &view, &flight_key, &answer);
+                    let answer = reader.read_answer(body, deadline).await;
+                    admit(cache.as_deref(), &reader, &flight_key, &answer);
                     answer
                 }
                 .boxed()
             })
             .await;
         if role == Role::Joined {
-            self.metrics.coalesced(method);
+            self.metrics.reuse.coalesced(method);
         }
         match (out, role) {
             (None, _) => Err(CallError::Deadline),
             (Some(Ok(answer)), Role::Leader) => Ok(answer),
             (Some(Ok(answer)), Role::Joined) => Ok(rewrap(req.id, answer)),
             (Some(Err(CallError::Deadline)), Role::Joined) if Instant::now() < deadline => {
-                let answer = proxy.read_answer(forward, deadline).await;
-                admit(self.cache.as_deref(), &self.view, &key, &answer);
-                answer
+                self.read_and_admit(forward, deadline, &key).await
             }
             (Some(Err(e)), _) => Err(e),
         }
     }
+
+    /// A read of its own, offered to the cache.
+    async fn read_and_admit(&self, forward: Bytes, deadline: Instant, key: &CallKey) -> Result<Answer, CallError> {
+        let answer = self.reader.read_answer(forward, deadline).await;
+        admit(self.cache.as_deref(), &self.reader, key, &answer);
+        answer
+    }
 }
 
 /// Offers a successful answer's `result` to the cache at the current safe head.
-fn admit(
-    cache: Option<&Cache>,
-    view: &watch::Receiver<Arc<ClusterView>>,
-    key: &CallKey,
-    answer: &Result<Answer, CallError>,
-) {
+fn admit(cache: Option<&Cache>, reader: &Reader, key: &CallKey, answer: &Result<Answer, CallError>) {
     let (Some(cache), Ok(answer)) = (cache, answer) else { return };
     if answer.error.is_some() {
         return;
@@ -178,7 +163,7 @@ fn admit(
     let Some(result) = jsonrpc::Response::parse(text).and_then(|r| r.result) else { return };
     // Read the head after the answer: a head that only rose since the call was sent is still a head every
     // routable node has reached, and the rule only needs the asked block to be at or below it.
-    let head = safe_head(&view.borrow());
+    let head = safe_head(&reader.snapshot());
     cache.admit(key, result.get(), head);
 }
 
@@ -192,18 +177,16 @@ pub(crate) fn rewrap(id: Option<&RawValue>, answer: Answer) -> Answer {
     let Ok(text) = std::str::from_utf8(&answer.body) else { return answer };
     let body = if answer.error.is_some() {
         match serde_json::from_str::<ErrorOnly<'_>>(text).ok().and_then(|e| e.error) {
-            Some(err) => {
-                format!("{{\"jsonrpc\":\"2.0\",\"id\":{},\"error\":{}}}", id.map_or("null", RawValue::get), err.get())
-            }
+            Some(err) => error::readdressed(id, err),
             None => return answer,
         }
     } else {
         match jsonrpc::Response::parse(text).and_then(|r| r.result) {
-            Some(result) => jsonrpc::result_response(id, result.get()),
+            Some(result) => Bytes::from(jsonrpc::result_response(id, result.get())),
             None => return answer,
         }
     };
-    Answer { body: Bytes::from(body), error: answer.error }
+    Answer { body, error: answer.error }
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! The JSON-RPC listener is served thread-per-core, the way nginx runs one event loop per worker: the accept
 //! loop hands each new connection to one of N serving threads, each running its own single-threaded tokio
-//! runtime with its own upstream connection pools ([`crate::upstream::use_pool`]). A request then lives on one
+//! runtime with its own upstream connection pools (the caller's per-thread hook picks them:
+//! `upstream::use_pool`). A request then lives on one
 //! thread from the client's socket to the node's socket and back, with no cross-thread wake-ups. On the 2-core
 //! benchmark machine this took the gateway from 0.71× to 0.83× nginx's throughput compared with one
 //! work-stealing runtime (README, Benchmarks). The admin listener is served on the control runtime.
@@ -92,16 +93,22 @@ pub struct Shards {
 }
 
 impl Shards {
-    /// Starts `n` serving threads for `service`. Thread `i` uses upstream client pool `i + 1`.
-    pub fn start<S: HttpService>(n: usize, service: S) -> std::io::Result<Shards> {
+    /// Starts `n` serving threads for `service`. Each thread first calls `on_thread(i)` with its index
+    /// (0-based), so the caller can set up per-thread state (the gateway picks an upstream client pool).
+    pub fn start<S: HttpService>(
+        n: usize,
+        service: S,
+        on_thread: impl Fn(usize) + Clone + Send + 'static,
+    ) -> std::io::Result<Shards> {
         let mut senders = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
             let (tx, mut rx) = mpsc::unbounded_channel::<Handoff>();
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let svc = service.clone();
+            let on_thread = on_thread.clone();
             let thread = std::thread::Builder::new().name(format!("gw-serve-{i}")).spawn(move || {
-                crate::upstream::use_pool(i + 1);
+                on_thread(i);
                 rt.block_on(async move {
                     while let Some(h) = rx.recv().await {
                         match tokio::net::TcpStream::from_std(h.stream) {

@@ -8,15 +8,15 @@
 //! Proxy                       parse, policy, route, retry, broadcast, assemble (proxy.rs)
 //! ```
 
+use crate::error::{HttpRefusal, json_response};
 use crate::layers::auth::{Auth, AuthLayer};
 use crate::layers::rate_limit::{Limiter, RateLimitLayer};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::ws::{Ws, WsLayer};
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
-use iotex_shared::jsonrpc::{codes, error_response};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -56,17 +56,6 @@ pub struct RpcHttp {
     metrics: Arc<Metrics>,
 }
 
-fn json(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
-}
-
-fn refuse(status: StatusCode, code: i64, message: &str) -> Response<Full<Bytes>> {
-    json(status, Bytes::from(error_response(None, code, message)))
-}
-
 impl<B> Service<Request<B>> for RpcHttp
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -84,16 +73,12 @@ where
         let this = self.clone();
         Box::pin(async move {
             if req.method() != Method::POST {
-                this.metrics.body_rejected.with_label_values(&["method"]).inc();
-                let mut r =
-                    refuse(StatusCode::METHOD_NOT_ALLOWED, codes::INVALID_REQUEST, "JSON-RPC requests must be POSTed");
-                r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-                return Ok(r);
+                this.metrics.http.body_rejected.with_label_values(&["method"]).inc();
+                return Ok(HttpRefusal::NotPost.response());
             }
             let too_large = || {
-                this.metrics.body_rejected.with_label_values(&["too_large"]).inc();
-                let msg = format!("request body exceeds {} bytes", this.max_body);
-                Ok(refuse(StatusCode::PAYLOAD_TOO_LARGE, codes::INVALID_REQUEST, &msg))
+                this.metrics.http.body_rejected.with_label_values(&["too_large"]).inc();
+                Ok(HttpRefusal::TooLarge { max: this.max_body }.response())
             };
             // Refuse on the declared length before reading a byte.
             let declared = req
@@ -108,14 +93,14 @@ where
                 Ok(b) => b.to_bytes(),
                 Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(),
                 Err(e) => {
-                    this.metrics.body_rejected.with_label_values(&["read"]).inc();
+                    this.metrics.http.body_rejected.with_label_values(&["read"]).inc();
                     tracing::debug!(error = %e, "client body broke off");
-                    return Ok(refuse(StatusCode::BAD_REQUEST, codes::PARSE_ERROR, "request body could not be read"));
+                    return Ok(HttpRefusal::Unreadable.response());
                 }
             };
             let reply = this.proxy.handle(body).await;
             Ok(match reply.body {
-                Some(b) => json(reply.status, b),
+                Some(b) => json_response(reply.status, b),
                 None => {
                     let mut r = Response::new(Full::new(Bytes::new()));
                     *r.status_mut() = reply.status;

@@ -16,12 +16,17 @@
 //! The signed message carries a context string so a token key can never be tricked into signing something
 //! another protocol would accept. Verification uses `verify_strict` (no malleable or weak-key signatures).
 //! Everything here is pure except the key-file helpers; untrusted input only ever yields a [`TokenError`].
+//!
+//! The revocation list (token ids refused although validly signed) is read here too, so config validation
+//! and the auth layer share one reader: one id per line, `#` starts a comment, at most
+//! [`MAX_REVOCATION_BYTES`].
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Signer};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 /// Format version written into every token.
 pub const VERSION: u8 = 1;
@@ -367,152 +372,78 @@ pub fn write_secret_key(path: &Path, key: &SigningKey, force: bool) -> Result<()
     f.sync_all().map_err(io)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn key(seed: u8) -> SigningKey {
-        SigningKey::from_bytes(&[seed; 32])
-    }
-
-    fn claims() -> Claims {
-        Claims { id: "abc123".into(), subject: "explorer backend".into(), tier: "gold".into(), expires_at: 2_000 }
-    }
-
-    #[test]
-    fn round_trip_and_size() {
-        let k = key(1);
-        let t = issue(&k, &claims()).unwrap();
-        assert!(t.len() < 160, "{}", t.len());
-        assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{t}");
-        assert_eq!(verify(&t, &[k.verifying_key()], 1_999).unwrap(), claims());
-    }
-
-    #[test]
-    fn any_of_several_keys_verifies() {
-        let (a, b) = (key(1), key(2));
-        let keys = [a.verifying_key(), b.verifying_key()];
-        for k in [&a, &b] {
-            assert!(verify(&issue(k, &claims()).unwrap(), &keys, 0).is_ok());
-        }
-    }
-
-    #[test]
-    fn refusals_name_the_reason() {
-        let k = key(1);
-        let keys = [k.verifying_key()];
-        let t = issue(&k, &claims()).unwrap();
-        assert_eq!(verify(&t, &keys, 2_000), Err(TokenError::Expired { expires_at: 2_000 }));
-        assert_eq!(verify(&t, &[key(2).verifying_key()], 0), Err(TokenError::UnknownKey));
-        // Same key id, different key: a forged signature, not an unknown key.
-        let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
-        let n = raw.len();
-        raw[n - 1] ^= 1;
-        assert_eq!(verify(&URL_SAFE_NO_PAD.encode(&raw), &keys, 0), Err(TokenError::BadSignature));
-        // A changed claim (expiry pushed out) no longer matches the signature.
-        let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
-        raw[12] ^= 0xff;
-        assert_eq!(verify(&URL_SAFE_NO_PAD.encode(&raw), &keys, 0), Err(TokenError::BadSignature));
-        for (bad, why) in [
-            ("", "too short"),
-            ("!!!!", "not base64url"),
-            (&t[..t.len() - 3], "not base64url or too short"),
-            (&"A".repeat(10_000), "too long"),
-            (&format!("{t}="), "padding"),
-        ] {
-            assert!(matches!(verify(bad, &keys, 0), Err(TokenError::Malformed(_))), "{why}");
-        }
-        let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
-        raw[0] = 2;
-        assert_eq!(verify(&URL_SAFE_NO_PAD.encode(&raw), &keys, 0), Err(TokenError::Malformed("unknown version")));
-    }
-
-    #[test]
-    fn issue_refuses_claims_the_format_cannot_carry() {
-        let k = key(1);
-        for c in [
-            Claims { id: String::new(), ..claims() },
-            Claims { id: "a b".into(), ..claims() },
-            Claims { id: "x".repeat(65), ..claims() },
-            Claims { tier: "Gold".into(), ..claims() },
-            Claims { tier: String::new(), ..claims() },
-            Claims { subject: "a\nb".into(), ..claims() },
-            Claims { subject: "s".repeat(129), ..claims() },
-        ] {
-            assert!(issue(&k, &c).is_err(), "{c:?}");
-        }
-    }
-
-    #[test]
-    fn key_files_round_trip_and_bad_ones_are_explained() {
-        let k = key(7);
-        let text = secret_key_file(&k);
-        assert_eq!(parse_secret_key(&text).unwrap().to_bytes(), k.to_bytes());
-        let pk = encode_public_key(&k.verifying_key());
-        assert_eq!(pk.len(), 43);
-        assert!(text.contains(&pk));
-        assert_eq!(parse_public_keys(&format!("# ops key\n{pk}  # current\n\n")).unwrap(), vec![k.verifying_key()]);
-        assert!(parse_public_keys("# nothing\n").is_err());
-        assert!(parse_public_key("abc").unwrap_err().to_string().contains("32 bytes"));
-        assert!(parse_public_key("@@@").unwrap_err().to_string().contains("base64url"));
-        assert!(parse_public_key(&"A".repeat(5000)).is_err());
-        assert!(parse_secret_key("").is_err());
-        assert!(parse_secret_key(&format!("{pk}\n{pk}\n")).is_err());
-    }
-
-    #[test]
-    fn secret_key_file_is_0600_and_not_overwritten_without_force() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("k");
-        write_secret_key(&p, &key(1), false).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        }
-        assert!(write_secret_key(&p, &key(2), false).is_err());
-        assert_eq!(read_secret_key(&p).unwrap().to_bytes(), key(1).to_bytes());
-        write_secret_key(&p, &key(2), true).unwrap();
-        assert_eq!(read_secret_key(&p).unwrap().to_bytes(), key(2).to_bytes());
-    }
-
-    proptest! {
-        #[test]
-        fn arbitrary_text_never_panics(s in ".{0,700}") {
-            let _ = verify(&s, &[key(1).verifying_key()], 0);
-        }
-
-        #[test]
-        fn arbitrary_bytes_never_panic_or_verify(bytes in proptest::collection::vec(any::<u8>(), 0..500)) {
-            let t = URL_SAFE_NO_PAD.encode(&bytes);
-            prop_assert!(verify(&t, &[key(1).verifying_key()], 0).is_err());
-        }
-
-        #[test]
-        fn any_valid_claims_round_trip(
-            id in "[A-Za-z0-9._:-]{1,64}",
-            tier in "[a-z0-9_-]{1,32}",
-            subject in "[^\\p{Cc}]{0,30}",
-            exp in any::<u64>(),
-        ) {
-            let k = key(3);
-            let c = Claims { id, subject, tier, expires_at: exp };
-            let t = issue(&k, &c).unwrap();
-            prop_assert!(t.len() <= MAX_TOKEN_CHARS);
-            let d = decode(&t).unwrap();
-            prop_assert_eq!(&d.claims, &c);
-            prop_assert!(d.verify_signature(&[k.verifying_key()]).is_ok());
-        }
-
-        #[test]
-        fn flipping_any_bit_is_refused(pos in 0usize..1000, bit in 0u8..8) {
-            let k = key(4);
-            let t = issue(&k, &claims()).unwrap();
-            let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
-            let i = pos % raw.len();
-            raw[i] ^= 1 << bit;
-            prop_assert!(verify(&URL_SAFE_NO_PAD.encode(&raw), &[k.verifying_key()], 0).is_err());
-        }
-    }
+/// Largest revocation list read (a million ids fit comfortably).
+pub const MAX_REVOCATION_BYTES: u64 = 64 << 20;
+/// A revocation list that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Larger than [`MAX_REVOCATION_BYTES`].
+    #[error("{path} is larger than {MAX_REVOCATION_BYTES} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A line is not a token id.
+    #[error("{path} line {line}: not a token id (1-64 of A-Z a-z 0-9 . _ : -)")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
 }
+
+/// The ids in a revocation list: one per line, `#` starts a comment, blank lines are ignored.
+pub fn parse_revocation_list(path: &Path, text: &str) -> Result<HashSet<Box<str>>, RevocationError> {
+    let mut ids = HashSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let id = line.split('#').next().unwrap_or("").trim();
+        if id.is_empty() {
+            continue;
+        }
+        if !valid_id(id) {
+            return Err(RevocationError::Invalid { path: path.to_owned(), line: i + 1 });
+        }
+        ids.insert(id.into());
+    }
+    Ok(ids)
+}
+
+/// Reads a revocation list file, refusing one over [`MAX_REVOCATION_BYTES`].
+pub fn read_revocation_file(path: &Path) -> Result<Vec<u8>, RevocationError> {
+    use std::io::Read;
+    let io = |source| RevocationError::Io { path: path.to_owned(), source };
+    let f = std::fs::File::open(path).map_err(io)?;
+    let mut buf = Vec::new();
+    f.take(MAX_REVOCATION_BYTES + 1).read_to_end(&mut buf).map_err(io)?;
+    if buf.len() as u64 > MAX_REVOCATION_BYTES {
+        return Err(RevocationError::TooLarge { path: path.to_owned() });
+    }
+    Ok(buf)
+}
+
+/// Parses a revocation list read with [`read_revocation_file`]; a line that is not UTF-8 is invalid.
+pub fn parse_revocation_bytes(path: &Path, bytes: &[u8]) -> Result<HashSet<Box<str>>, RevocationError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| RevocationError::Invalid {
+        path: path.to_owned(),
+        line: bytes.split(|b| *b == b'\n').position(|l| std::str::from_utf8(l).is_err()).unwrap_or(0) + 1,
+    })?;
+    parse_revocation_list(path, text)
+}
+
+/// Reads and parses a revocation list (also used by config validation).
+pub fn read_revocation_list(path: &Path) -> Result<HashSet<Box<str>>, RevocationError> {
+    parse_revocation_bytes(path, &read_revocation_file(path)?)
+}
+
+#[cfg(test)]
+#[path = "token_tests.rs"]
+mod tests;

@@ -17,105 +17,33 @@
 //! Requests in flight keep the snapshot they started with.
 
 use crate::config::TokenConfig;
-use crate::error::AuthError;
-use crate::layers::rate_limit::rate_limited_response;
+use crate::error::{AuthError, HttpRefusal};
 use crate::metrics::Metrics;
-use crate::token::{self, Claims};
+use crate::token::{self, Claims, RevocationError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use http::{HeaderValue, Request, Response, header};
+use http::{Request, Response, header};
 use http_body_util::Full;
-use iotex_shared::jsonrpc::error_response;
 use prometheus::IntCounter;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::{Layer, Service};
 
-/// Largest revocation list read (a million ids fit comfortably).
-pub const MAX_REVOCATION_BYTES: u64 = 64 << 20;
 /// How often idle token buckets are dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Who an admitted request belongs to; in the request's extensions after this layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenIdentity(pub Claims);
-
-/// A revocation list that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum RevocationError {
-    /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Larger than [`MAX_REVOCATION_BYTES`].
-    #[error("{path} is larger than {MAX_REVOCATION_BYTES} bytes")]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A line is not a token id.
-    #[error("{path} line {line}: not a token id (1-64 of A-Z a-z 0-9 . _ : -)")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-    },
-}
-
-/// The ids in a revocation list: one per line, `#` starts a comment, blank lines are ignored.
-pub fn parse_revocation_list(path: &Path, text: &str) -> Result<HashSet<Box<str>>, RevocationError> {
-    let mut ids = HashSet::new();
-    for (i, line) in text.lines().enumerate() {
-        let id = line.split('#').next().unwrap_or("").trim();
-        if id.is_empty() {
-            continue;
-        }
-        if !token::valid_id(id) {
-            return Err(RevocationError::Invalid { path: path.to_owned(), line: i + 1 });
-        }
-        ids.insert(id.into());
-    }
-    Ok(ids)
-}
-
-fn read_bounded(path: &Path) -> Result<Vec<u8>, RevocationError> {
-    use std::io::Read;
-    let io = |source| RevocationError::Io { path: path.to_owned(), source };
-    let f = std::fs::File::open(path).map_err(io)?;
-    let mut buf = Vec::new();
-    f.take(MAX_REVOCATION_BYTES + 1).read_to_end(&mut buf).map_err(io)?;
-    if buf.len() as u64 > MAX_REVOCATION_BYTES {
-        return Err(RevocationError::TooLarge { path: path.to_owned() });
-    }
-    Ok(buf)
-}
-
-fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<HashSet<Box<str>>, RevocationError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| RevocationError::Invalid {
-        path: path.to_owned(),
-        line: bytes.split(|b| *b == b'\n').position(|l| std::str::from_utf8(l).is_err()).unwrap_or(0) + 1,
-    })?;
-    parse_revocation_list(path, text)
-}
-
-/// Reads and parses a revocation list (also used by config validation).
-pub fn read_revocation_list(path: &Path) -> Result<HashSet<Box<str>>, RevocationError> {
-    parse_bytes(path, &read_bounded(path)?)
-}
 
 /// One tier's buckets and counters.
 struct Tier {
@@ -164,7 +92,7 @@ pub struct Auth {
 impl Auth {
     /// Auth state for `cfg` (None: tokens off). Reads the revocation list, failing if it cannot be used.
     pub fn new(cfg: Option<&TokenConfig>, metrics: Arc<Metrics>) -> Result<Arc<Auth>, RevocationError> {
-        let rejected = AuthError::ALL.iter().map(|e| metrics.auth_rejected.with_label_values(&[e.reason()])).collect();
+        let rejected = AuthError::ALL.iter().map(|e| metrics.auth.rejected.with_label_values(&[e.reason()])).collect();
         let auth = Auth {
             settings: ArcSwap::from_pointee(Settings {
                 keys: Vec::new(),
@@ -190,8 +118,8 @@ impl Auth {
         let same_path = reload.last.as_ref().map(|(p, _)| p) == path.as_ref();
         let new_list = match &path {
             Some(p) if !same_path => {
-                let bytes = read_bounded(p)?;
-                let ids = parse_bytes(p, &bytes)?;
+                let bytes = token::read_revocation_file(p)?;
+                let ids = token::parse_revocation_bytes(p, &bytes)?;
                 Some((Some((p.clone(), bytes)), ids))
             }
             Some(_) => None,
@@ -209,8 +137,8 @@ impl Auth {
                         per_second: t.per_second,
                         burst: t.burst,
                         limiter: RateLimiter::keyed(Quota::per_second(t.per_second).allow_burst(t.burst)),
-                        requests: self.metrics.token_requests.with_label_values(&[&t.name]),
-                        limited: self.metrics.token_rate_limited.with_label_values(&[&t.name]),
+                        requests: self.metrics.auth.token_requests.with_label_values(&[&t.name]),
+                        limited: self.metrics.auth.token_rate_limited.with_label_values(&[&t.name]),
                     }),
                 };
                 (t.name.clone(), tier)
@@ -224,7 +152,7 @@ impl Auth {
             revocation_reload: cfg.map_or(Duration::from_secs(5), |c| c.revocation_reload),
         }));
         if let Some((last, ids)) = new_list {
-            self.metrics.revoked_tokens.set(i64::try_from(ids.len()).unwrap_or(i64::MAX));
+            self.metrics.auth.revoked_tokens.set(i64::try_from(ids.len()).unwrap_or(i64::MAX));
             self.revoked.store(Arc::new(ids));
             reload.last = last;
             reload.last_error = None;
@@ -245,16 +173,16 @@ impl Auth {
         // before (and this reads its path) or after (and replaces what this stores).
         let mut st = self.reload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(path) = self.settings.load().revocation_list.clone() else { return false };
-        let read = read_bounded(&path);
+        let read = token::read_revocation_file(&path);
         if let Ok(bytes) = &read
             && st.last.as_ref().is_some_and(|(p, b)| *p == path && b == bytes)
         {
             return false;
         }
-        match read.and_then(|bytes| parse_bytes(&path, &bytes).map(|ids| (bytes, ids))) {
+        match read.and_then(|bytes| token::parse_revocation_bytes(&path, &bytes).map(|ids| (bytes, ids))) {
             Ok((bytes, ids)) => {
-                self.metrics.revocation_reloads.with_label_values(&["ok"]).inc();
-                self.metrics.revoked_tokens.set(i64::try_from(ids.len()).unwrap_or(i64::MAX));
+                self.metrics.auth.revocation_reloads.with_label_values(&["ok"]).inc();
+                self.metrics.auth.revoked_tokens.set(i64::try_from(ids.len()).unwrap_or(i64::MAX));
                 tracing::info!(path = %path.display(), revoked = ids.len(), "revocation list reloaded");
                 self.revoked.store(Arc::new(ids));
                 st.last = Some((path, bytes));
@@ -262,7 +190,7 @@ impl Auth {
                 true
             }
             Err(e) => {
-                self.metrics.revocation_reloads.with_label_values(&["error"]).inc();
+                self.metrics.auth.revocation_reloads.with_label_values(&["error"]).inc();
                 let msg = e.to_string();
                 if st.last_error.as_deref() != Some(msg.as_str()) {
                     tracing::warn!(error = %msg, "revocation list not reloaded; the previous list stays in force");
@@ -336,19 +264,6 @@ impl Auth {
         }
         Refusal::Auth(e)
     }
-}
-
-/// The 401 answer.
-pub fn unauthorized_response(e: AuthError) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(error_response(None, e.code(), &e.message()))));
-    *resp.status_mut() = e.status();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let challenge = match e {
-        AuthError::Missing => HeaderValue::from_static("Bearer realm=\"iotex-gateway\""),
-        _ => HeaderValue::from_static("Bearer realm=\"iotex-gateway\", error=\"invalid_token\""),
-    };
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
-    resp
 }
 
 /// The bearer token of `Authorization`, if that header holds one (any other scheme is not ours).
@@ -428,8 +343,8 @@ where
         }
         let token = bearer(req.headers()).or_else(|| query_token(req.uri()));
         match self.auth.admit(token, token::unix_now()) {
-            Err(Refusal::Auth(e)) => Box::pin(async move { Ok(unauthorized_response(e)) }),
-            Err(Refusal::OverQuota(wait)) => Box::pin(async move { Ok(rate_limited_response(wait)) }),
+            Err(Refusal::Auth(e)) => Box::pin(async move { Ok(HttpRefusal::Unauthorized(e).response()) }),
+            Err(Refusal::OverQuota(wait)) => Box::pin(async move { Ok(HttpRefusal::RateLimited(wait).response()) }),
             Ok(identity) => {
                 strip_token(&mut req);
                 if let Some(id) = identity {
@@ -442,131 +357,5 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::TokenTier;
-    use ed25519_dalek::SigningKey;
-
-    fn cfg(keys: &[&SigningKey], require: bool, list: Option<PathBuf>) -> TokenConfig {
-        TokenConfig {
-            public_keys: keys.iter().map(|k| k.verifying_key()).collect(),
-            require,
-            tiers: vec![TokenTier {
-                name: "gold".into(),
-                per_second: NonZeroU32::new(1).unwrap(),
-                burst: NonZeroU32::new(2).unwrap(),
-            }],
-            revocation_list: list,
-            revocation_reload: Duration::from_millis(50),
-        }
-    }
-
-    fn tok(k: &SigningKey, id: &str, tier: &str, exp: u64) -> String {
-        token::issue(k, &Claims { id: id.into(), subject: "s".into(), tier: tier.into(), expires_at: exp }).unwrap()
-    }
-
-    fn metrics() -> Arc<Metrics> {
-        Arc::new(Metrics::new().unwrap())
-    }
-
-    #[test]
-    fn admits_refuses_and_limits() {
-        let k = SigningKey::from_bytes(&[1; 32]);
-        let auth = Auth::new(Some(&cfg(&[&k], false, None)), metrics()).unwrap();
-        assert_eq!(auth.admit(None, 0), Ok(None));
-        let t = tok(&k, "a", "gold", 100);
-        assert!(auth.admit(Some(&t), 10).unwrap().is_some());
-        assert!(auth.admit(Some(&t), 10).unwrap().is_some());
-        assert!(matches!(auth.admit(Some(&t), 10), Err(Refusal::OverQuota(_))));
-        // Another token of the same tier has its own bucket.
-        assert!(auth.admit(Some(&tok(&k, "b", "gold", 100)), 10).is_ok());
-        assert_eq!(auth.admit(Some(&t), 100).unwrap_err(), Refusal::Auth(AuthError::Expired));
-        assert_eq!(
-            auth.admit(Some(&tok(&k, "c", "silver", 100)), 10).unwrap_err(),
-            Refusal::Auth(AuthError::UnknownTier)
-        );
-        assert_eq!(auth.admit(Some("x"), 10).unwrap_err(), Refusal::Auth(AuthError::Malformed));
-        let other = SigningKey::from_bytes(&[2; 32]);
-        assert_eq!(
-            auth.admit(Some(&tok(&other, "d", "gold", 100)), 10).unwrap_err(),
-            Refusal::Auth(AuthError::UnknownKey)
-        );
-        // Required: anonymous is refused.
-        auth.reconfigure(Some(&cfg(&[&k], true, None))).unwrap();
-        assert_eq!(auth.admit(None, 0).unwrap_err(), Refusal::Auth(AuthError::Missing));
-        // Reconfigured with the same quota: buckets survive, so `a` is still over its quota.
-        assert!(matches!(auth.admit(Some(&t), 10), Err(Refusal::OverQuota(_))));
-        // Off: nothing is looked at.
-        auth.reconfigure(None).unwrap();
-        assert!(!auth.enabled());
-        assert_eq!(auth.admit(Some("garbage"), 0), Ok(None));
-    }
-
-    #[test]
-    fn revocation_list_reloads_and_a_bad_file_keeps_the_previous_list() {
-        let dir = tempfile::tempdir().unwrap();
-        let list = dir.path().join("revoked");
-        std::fs::write(&list, "# revoked\n").unwrap();
-        let k = SigningKey::from_bytes(&[1; 32]);
-        let m = metrics();
-        let auth = Auth::new(Some(&cfg(&[&k], false, Some(list.clone()))), Arc::clone(&m)).unwrap();
-        let t = tok(&k, "leaked-1", "gold", 100);
-        assert!(auth.admit(Some(&t), 0).is_ok());
-        assert!(!auth.reload_revocations(), "unchanged content is not a reload");
-        std::fs::write(&list, "other\nleaked-1   # leaked in a paste\n").unwrap();
-        assert!(auth.reload_revocations());
-        assert_eq!(auth.admit(Some(&t), 0).unwrap_err(), Refusal::Auth(AuthError::Revoked));
-        assert_eq!(m.revoked_tokens.get(), 2);
-        // Invalid content: previous list stays, error counted.
-        std::fs::write(&list, "has space\n").unwrap();
-        assert!(!auth.reload_revocations());
-        std::fs::remove_file(&list).unwrap();
-        assert!(!auth.reload_revocations());
-        assert_eq!(auth.admit(Some(&t), 0).unwrap_err(), Refusal::Auth(AuthError::Revoked));
-        assert_eq!(m.revocation_reloads.with_label_values(&["error"]).get(), 2);
-        assert_eq!(m.revocation_reloads.with_label_values(&["ok"]).get(), 1);
-        // A new path that cannot be read is refused and changes nothing.
-        assert!(auth.reconfigure(Some(&cfg(&[&k], false, Some(dir.path().join("nope"))))).is_err());
-        assert_eq!(auth.admit(Some(&t), 0).unwrap_err(), Refusal::Auth(AuthError::Revoked));
-    }
-
-    #[test]
-    fn revocation_list_format() {
-        let p = Path::new("r");
-        let ids = parse_revocation_list(p, "a\n\n  b  # why\n# c\n").unwrap();
-        assert_eq!(ids.len(), 2);
-        let e = parse_revocation_list(p, "a\nb c\n").unwrap_err().to_string();
-        assert!(e.contains("line 2"), "{e}");
-        assert!(parse_bytes(p, b"a\n\xff\n").unwrap_err().to_string().contains("line 2"));
-    }
-
-    #[test]
-    fn token_is_found_in_header_or_query_and_stripped() {
-        let mut h = http::HeaderMap::new();
-        h.insert(header::AUTHORIZATION, "bEaReR  abc ".parse().unwrap());
-        assert_eq!(bearer(&h), Some("abc"));
-        h.insert(header::AUTHORIZATION, "Basic dXNlcg==".parse().unwrap());
-        assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, "Bear".parse().unwrap());
-        assert_eq!(bearer(&h), None);
-        let mut req = Request::builder()
-            .uri("/ws?a=1&token=secret&b=2")
-            .header(header::AUTHORIZATION, "Bearer secret")
-            .body(())
-            .unwrap();
-        assert_eq!(query_token(req.uri()), Some("secret"));
-        strip_token(&mut req);
-        assert_eq!(req.uri().to_string(), "/ws?a=1&b=2");
-        assert!(req.headers().get(header::AUTHORIZATION).is_none());
-        let mut req = Request::builder().uri("/?token=secret").body(()).unwrap();
-        strip_token(&mut req);
-        assert_eq!(req.uri().to_string(), "/");
-    }
-
-    #[test]
-    fn unauthorized_is_401_with_a_json_rpc_body_and_a_bearer_challenge() {
-        let r = unauthorized_response(AuthError::Revoked);
-        assert_eq!(r.status(), 401);
-        assert!(r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Bearer"));
-    }
-}
+#[path = "auth_tests.rs"]
+mod tests;

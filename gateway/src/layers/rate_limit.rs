@@ -11,15 +11,15 @@
 //! admitted with an access token ([`crate::layers::auth`]) are not charged here: their token has its own quota.
 
 use crate::config::RateLimit as RateLimitConfig;
+use crate::error::HttpRefusal;
 use crate::metrics::Metrics;
 use crate::server::ClientAddr;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{Request, Response};
 use http_body_util::Full;
-use iotex_shared::jsonrpc::{codes, error_response};
 use ipnet::IpNet;
 use std::future::Future;
 use std::net::IpAddr;
@@ -156,21 +156,6 @@ pub struct RateLimit<S> {
     limiter: Arc<Limiter>,
 }
 
-/// The 429 answer: `Retry-After` in whole seconds (at least 1) and a JSON-RPC error body.
-pub fn rate_limited_response(wait: Duration) -> Response<Full<Bytes>> {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let body = error_response(
-        None,
-        codes::LIMIT_EXCEEDED,
-        "rate limit exceeded; slow down and retry after the Retry-After delay",
-    );
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-    resp
-}
-
 impl<S, B> Service<Request<B>> for RateLimit<S>
 where
     S: Service<Request<B>, Response = Response<Full<Bytes>>> + Send + 'static,
@@ -191,8 +176,8 @@ where
         if let Some(peer) = peer {
             let ip = self.limiter.client_ip(peer, req.headers());
             if let Err(wait) = self.limiter.check(ip) {
-                self.limiter.metrics.rate_limited.inc();
-                return Box::pin(async move { Ok(rate_limited_response(wait)) });
+                self.limiter.metrics.http.rate_limited.inc();
+                return Box::pin(async move { Ok(HttpRefusal::RateLimited(wait).response()) });
             }
         }
         Box::pin(self.inner.call(req))
@@ -257,8 +242,8 @@ mod tests {
         assert!(l.check(ip).is_ok());
         l.reconfigure(None, Vec::new());
         assert!((0..100).all(|_| l.check(ip).is_ok()));
-        let r = rate_limited_response(Duration::from_millis(300));
+        let r = HttpRefusal::RateLimited(Duration::from_millis(300)).response();
         assert_eq!(r.status(), 429);
-        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(r.headers()[http::header::RETRY_AFTER], "1");
     }
 }

@@ -13,7 +13,8 @@ pub mod health;
 pub mod pool;
 
 use crate::config::{UpstreamConfig, redact};
-use crate::metrics::{AttemptOutcome, UpstreamMetrics};
+use crate::metrics::UpstreamMetrics;
+use crate::outcome::AttemptOutcome;
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
@@ -368,7 +369,7 @@ fn parse_block_number(body: &[u8]) -> Option<u64> {
         result: &'a str,
     }
     let r: R<'_> = serde_json::from_slice(body).ok()?;
-    u64::from_str_radix(r.result.strip_prefix("0x")?, 16).ok()
+    iotex_shared::hex::quantity(r.result).ok()
 }
 
 /// Peak-sensitive exponentially weighted moving average of latency (tower's `PeakEwma` / Finagle's

@@ -113,7 +113,7 @@ mod tests {
                     health_url: None,
                     ws_url: None,
                 };
-                Arc::new(Upstream::new(&cfg, cap, 1, m.upstream(&name)).unwrap())
+                Arc::new(Upstream::new(&cfg, cap, 1, m.nodes.upstream(&name)).unwrap())
             })
             .collect()
     }

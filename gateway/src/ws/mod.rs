@@ -11,7 +11,8 @@
 //! (`ws-send-queue`) overflows is closed with 1008 and counted; binary frames, non-JSON, unknown topics and
 //! more than `ws-max-subscriptions` subscriptions get JSON-RPC errors and the connection stays open.
 //!
-//! Layout: this file (the upgrade layer), [`session`] (one client connection), [`hub`] (topics and fan-out),
+//! Layout: this file (the upgrade layer), [`session`] (one client connection), [`topic`] (what a client
+//! subscribes to), [`hub`] (fan-out),
 //! [`upstream`] (the upstream subscription of one topic, with failover and gap filling), [`order`] (the
 //! no-gap/no-duplicate rules, pure), [`source`] (the one place that reads upstreams and health).
 
@@ -19,8 +20,10 @@ pub mod hub;
 pub mod order;
 pub mod session;
 pub mod source;
+pub mod topic;
 pub mod upstream;
 
+use crate::error::HttpRefusal;
 use crate::layers::auth::{Auth, TokenIdentity};
 use crate::layers::rate_limit::Limiter;
 use crate::metrics::Metrics;
@@ -30,7 +33,6 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use iotex_shared::jsonrpc::{codes, error_response};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -40,9 +42,6 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
-
-/// JSON-RPC "invalid params" (unknown subscription topic, malformed filter).
-pub const INVALID_PARAMS: i64 = -32602;
 
 /// Per-connection settings.
 #[derive(Debug, Clone)]
@@ -96,7 +95,7 @@ impl Ws {
     fn accept<B>(self: &Arc<Self>, mut req: Request<B>) -> Response<Full<Bytes>> {
         let key = match handshake_key(req.method(), req.headers()) {
             Ok(k) => k,
-            Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+            Err(why) => return HttpRefusal::BadHandshake(why).response(),
         };
         let client = req.extensions().get::<ClientAddr>().map(|c| self.limiter.client_ip(c.0.ip(), req.headers()));
         // Set by the access-token layer in front when the upgrade carried a valid token.
@@ -127,13 +126,6 @@ impl Ws {
         }
         r
     }
-}
-
-fn refuse(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(error_response(None, codes::INVALID_REQUEST, message))));
-    *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
 }
 
 fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {

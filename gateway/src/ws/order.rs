@@ -105,7 +105,7 @@ pub struct LogKey {
 }
 
 fn quantity(s: &str) -> Option<u64> {
-    u64::from_str_radix(s.strip_prefix("0x")?, 16).ok()
+    iotex_shared::hex::quantity(s).ok()
 }
 
 /// The `number` of a head (a `newHeads` result or an `eth_getBlockByNumber` block).

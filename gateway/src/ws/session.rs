@@ -8,15 +8,17 @@
 //! allows; `eth_subscribe` and `eth_unsubscribe` are answered here, and a subscription's first notification
 //! always follows its answer.
 
-use super::hub::{Event, Membership, Topic};
-use super::{INVALID_PARAMS, Ws};
+use super::Ws;
+use super::hub::Membership;
+use super::topic::{Event, Topic};
+use crate::error::{WsClose, WsRefusal};
 use crate::layers::auth::Refusal;
 use crate::token::Claims;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use iotex_shared::jsonrpc::{Body, Request, codes, error_response};
+use iotex_shared::jsonrpc::{Body, Request};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -29,7 +31,6 @@ use tokio::task::AbortHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 /// Plain calls one connection may have in flight; the next message waits for one to finish.
@@ -56,11 +57,8 @@ impl Outbox {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if !self.killed.swap(true, Ordering::Relaxed) {
                     self.ws.metrics.ws.slow_disconnects.inc();
-                    let reason = format!(
-                        "client too slow: {} messages waiting to be read (ws-send-queue); {}",
-                        self.ws.settings.send_queue, "read faster or subscribe to less"
-                    );
-                    let _ = self.kill.try_send(CloseFrame { code: CloseCode::Policy, reason: reason.into() });
+                    let close = WsClose::SlowQueue { queue: self.ws.settings.send_queue };
+                    let _ = self.kill.try_send(close.frame());
                 }
             }
             // The session is ending; nothing to deliver to.
@@ -105,10 +103,6 @@ struct Conn {
     calls: Arc<Semaphore>,
 }
 
-fn frame(code: CloseCode, reason: impl Into<String>) -> CloseFrame {
-    CloseFrame { code, reason: reason.into().into() }
-}
-
 /// Serves one upgraded connection until either side closes it.
 pub async fn run(ws: Arc<Ws>, stream: Stream, client: Option<IpAddr>, identity: Option<Claims>) {
     let m = ws.metrics.ws.clone();
@@ -132,17 +126,14 @@ pub async fn run(ws: Arc<Ws>, stream: Stream, client: Option<IpAddr>, identity: 
     let close = loop {
         let msg = tokio::select! {
             biased;
-            () = ws.shutdown.cancelled() => break Some(frame(CloseCode::Away, "gateway shutting down; reconnect")),
+            () = ws.shutdown.cancelled() => break Some(WsClose::ShuttingDown.frame()),
             Some(f) = kill_rx.recv() => break Some(f),
             msg = incoming.next() => msg,
         };
         match msg {
             None | Some(Ok(Message::Close(_))) => break None,
             Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
-                break Some(frame(
-                    CloseCode::Size,
-                    format!("message of {size} bytes exceeds the limit of {max_size} (max-body-bytes)"),
-                ));
+                break Some(WsClose::MessageTooLong { size, max: max_size }.frame());
             }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "WebSocket client connection broke");
@@ -157,11 +148,7 @@ pub async fn run(ws: Arc<Ws>, stream: Stream, client: Option<IpAddr>, identity: 
             Some(Ok(Message::Binary(_))) => {
                 m.messages.with_label_values(&["in"]).inc();
                 if conn.allowed(None) {
-                    conn.out.text(error_response(
-                        None,
-                        codes::PARSE_ERROR,
-                        "binary frames are not accepted; send JSON-RPC requests as text frames",
-                    ));
+                    conn.out.text(WsRefusal::BinaryFrame.body(None));
                 }
             }
             // tungstenite answers pings itself.
@@ -219,7 +206,7 @@ fn single_id(text: &str) -> Option<Box<RawValue>> {
 }
 
 fn is_local(method: &str) -> bool {
-    matches!(method, "eth_subscribe" | "eth_unsubscribe")
+    crate::methods::class(method) == crate::methods::Class::Subscribe
 }
 
 fn success(id: &RawValue, result: &str) -> String {
@@ -233,13 +220,12 @@ impl Conn {
             return match self.ws.auth.charge(claims) {
                 Ok(()) => true,
                 Err(Refusal::OverQuota(wait)) => {
-                    let msg = format!("token quota exceeded; retry in {} ms", wait.as_millis().max(1));
-                    self.out.text(error_response(id, codes::LIMIT_EXCEEDED, &msg));
+                    self.out.text(WsRefusal::TokenOverQuota(wait).body(id));
                     false
                 }
                 // Revoked (or its tier removed) while the session was open: every later message is refused.
                 Err(Refusal::Auth(e)) => {
-                    self.out.text(error_response(id, e.code(), &e.message()));
+                    self.out.text(WsRefusal::Token(e).body(id));
                     false
                 }
             };
@@ -248,9 +234,8 @@ impl Conn {
         match self.ws.limiter.check(ip) {
             Ok(()) => true,
             Err(wait) => {
-                self.ws.metrics.rate_limited.inc();
-                let msg = format!("rate limit exceeded; retry in {} ms", wait.as_millis().max(1));
-                self.out.text(error_response(id, codes::LIMIT_EXCEEDED, &msg));
+                self.ws.metrics.http.rate_limited.inc();
+                self.out.text(WsRefusal::RateLimited(wait).body(id));
                 false
             }
         }
@@ -318,29 +303,23 @@ impl Conn {
         let params: Value = match req.params.map(|p| serde_json::from_str(p.get())) {
             None => Value::Array(Vec::new()),
             Some(Ok(v)) => v,
-            Some(Err(e)) => return Some(error_response(Some(id), INVALID_PARAMS, &e.to_string())),
+            Some(Err(e)) => return Some(WsRefusal::InvalidParams(e.to_string()).body(Some(id))),
         };
         let result = if req.method == "eth_subscribe" { self.subscribe(&params) } else { self.unsubscribe(&params) };
         Some(match result {
             Ok(r) => success(id, &r),
-            Err((code, msg)) => error_response(Some(id), code, &msg),
+            Err(refusal) => refusal.body(Some(id)),
         })
     }
 
-    fn subscribe(&mut self, params: &Value) -> Result<String, (i64, String)> {
-        let topic = Topic::parse(params).map_err(|e| (INVALID_PARAMS, e))?;
+    fn subscribe(&mut self, params: &Value) -> Result<String, WsRefusal> {
+        let topic = Topic::parse(params).map_err(WsRefusal::InvalidParams)?;
         let max = self.ws.settings.max_subscriptions;
         if self.subs.len() >= max {
-            return Err((
-                codes::LIMIT_EXCEEDED,
-                format!("this connection already holds {max} subscriptions (ws-max-subscriptions); unsubscribe first"),
-            ));
+            return Err(WsRefusal::TooManySubscriptions { max });
         }
         if !self.ws.hub.available() {
-            return Err((
-                codes::RESOURCE_UNAVAILABLE,
-                "subscriptions are unavailable: no upstream has a WebSocket URL (upstream-ws)".into(),
-            ));
+            return Err(WsRefusal::NoSubscriptions);
         }
         let gauge = self.ws.metrics.ws.subscriptions.with_label_values(&[topic.kind()]);
         let (rx, membership) = self.ws.hub.join(topic);
@@ -351,12 +330,10 @@ impl Conn {
         Ok(format!("\"{id}\""))
     }
 
-    fn unsubscribe(&mut self, params: &Value) -> Result<String, (i64, String)> {
-        let id = params
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(Value::as_str)
-            .ok_or((INVALID_PARAMS, "eth_unsubscribe takes the subscription id: [\"0x…\"]".to_owned()))?;
+    fn unsubscribe(&mut self, params: &Value) -> Result<String, WsRefusal> {
+        let id = params.as_array().and_then(|a| a.first()).and_then(Value::as_str).ok_or_else(|| {
+            WsRefusal::InvalidParams("eth_unsubscribe takes the subscription id: [\"0x…\"]".to_owned())
+        })?;
         self.pending.retain(|(p, _)| p != id);
         Ok(self.subs.remove(id).is_some().to_string())
     }
@@ -392,8 +369,7 @@ async fn forward(id: String, mut rx: broadcast::Receiver<Event>, out: Outbox) {
                 // Only if this task itself was starved: the queue behind it never blocks it.
                 if !out.killed.swap(true, Ordering::Relaxed) {
                     out.ws.metrics.ws.slow_disconnects.inc();
-                    let reason = format!("client too slow: {n} notifications missed; reconnect and resubscribe");
-                    let _ = out.kill.try_send(frame(CloseCode::Policy, reason));
+                    let _ = out.kill.try_send(WsClose::SlowMissed { missed: n }.frame());
                 }
                 return;
             }

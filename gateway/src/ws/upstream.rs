@@ -22,9 +22,9 @@
 //! - Before a topic's first upstream subscription there is nothing to fill: a client sees events from the
 //!   moment it is live. A logs topic counts its coverage from the cluster's head at that moment.
 
-use super::hub::{Event, Topic};
 use super::order::{Admit, HeadGate, LogDedup, MAX_GAP_FILL, head_number, log_key};
 use super::source::{Source, Target};
+use super::topic::{Event, Topic};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use bytes::Bytes;
@@ -396,7 +396,7 @@ impl Delivery {
         let head_raw = rpc(&self.proxy, "eth_blockNumber", json!([])).await?;
         let head = serde_json::from_str::<String>(head_raw.get())
             .ok()
-            .and_then(|s| u64::from_str_radix(s.strip_prefix("0x")?, 16).ok())
+            .and_then(|s| iotex_shared::hex::quantity::<u64>(&s).ok())
             .ok_or("eth_blockNumber is not a quantity")?;
         let Some(last) = last else {
             // A logs topic's first subscription: logs are covered from here on, so a failover before its first
