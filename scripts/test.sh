@@ -12,6 +12,15 @@ step "nothing refers to a path outside the repository"
 python3 scripts/check-tree-paths.py --self-test
 python3 scripts/check-tree-paths.py
 
+step "code shape: no import cycle between a crate's modules, no unexplained function over 80 lines, no dead doc link"
+# Each check proves on small cases that it can fail before it judges the tree.
+python3 scripts/check-module-cycles.py --self-test >/dev/null
+python3 scripts/check-module-cycles.py
+python3 scripts/check-fn-length.py --self-test >/dev/null
+python3 scripts/check-fn-length.py
+python3 scripts/check-doc-links.py --self-test >/dev/null
+python3 scripts/check-doc-links.py
+
 step "install test peers and tools"
 scripts/install-peers.sh
 if ! command -v promtool >/dev/null 2>&1; then
@@ -30,6 +39,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "docs/reference matches the code (flags from clap, metrics from their catalogs)"
+cargo run --locked -q -p iotex-tests --bin gen-reference -- --check
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked --quiet

@@ -14,9 +14,10 @@
 
 use crate::methods::{KNOWN_METHODS, label_index as method_index};
 use crate::outcome::{AttemptOutcome, Outcome};
+pub use iotex_shared::metrics::MetricDoc;
+use iotex_shared::metrics::Registrar;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
 };
 use std::sync::OnceLock;
 
@@ -27,28 +28,27 @@ pub struct MetricsError(#[from] prometheus::Error);
 
 type Made<T> = Result<T, MetricsError>;
 
-fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> Made<T> {
-    r.register(Box::new(m.clone()))?;
-    Ok(m)
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registrar, m: T) -> Made<T> {
+    Ok(r.add(m)?)
 }
 
-fn counter(r: &Registry, name: &str, help: &str) -> Made<IntCounter> {
+fn counter(r: &Registrar, name: &str, help: &str) -> Made<IntCounter> {
     reg(r, IntCounter::new(name, help)?)
 }
 
-fn gauge(r: &Registry, name: &str, help: &str) -> Made<IntGauge> {
+fn gauge(r: &Registrar, name: &str, help: &str) -> Made<IntGauge> {
     reg(r, IntGauge::new(name, help)?)
 }
 
-fn counters(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Made<IntCounterVec> {
+fn counters(r: &Registrar, name: &str, help: &str, labels: &[&str]) -> Made<IntCounterVec> {
     reg(r, IntCounterVec::new(Opts::new(name, help), labels)?)
 }
 
-fn gauges(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Made<IntGaugeVec> {
+fn gauges(r: &Registrar, name: &str, help: &str, labels: &[&str]) -> Made<IntGaugeVec> {
     reg(r, IntGaugeVec::new(Opts::new(name, help), labels)?)
 }
 
-fn float_gauges(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Made<GaugeVec> {
+fn float_gauges(r: &Registrar, name: &str, help: &str, labels: &[&str]) -> Made<GaugeVec> {
     reg(r, GaugeVec::new(Opts::new(name, help), labels)?)
 }
 
@@ -69,7 +69,7 @@ struct MethodCounter {
 }
 
 impl MethodCounter {
-    fn new(r: &Registry, name: &str, help: &str) -> Made<MethodCounter> {
+    fn new(r: &Registrar, name: &str, help: &str) -> Made<MethodCounter> {
         let vec = counters(r, name, help, &["method"])?;
         Ok(MethodCounter { vec, slots: (0..=KNOWN_METHODS.len()).map(|_| OnceLock::new()).collect() })
     }
@@ -107,7 +107,7 @@ const DURATION_BUCKETS: [f64; 14] =
 
 impl CallMetrics {
     #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
-    fn register(r: &Registry) -> Made<CallMetrics> {
+    fn register(r: &Registrar) -> Made<CallMetrics> {
         let duration = HistogramOpts::new(
             "iotex_gateway_request_duration_seconds",
             "Time from a call's arrival to its answer, by method, retries included.",
@@ -191,7 +191,7 @@ pub struct NodeMetrics {
 
 impl NodeMetrics {
     #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
-    fn register(r: &Registry) -> Made<NodeMetrics> {
+    fn register(r: &Registrar) -> Made<NodeMetrics> {
         let up = &["upstream"];
         Ok(NodeMetrics {
             requests: counters(r, "iotex_gateway_upstream_requests_total",
@@ -260,7 +260,7 @@ pub struct HttpMetrics {
 
 impl HttpMetrics {
     #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
-    fn register(r: &Registry) -> Made<HttpMetrics> {
+    fn register(r: &Registrar) -> Made<HttpMetrics> {
         Ok(HttpMetrics {
             body_rejected: counters(r, "iotex_gateway_http_rejected_total",
                 "HTTP requests refused before JSON-RPC parsing, by reason.", &["reason"])?,
@@ -287,7 +287,7 @@ pub struct AuthMetrics {
 
 impl AuthMetrics {
     #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
-    fn register(r: &Registry) -> Made<AuthMetrics> {
+    fn register(r: &Registrar) -> Made<AuthMetrics> {
         let m = AuthMetrics {
             rejected: counters(r, "iotex_gateway_auth_rejected_total",
                 "HTTP requests refused with 401 for their access token, by reason.", &["reason"])?,
@@ -319,7 +319,7 @@ pub struct ReuseMetrics {
 
 impl ReuseMetrics {
     #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
-    fn register(r: &Registry) -> Made<ReuseMetrics> {
+    fn register(r: &Registrar) -> Made<ReuseMetrics> {
         Ok(ReuseMetrics {
             hits: MethodCounter::new(r, "iotex_gateway_cache_hits_total",
                 "Calls answered from the finality-aware cache, by method.")?,
@@ -380,7 +380,7 @@ pub struct WsMetrics {
 
 impl WsMetrics {
     #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
-    fn register(r: &Registry) -> Made<WsMetrics> {
+    fn register(r: &Registrar) -> Made<WsMetrics> {
         let m = WsMetrics {
             connections: gauge(r, "iotex_gateway_ws_connections", "Open client WebSocket connections.")?,
             subscriptions: gauges(r, "iotex_gateway_ws_subscriptions",
@@ -407,7 +407,7 @@ impl WsMetrics {
 
 /// The gateway's registry: one group per subsystem, plus the process's lifecycle.
 pub struct Metrics {
-    registry: Registry,
+    registry: Registrar,
     /// The JSON-RPC tier.
     pub calls: CallMetrics,
     /// The upstream set.
@@ -430,9 +430,9 @@ impl Metrics {
     /// Registers every metric.
     #[rustfmt::skip] // As the groups' `register`: one entry per metric.
     pub fn new() -> Result<Metrics, MetricsError> {
-        let r = Registry::new();
+        let r = Registrar::new();
         #[cfg(target_os = "linux")]
-        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        r.add_collector(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(Metrics {
             calls: CallMetrics::register(&r)?,
             nodes: NodeMetrics::register(&r)?,
@@ -449,11 +449,12 @@ impl Metrics {
 
     /// Renders the text exposition.
     pub fn render(&self) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(16 * 1024);
-        // Encoding into a Vec cannot fail for I/O reasons; a failure would mean a malformed metric, which
-        // registration already rules out. Serve what was written rather than nothing.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        buf
+        self.registry.render()
+    }
+
+    /// Every metric family with its type, labels and help (`process_*` aside), for the generated reference.
+    pub fn catalog(&self) -> Vec<MetricDoc> {
+        self.registry.catalog()
     }
 }
 

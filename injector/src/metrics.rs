@@ -1,17 +1,7 @@
 //! Every Prometheus metric the injector exports, registered and documented in one place.
 //!
-//! | metric | type | labels |
-//! |---|---|---|
-//! | `iotex_injector_scheduled_total` | counter | |
-//! | `iotex_injector_sent_total` | counter | `endpoint` |
-//! | `iotex_injector_accepted_total` | counter | `endpoint` |
-//! | `iotex_injector_rejected_total` | counter | `endpoint`, `kind` |
-//! | `iotex_injector_late_total` | counter | |
-//! | `iotex_injector_included_total` | counter | |
-//! | `iotex_injector_in_flight` | gauge | |
-//! | `iotex_injector_target_rate` | gauge (actions/s offered now) | |
-//! | `iotex_injector_submit_latency_seconds` | histogram | |
-//! | `iotex_injector_inclusion_latency_seconds` | histogram | |
+//! The reference (name, type, labels, help) is generated from [`Metrics::catalog`] into
+//! `docs/reference/injector-metrics.md`.
 //!
 //! `endpoint` is the configured endpoint's index (`0`, `1`, …), bounded by the configuration; `kind` is one of
 //! [`Kind::ALL`]. Hot-path handles are resolved once at start, not looked up per action.
@@ -21,7 +11,9 @@
 //! `promtool check metrics` in this module's tests.
 
 use crate::error::Kind;
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+pub use iotex_shared::metrics::MetricDoc;
+use iotex_shared::metrics::Registrar;
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 
 /// Pre-resolved handles for one endpoint.
 #[derive(Clone, Debug)]
@@ -38,7 +30,7 @@ pub struct EndpointMetrics {
 #[derive(Debug)]
 pub struct Metrics {
     /// The registry to encode.
-    pub registry: Registry,
+    pub registry: Registrar,
     /// Ticks scheduled.
     pub scheduled: IntCounter,
     /// Ticks late.
@@ -57,10 +49,8 @@ pub struct Metrics {
     pub endpoints: Vec<EndpointMetrics>,
 }
 
-/// Registers `m` and hands it back, so each metric is declared in one expression.
-fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> prometheus::Result<T> {
-    r.register(Box::new(m.clone()))?;
-    Ok(m)
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registrar, m: T) -> prometheus::Result<T> {
+    r.add(m)
 }
 
 /// `count` bucket bounds from `start`, each twice the last (what `exponential_buckets(start, 2, count)` gives,
@@ -72,7 +62,7 @@ fn doubling(start: f64, count: i32) -> Vec<f64> {
 impl Metrics {
     /// Registers everything for `endpoints` endpoints. Fails only on a name registered twice (a bug here).
     pub fn new(endpoints: usize) -> prometheus::Result<Metrics> {
-        let r = Registry::new();
+        let r = Registrar::new();
         let counter = |name: &str, help: &str| reg(&r, IntCounter::new(name, help)?);
         let by = |name: &str, help: &str, labels: &[&str]| reg(&r, IntCounterVec::new(Opts::new(name, help), labels)?);
         let histogram = |name: &str, help: &str, buckets| {
@@ -139,8 +129,12 @@ impl Metrics {
 
     /// The text exposition.
     pub fn encode(&self) -> String {
-        // Encoding into a String fails only on a metric family without metrics, which registration rules out.
-        prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+        String::from_utf8(self.registry.render()).unwrap_or_default()
+    }
+
+    /// Every metric family with its type, labels and help, for the generated reference.
+    pub fn catalog(&self) -> Vec<MetricDoc> {
+        self.registry.catalog()
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`layered`]: one layering rule for both binaries' settings: flags > env > config file > defaults.
 //! - [`shutdown`]: the one `shutdown_signal()` both binaries stop on (SIGTERM from Kubernetes, SIGINT).
 //! - [`telemetry`]: tracing set-up: JSON lines for Fluentd, readable text on a TTY.
+//! - [`metrics`]: the one way both binaries register Prometheus metrics, with a catalog for the docs.
 //! - [`report`]: the injector report schema (what the injector writes and tests read).
 //!
 //! Nothing here is either binary's configuration, health state or nonce logic.
@@ -15,6 +16,7 @@ pub mod duration;
 pub mod hex;
 pub mod jsonrpc;
 pub mod layered;
+pub mod metrics;
 pub mod report;
 pub mod shutdown;
 pub mod telemetry;
