@@ -29,7 +29,7 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 
 step "real IoTeX node: iotex-server from its Go module (cached; the first build takes a few minutes)"
-# The real-node tests (tests/tests/iotex_*.rs) start clusters of it; building it here, once, shows the
+# The real-node tests (tests/tests/it/iotex_*.rs) start clusters of it; building it here, once, shows the
 # progress and any refused module by name instead of inside a test's timeout.
 scripts/install-iotex.sh
 (cd tools/p2p-id && GOTOOLCHAIN=local go test ./...)
