@@ -151,6 +151,11 @@ impl RunningGateway {
         Ok(self.client.get(&format!("{}/metrics", self.admin)).await?.text())
     }
 
+    /// One series of `/metrics` (full series text, as [`sample`] takes it); 0 when the series is absent.
+    pub async fn metric(&self, series: &str) -> anyhow::Result<f64> {
+        Ok(sample(&self.metrics().await?, series).unwrap_or(0.0))
+    }
+
     /// A client for this gateway.
     pub fn client(&self) -> RawClient {
         self.client.clone()

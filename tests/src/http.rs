@@ -78,10 +78,24 @@ impl RawClient {
         self.send(http::Method::GET, url, &[], Bytes::new()).await
     }
 
+    /// Makes one JSON-RPC call with the given id and returns the whole answer object (`result` or `error`,
+    /// and the id), for tests that assert on ids and error objects; an error only for transport failures
+    /// and bodies that are not JSON.
+    pub async fn rpc(
+        &self,
+        url: &str,
+        id: serde_json::Value,
+        method: &str,
+        params: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let reply = self.post(url, rpc_request(id, method, params)).await?;
+        serde_json::from_slice(&reply.body)
+            .map_err(|e| anyhow::anyhow!("{method}: HTTP {} non-JSON body ({e}): {}", reply.status, reply.text()))
+    }
+
     /// Makes one JSON-RPC call and returns `result`, or an error carrying the JSON-RPC error.
     pub async fn call(&self, url: &str, method: &str, params: serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let reply = self.post(url, serde_json::to_vec(&body)?).await?;
+        let reply = self.post(url, rpc_request(serde_json::json!(1), method, params)).await?;
         let v: serde_json::Value = serde_json::from_slice(&reply.body)
             .map_err(|e| anyhow::anyhow!("{method}: HTTP {} non-JSON body ({e}): {}", reply.status, reply.text()))?;
         if let Some(err) = v.get("error") {
@@ -89,4 +103,14 @@ impl RawClient {
         }
         v.get("result").cloned().ok_or_else(|| anyhow::anyhow!("{method}: no result in {v}"))
     }
+}
+
+/// The body of one JSON-RPC 2.0 request.
+pub fn rpc_request(id: serde_json::Value, method: &str, params: serde_json::Value) -> Vec<u8> {
+    serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string().into_bytes()
+}
+
+/// The WebSocket URL on the same host and port as an `http://` URL (the gateway and anvil serve both there).
+pub fn ws_url(http_url: &str) -> String {
+    http_url.replacen("http://", "ws://", 1)
 }

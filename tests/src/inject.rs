@@ -1,5 +1,6 @@
 //! Helpers for the injector's integration tests: configs, dev keys, on-chain checks.
 
+use crate::http::RawClient;
 use crate::nodes::{DEV_KEYS, Node, parse_quantity};
 use iotex_injector::config::{Mix, RunConfig, parse_key};
 use serde_json::json;
@@ -28,17 +29,28 @@ pub fn with_mix(mut c: RunConfig, transfer: u32, execution: u32) -> RunConfig {
 
 /// `eth_getTransactionCount(addr, tag)`.
 pub async fn tx_count(node: &Node, addr: &str, tag: &str) -> anyhow::Result<u64> {
-    parse_quantity(&node.rpc("eth_getTransactionCount", json!([addr, tag])).await?)
+    tx_count_at(&node.url, addr, tag).await
+}
+
+/// `eth_getTransactionCount(addr, tag)` at any JSON-RPC URL (a gateway, an IoTeX node).
+pub async fn tx_count_at(url: &str, addr: &str, tag: &str) -> anyhow::Result<u64> {
+    parse_quantity(&RawClient::new().call(url, "eth_getTransactionCount", json!([addr, tag])).await?)
 }
 
 /// The Counter contract's `total()` on a node.
 pub async fn counter_total(node: &Node, contract: &str) -> anyhow::Result<u64> {
+    counter_total_at(&node.url, contract).await
+}
+
+/// The Counter contract's `total()` at any JSON-RPC URL.
+pub async fn counter_total_at(url: &str, contract: &str) -> anyhow::Result<u64> {
     let selector = &alloy_primitives::keccak256(b"total()")[..4];
     let data = format!("0x{}", alloy_primitives::hex::encode(selector));
-    let v = node.rpc("eth_call", json!([{"to": contract, "data": data}, "latest"])).await?;
+    let v = RawClient::new().call(url, "eth_call", json!([{"to": contract, "data": data}, "latest"])).await?;
+    // A uint256 word, `0x` and 64 digits: the quantity reader skips its leading zeros and refuses a count
+    // wider than u64 instead of truncating it.
     let s = v.as_str().ok_or_else(|| anyhow::anyhow!("eth_call result {v}"))?;
-    // A uint256 word; the count fits in its last 16 hex digits.
-    Ok(u64::from_str_radix(&s[s.len().saturating_sub(16)..], 16)?)
+    Ok(iotex_shared::hex::quantity(s)?)
 }
 
 /// Actions per account index for `n` scheduled over `accounts` (round-robin).

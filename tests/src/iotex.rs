@@ -2,10 +2,12 @@
 //! node and 4 delegates in ROLLDPOS) configured by the Helm chart's own rendering.
 //!
 //! Starting one takes a few seconds once the binary is cached (the first run of `scripts/install-iotex.sh`
-//! builds it from its Go module, a few minutes). Tests of one binary share one cluster through
+//! builds it from its Go module, a few minutes). Tests of one process share one cluster through
 //! [`Cluster::shared`] and take [`Cluster::exclusive`] for their whole body, so a test that kills a node
 //! never overlaps a test that reads from it; a test that stops a node restarts it and waits for it to catch
-//! up before it returns. The cluster is started with `--owner-pid` of the test process, so it stops by
+//! up before it returns. Under nextest each test is a process, so each starts its own cluster (and
+//! `.config/nextest.toml` runs them one at a time); under plain `cargo test` every `iotex_*` test of the
+//! `it` binary is a thread of one process and they all share one cluster, one test at a time. The cluster is started with `--owner-pid` of the test process, so it stops by
 //! itself when that process exits, however it exits.
 
 use crate::http::RawClient;
@@ -107,7 +109,8 @@ impl Cluster {
         .await?
     }
 
-    /// The cluster all tests of this test binary share (started on first use).
+    /// The cluster all tests of this test process share (started on first use, stopped when the process
+    /// exits: a static is never dropped, so `--owner-pid` stops it).
     pub async fn shared() -> anyhow::Result<&'static Cluster> {
         SHARED.get_or_try_init(Cluster::start).await
     }

@@ -10,7 +10,9 @@
 //! - [`corpus`]: the execution-apis request corpus (`tests/corpus/`) for differential tests.
 //! - [`dns`]: a loopback DNS server whose records a test changes (discovery).
 //! - [`http`]: a raw HTTP/1.1 client for asserting exact statuses, headers and bodies.
-//! - [`eventually`]: poll a condition until it holds or a bounded deadline passes.
+//! - [`load`]: steady JSON-RPC read load that counts what succeeded and keeps what failed.
+//! - [`eventually`]: poll a condition until it holds or a bounded deadline passes; [`replace_file`]: swap a
+//!   watched file's content the way a ConfigMap update does.
 //!
 //! Every process a helper starts is killed when its handle drops, so a failing test leaves nothing behind.
 
@@ -20,6 +22,7 @@ pub mod gateway;
 pub mod http;
 pub mod inject;
 pub mod iotex;
+pub mod load;
 pub mod mock;
 pub mod nodes;
 pub mod sink;
@@ -45,4 +48,13 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Replaces a file the way a ConfigMap update swaps it: write aside, then rename over, so a reader that polls
+/// the file (config reload, revocation list) never sees half a file.
+pub fn replace_file(path: &std::path::Path, body: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, body)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }

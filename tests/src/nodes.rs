@@ -200,6 +200,17 @@ impl Node {
         parse_quantity(&v)
     }
 
+    /// A legacy EIP-155 transfer of `value` (a hex quantity) from dev account `from` to the next one, signed by
+    /// this node with the dev key it holds (anvil's `eth_signTransaction`); the raw bytes, `0x`-prefixed.
+    pub async fn signed_transfer(&self, from: usize, nonce: u64, value: &str) -> anyhow::Result<String> {
+        let tx = serde_json::json!({
+            "from": DEV_ADDRESSES[from], "to": DEV_ADDRESSES[(from + 1) % 5], "value": value,
+            "gas": "0x5208", "gasPrice": "0x3b9aca00", "nonce": format!("0x{nonce:x}"), "chainId": "0x1251",
+        });
+        let raw = self.rpc("eth_signTransaction", serde_json::json!([tx])).await?;
+        raw.as_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no raw tx: {raw}"))
+    }
+
     /// Mines `n` blocks at once (anvil `anvil_mine`, ganache `evm_mine` per block).
     pub async fn mine(&self, n: u64) -> anyhow::Result<()> {
         match self.kind {
@@ -225,9 +236,8 @@ impl Drop for Node {
     }
 }
 
-/// Parses a JSON-RPC quantity (`"0x1a"`).
+/// Parses a JSON-RPC quantity (`"0x1a"`) with the workspace's one reader ([`iotex_shared::hex`]).
 pub fn parse_quantity(v: &serde_json::Value) -> anyhow::Result<u64> {
     let s = v.as_str().ok_or_else(|| anyhow::anyhow!("quantity is not a string: {v}"))?;
-    let hex = s.strip_prefix("0x").ok_or_else(|| anyhow::anyhow!("quantity without 0x: {s}"))?;
-    Ok(u64::from_str_radix(hex, 16)?)
+    Ok(iotex_shared::hex::quantity(s)?)
 }

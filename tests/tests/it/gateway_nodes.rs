@@ -4,11 +4,9 @@
 //! relay the same raw bytes to the other nodes themselves, as IoTeX's P2P would, or use `--tx-broadcast`.
 
 use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
-use iotex_tests::http::RawClient;
+use iotex_tests::load::{Calls, Load, LoadPlan};
 use iotex_tests::nodes::{DEV_ADDRESSES, Node, parse_quantity};
 use serde_json::json;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 async fn cluster(anvil_args: &[&str]) -> anyhow::Result<Vec<Node>> {
@@ -96,62 +94,29 @@ async fn a_killed_node_and_a_hung_node_cause_no_client_visible_errors() -> anyho
         .arg("--eject-after-failures", "2")
         .spawn()
         .await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let errors: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
-    let readers: Vec<_> = (0..8)
-        .map(|i| {
-            let (c, url, stop, ok, failed, errors) =
-                (RawClient::new(), gw.url.clone(), stop.clone(), ok.clone(), failed.clone(), errors.clone());
-            tokio::spawn(async move {
-                // Bounded: at most 5,000 calls per reader and 60 s, whichever comes first.
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                for _ in 0..5_000 {
-                    if stop.load(Ordering::Relaxed) || tokio::time::Instant::now() > deadline {
-                        break;
-                    }
-                    match c.call(&url, "eth_getBalance", json!([DEV_ADDRESSES[i % 5], "latest"])).await {
-                        Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                        Err(e) => {
-                            if let Ok(mut v) = errors.lock() {
-                                v.push(e.to_string());
-                            }
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-            })
-        })
-        .collect();
-    let wait_for_more = |n: u64| {
-        let ok = ok.clone();
-        iotex_tests::eventually(Duration::from_secs(30), "more successful reads", move || {
-            let ok = ok.clone();
-            async move { (ok.load(Ordering::Relaxed) >= n).then_some(()) }
-        })
-    };
-    wait_for_more(200).await?;
+    // 8 readers, at most 5,000 calls each and 60 s.
+    let calls: Calls = |w, _| ("eth_getBalance", json!([DEV_ADDRESSES[w % 5], "latest"]));
+    let load = Load::start(
+        &gw.url,
+        LoadPlan { max_calls: 5_000, max_time: Duration::from_secs(60), ..LoadPlan::new(8, calls) },
+    );
+    let more = Duration::from_secs(30);
+    load.more(200, more).await?;
     nodes[0].kill();
-    let after_kill = ok.load(Ordering::Relaxed);
-    wait_for_more(after_kill + 300).await?;
+    load.more(300, more).await?;
     nodes[1].pause()?;
-    let after_pause = ok.load(Ordering::Relaxed);
-    wait_for_more(after_pause + 300).await?;
+    let after_pause = load.ok();
+    load.more(300, more).await?;
     gw.wait_state("anvil0", "down", Duration::from_secs(10)).await?;
     iotex_tests::eventually(Duration::from_secs(10), "hung node out of rotation", || async {
         let s = gw.state_of("anvil1").await.ok()?;
         (s == "down" || s == "ejected").then_some(())
     })
     .await?;
-    let after_out = ok.load(Ordering::Relaxed);
-    wait_for_more(after_out + 100).await?;
-    stop.store(true, Ordering::Relaxed);
-    for r in readers {
-        r.await?;
-    }
-    let errs = errors.lock().map(|v| v.clone()).unwrap_or_default();
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "client-visible errors: {:?}", &errs[..errs.len().min(5)]);
-    assert!(ok.load(Ordering::Relaxed) >= after_pause + 300);
+    load.more(100, more).await?;
+    let (ok, errs) = load.stop().await;
+    assert_eq!(errs.len(), 0, "client-visible errors: {:?}", &errs[..errs.len().min(5)]);
+    assert!(ok >= after_pause + 300);
     // The hung node resumes and comes back without a restart of anything.
     nodes[1].resume()?;
     gw.wait_state("anvil1", "up", Duration::from_secs(40)).await?;
@@ -190,15 +155,8 @@ async fn all_nodes_down_gives_a_prompt_503_and_recovery_needs_no_restart() -> an
     Ok(())
 }
 
-/// Signs a legacy EIP-155 transfer with a dev key held by `signer` (anvil's `eth_signTransaction`).
-async fn signed_transfer(signer: &Node, from: usize, nonce: u64) -> anyhow::Result<String> {
-    let tx = json!({
-        "from": DEV_ADDRESSES[from], "to": DEV_ADDRESSES[(from + 1) % 5], "value": "0x2386f26fc10000",
-        "gas": "0x5208", "gasPrice": "0x3b9aca00", "nonce": format!("0x{nonce:x}"), "chainId": "0x1251",
-    });
-    let raw = signer.rpc("eth_signTransaction", json!([tx])).await?;
-    raw.as_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no raw tx: {raw}"))
-}
+/// 0.01 ETH: what the transfers these tests send carry.
+const TRANSFER_VALUE: &str = "0x2386f26fc10000";
 
 fn keccak_hex(raw: &str) -> anyhow::Result<String> {
     let bytes = alloy_primitives::hex::decode(raw)?;
@@ -225,7 +183,7 @@ async fn receipt_everywhere(gw: &RunningGateway, hash: &str, reads: usize) -> an
 async fn a_signed_transaction_through_the_gateway_is_mined_and_its_receipt_read_back() -> anyhow::Result<()> {
     let nodes = cluster(&[]).await?;
     let gw = gateway_over(&nodes).spawn().await?;
-    let raw = signed_transfer(&nodes[0], 1, 0).await?;
+    let raw = nodes[0].signed_transfer(1, 0, TRANSFER_VALUE).await?;
     let hash = gw.client().call(&gw.url, "eth_sendRawTransaction", json!([raw])).await?;
     assert_eq!(hash.as_str(), Some(keccak_hex(&raw)?.as_str()));
     // Relay as P2P would: every other node gets the same bytes (the one that already has it says so).
@@ -239,7 +197,7 @@ async fn a_signed_transaction_through_the_gateway_is_mined_and_its_receipt_read_
 async fn tx_broadcast_sends_the_raw_transaction_to_every_node() -> anyhow::Result<()> {
     let nodes = cluster(&[]).await?;
     let gw = gateway_over(&nodes).arg("--tx-broadcast", "4").spawn().await?;
-    let raw = signed_transfer(&nodes[0], 2, 0).await?;
+    let raw = nodes[0].signed_transfer(2, 0, TRANSFER_VALUE).await?;
     let hash = gw.client().call(&gw.url, "eth_sendRawTransaction", json!([raw])).await?;
     let hash = hash.as_str().unwrap_or_default().to_owned();
     assert_eq!(hash, keccak_hex(&raw)?);
@@ -260,7 +218,7 @@ async fn resending_a_transaction_a_node_already_has_is_a_success() -> anyhow::Re
     // --no-mining keeps the transaction in the pool, so the second send meets "already imported".
     let node = Node::anvil(&["--no-mining"]).await?;
     let gw = TestGateway::new().upstream("a", &node.url).spawn().await?;
-    let raw = signed_transfer(&node, 3, 0).await?;
+    let raw = node.signed_transfer(3, 0, TRANSFER_VALUE).await?;
     let c = gw.client();
     let first = c.call(&gw.url, "eth_sendRawTransaction", json!([raw])).await?;
     let direct = node.rpc("eth_sendRawTransaction", json!([raw])).await;

@@ -3,14 +3,12 @@
 //! behind a headless Service do) and config reload (file change and SIGHUP), with calls in flight throughout.
 
 use iotex_tests::dns::TestDns;
-use iotex_tests::eventually;
 use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
-use iotex_tests::http::RawClient;
+use iotex_tests::load::{Load, LoadPlan};
 use iotex_tests::nodes::{Node, free_port};
+use iotex_tests::{eventually, replace_file};
 use serde_json::json;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(20);
@@ -42,49 +40,17 @@ async fn wait_members(g: &RunningGateway, want: &[&str]) -> anyhow::Result<()> {
     .await
 }
 
-/// Calls in a loop until stopped; counts successes and failures (every call must succeed).
-struct Traffic {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<Option<String>>,
+/// Calls in a loop until stopped (one caller, back to back, at most 100,000 calls).
+fn traffic(url: &str) -> Load {
+    Load::start(url, LoadPlan::new(1, |_, _| ("eth_blockNumber", json!([]))))
 }
 
-impl Traffic {
-    fn start(url: &str, c: RawClient) -> Traffic {
-        let (stop, ok, failed) = (Arc::new(AtomicBool::new(false)), Arc::default(), Arc::default());
-        let url = url.to_owned();
-        let task = tokio::spawn({
-            let (stop, ok, failed): (Arc<AtomicBool>, Arc<AtomicU64>, Arc<AtomicU64>) =
-                (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed));
-            async move {
-                let mut first_error = None;
-                // Bounded: at most 100,000 calls or until stopped.
-                for _ in 0..100_000 {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    match c.call(&url, "eth_blockNumber", json!([])).await {
-                        Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                        Err(e) => {
-                            first_error.get_or_insert(e.to_string());
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-                first_error
-            }
-        });
-        Traffic { stop, ok, failed, task }
-    }
-
-    async fn finish(self) -> anyhow::Result<u64> {
-        self.stop.store(true, Ordering::Relaxed);
-        let first_error = self.task.await?;
-        let failed = self.failed.load(Ordering::Relaxed);
-        anyhow::ensure!(failed == 0, "{failed} calls failed during the change; first: {first_error:?}");
-        Ok(self.ok.load(Ordering::Relaxed))
-    }
+/// Stops the traffic: every call must have succeeded; the number that did.
+async fn finish(traffic: Load) -> anyhow::Result<u64> {
+    let (ok, errors) = traffic.stop().await;
+    let failed = errors.len();
+    anyhow::ensure!(failed == 0, "{failed} calls failed during the change; first: {:?}", errors.first());
+    Ok(ok)
 }
 
 #[tokio::test]
@@ -103,7 +69,7 @@ async fn dns_discovery_adds_and_removes_upstreams_as_records_change_without_fail
         .await?;
     let (a, b) = (format!("127.0.0.1:{port}"), format!("127.0.0.2:{port}"));
     wait_members(&g, &[&a]).await?;
-    let traffic = Traffic::start(&g.url, g.client());
+    let traffic = traffic(&g.url);
 
     // A pod becomes ready: its record appears and the gateway routes to it.
     dns.set("iotex-nodes.test", &[ip("127.0.0.1"), ip("127.0.0.2")]);
@@ -131,23 +97,15 @@ async fn dns_discovery_adds_and_removes_upstreams_as_records_change_without_fail
     .await?;
     assert_eq!(members(&g).await, vec![(b.clone(), "up".to_owned())]);
 
-    let ok = traffic.finish().await?;
+    let ok = finish(traffic).await?;
     assert!(ok > 0, "no calls went through during the changes");
     drop((n1, n2));
     Ok(())
 }
 
-fn write_config(path: &std::path::Path, body: &str) -> anyhow::Result<()> {
-    // Write then rename, as a ConfigMap update swaps the file: a reader never sees half a file.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, body)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
 /// A gateway configured by a file naming `node` as upstream `a`, polled every `poll`; ready and routing to `a`.
 async fn config_gateway(path: &std::path::Path, node: &Node, poll: &str) -> anyhow::Result<RunningGateway> {
-    write_config(path, &format!("upstream = [\"a={}\"]\n", node.url))?;
+    replace_file(path, &format!("upstream = [\"a={}\"]\n", node.url))?;
     let g = TestGateway::new()
         .arg("--config", path.to_str().unwrap_or_default())
         .arg("--config-poll-interval", poll)
@@ -158,8 +116,7 @@ async fn config_gateway(path: &std::path::Path, node: &Node, poll: &str) -> anyh
 }
 
 async fn reloads(g: &RunningGateway, result: &str) -> f64 {
-    let m = g.metrics().await.unwrap_or_default();
-    sample(&m, &format!("iotex_gateway_config_reloads_total{{result=\"{result}\"}}")).unwrap_or(0.0)
+    g.metric(&format!("iotex_gateway_config_reloads_total{{result=\"{result}\"}}")).await.unwrap_or(0.0)
 }
 
 #[tokio::test]
@@ -170,10 +127,10 @@ async fn a_changed_config_file_is_applied_live_and_an_invalid_one_is_rejected_an
     let g = config_gateway(&path, &n1, "100ms").await?;
     let c = g.client();
     assert!(c.call(&g.url, "eth_getBalance", json!([format!("0x{:040x}", 1), "latest"])).await.is_ok());
-    let traffic = Traffic::start(&g.url, g.client());
+    let traffic = traffic(&g.url);
 
     // A second node and a method policy change arrive with one edit.
-    write_config(
+    replace_file(
         &path,
         &format!("upstream = [\"a={}\", \"b={}\"]\ndeny-method = [\"eth_getBalance\"]\n", n1.url, n2.url),
     )?;
@@ -183,21 +140,21 @@ async fn a_changed_config_file_is_applied_live_and_an_invalid_one_is_rejected_an
     assert!(reloads(&g, "applied").await >= 1.0);
 
     // An invalid edit: rejected, counted, and the running config stays in force.
-    write_config(&path, &format!("upstream = [\"a={}\"]\nmax-lag-blocks = 0\n", n1.url))?;
+    replace_file(&path, &format!("upstream = [\"a={}\"]\nmax-lag-blocks = 0\n", n1.url))?;
     eventually(WITHIN, "the invalid config is rejected", || async {
         (reloads(&g, "rejected").await >= 1.0).then_some(())
     })
     .await?;
     wait_members(&g, &["a", "b"]).await?;
     // Not TOML at all: the same.
-    write_config(&path, "upstream = [\n")?;
+    replace_file(&path, "upstream = [\n")?;
     eventually(WITHIN, "the unparsable config is rejected", || async {
         (reloads(&g, "rejected").await >= 2.0).then_some(())
     })
     .await?;
     wait_members(&g, &["a", "b"]).await?;
 
-    let ok = traffic.finish().await?;
+    let ok = finish(traffic).await?;
     assert!(ok > 0);
     Ok(())
 }
@@ -209,7 +166,7 @@ async fn sighup_reloads_the_config_file() -> anyhow::Result<()> {
     let path = dir.path().join("gateway.toml");
     // Polling off: only the signal can make the gateway notice.
     let g = config_gateway(&path, &n1, "0s").await?;
-    write_config(&path, &format!("upstream = [\"b={}\"]\n", n2.url))?;
+    replace_file(&path, &format!("upstream = [\"b={}\"]\n", n2.url))?;
     // The signal handler is installed once the gateway runs, so this reloads instead of killing the process.
     nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGHUP)?;
     wait_members(&g, &["b"]).await?;

@@ -86,9 +86,7 @@ async fn a_batch_over_the_node_cap_is_split_across_nodes_and_reassembled_in_orde
 }
 
 async fn rpc(g: &RunningGateway, method: &str, params: Value) -> anyhow::Result<Value> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let reply = g.client().post(&g.url, serde_json::to_vec(&body)?).await?;
-    Ok(serde_json::from_slice(&reply.body)?)
+    g.client().rpc(&g.url, json!(1), method, params).await
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 
 use futures::{SinkExt, StreamExt};
 use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
-use iotex_tests::nodes::{DEV_ADDRESSES, Node};
+use iotex_tests::http::ws_url;
+use iotex_tests::nodes::{DEV_ADDRESSES, Node, parse_quantity};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -24,10 +25,6 @@ struct WsClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
     notes: VecDeque<Value>,
-}
-
-fn ws_url(http_url: &str) -> String {
-    http_url.replacen("http://", "ws://", 1)
 }
 
 impl WsClient {
@@ -112,7 +109,7 @@ impl WsClient {
         let mut out = Vec::new();
         for _ in 0..10_000 {
             let Some(h) = self.note(sub, WAIT).await else { break };
-            let n = u64::from_str_radix(h["number"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+            let n = parse_quantity(&h["number"]).unwrap();
             out.push(n);
             if n >= last {
                 break;
@@ -133,7 +130,7 @@ fn gateway_ws(nodes: &[(&str, &Node)]) -> TestGateway {
 }
 
 async fn metric(gw: &RunningGateway, series: &str) -> f64 {
-    sample(&gw.metrics().await.unwrap(), series).unwrap_or(0.0)
+    gw.metric(series).await.unwrap()
 }
 
 async fn wait_metric(gw: &RunningGateway, series: &str, want: f64) {
@@ -142,6 +139,25 @@ async fn wait_metric(gw: &RunningGateway, series: &str, want: f64) {
     })
     .await
     .unwrap();
+}
+
+/// The series of upstream `name`'s shared subscriptions.
+fn on(name: &str) -> String {
+    format!("iotex_gateway_ws_upstream_subscriptions{{upstream=\"{name}\"}}")
+}
+
+/// Which of upstreams `a` and `b` the gateway holds its one upstream subscription on, once it holds one.
+async fn subscribed_upstream(gw: &RunningGateway) -> anyhow::Result<&'static str> {
+    iotex_tests::eventually(WAIT, "an upstream subscription", || async move {
+        if metric(gw, &on("a")).await == 1.0 {
+            Some("a")
+        } else if metric(gw, &on("b")).await == 1.0 {
+            Some("b")
+        } else {
+            None
+        }
+    })
+    .await
 }
 
 /// A WebSocket relay in front of a node that counts the `eth_subscribe` calls the node receives and the
@@ -293,20 +309,7 @@ async fn killing_the_subscribed_node_loses_no_head_and_repeats_none() -> anyhow:
     tokio::try_join!(a.mine(1), b.mine(1))?;
     let mut c = WsClient::connect(&gw).await;
     let sub = c.subscribe(json!(["newHeads"])).await;
-    let on = |name: &str| format!("iotex_gateway_ws_upstream_subscriptions{{upstream=\"{name}\"}}");
-    let subscribed = iotex_tests::eventually(WAIT, "an upstream subscription", || {
-        let gw = &gw;
-        async move {
-            if metric(gw, &on("a")).await == 1.0 {
-                Some("a")
-            } else if metric(gw, &on("b")).await == 1.0 {
-                Some("b")
-            } else {
-                None
-            }
-        }
-    })
-    .await?;
+    let subscribed = subscribed_upstream(&gw).await?;
     let (victim, survivor, survivor_name) =
         if subscribed == "a" { (&mut a, &mut b, "b") } else { (&mut b, &mut a, "a") };
     for _ in 0..2 {
@@ -369,11 +372,10 @@ async fn a_hung_node_is_left_for_another_and_heads_stay_consecutive() -> anyhow:
     let gw = gateway_ws(&[("a", &a), ("b", &b)]).arg("--ws-upstream-silence", "2s").spawn().await?;
     let mut c = WsClient::connect(&gw).await;
     let sub = c.subscribe(json!(["newHeads"])).await;
-    let on = |name: &str| format!("iotex_gateway_ws_upstream_subscriptions{{upstream=\"{name}\"}}");
     let mut seen = Vec::new();
     for _ in 0..2 {
         let h = c.note(&sub, WAIT).await.expect("no head");
-        seen.push(u64::from_str_radix(h["number"].as_str().unwrap().trim_start_matches("0x"), 16)?);
+        seen.push(parse_quantity(&h["number"])?);
     }
     let hung = if metric(&gw, &on("a")).await == 1.0 { &a } else { &b };
     // SIGSTOP: the socket stays open but nothing more comes; silence or health must move the subscription.
@@ -399,20 +401,7 @@ async fn a_log_mined_while_no_subscription_saw_it_is_backfilled_once_after_failo
     let mut c = WsClient::connect(&gw).await;
     let topic = format!("0x{}", "ef".repeat(32));
     let sub = c.subscribe(json!(["logs", {"topics": [topic]}])).await;
-    let on = |name: &str| format!("iotex_gateway_ws_upstream_subscriptions{{upstream=\"{name}\"}}");
-    let subscribed = iotex_tests::eventually(WAIT, "an upstream subscription", || {
-        let gw = &gw;
-        async move {
-            if metric(gw, &on("a")).await == 1.0 {
-                Some("a")
-            } else if metric(gw, &on("b")).await == 1.0 {
-                Some("b")
-            } else {
-                None
-            }
-        }
-    })
-    .await?;
+    let subscribed = subscribed_upstream(&gw).await?;
     let (victim, survivor) = if subscribed == "a" { (&mut a, &mut b) } else { (&mut b, &mut a) };
     // A head both nodes share (the topic covers logs from the head it subscribed at, or a later one seen).
     tokio::try_join!(victim.mine(1), survivor.mine(1))?;

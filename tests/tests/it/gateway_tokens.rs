@@ -6,10 +6,10 @@
 #![allow(clippy::unwrap_used)]
 
 use iotex_gateway::token::{self, Claims, SigningKey};
-use iotex_tests::eventually;
 use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
-use iotex_tests::http::{RawClient, Reply};
+use iotex_tests::http::{RawClient, Reply, ws_url};
 use iotex_tests::nodes::Node;
+use iotex_tests::{eventually, replace_file};
 use std::time::Duration;
 
 const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
@@ -188,14 +188,6 @@ async fn a_tokens_quota_is_its_own_and_apart_from_the_per_ip_quota() -> anyhow::
     Ok(())
 }
 
-/// Replaces a file the way a ConfigMap update does: write aside, then rename over.
-fn replace(path: &std::path::Path, body: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, body)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
 #[tokio::test]
 async fn a_revocation_list_edited_while_running_refuses_the_token_without_a_restart() -> anyhow::Result<()> {
     let node = Node::anvil(&[]).await?;
@@ -212,7 +204,7 @@ async fn a_revocation_list_edited_while_running_refuses_the_token_without_a_rest
     let kept = mint(&key, "kept-8", "gold", 600);
     assert_eq!(with_bearer(&c, &gw.url, &leaked).await?.status, 200);
 
-    replace(&list, "# revoked token ids\nleaked-7  # pasted in a public chat\n")?;
+    replace_file(&list, "# revoked token ids\nleaked-7  # pasted in a public chat\n")?;
     let refused = eventually(Duration::from_secs(10), "the leaked token to be refused", || {
         let (c, url, t) = (c.clone(), gw.url.clone(), leaked.clone());
         async move { with_bearer(&c, &url, &t).await.ok().filter(|r| r.status == 401) }
@@ -226,7 +218,7 @@ async fn a_revocation_list_edited_while_running_refuses_the_token_without_a_rest
     assert!(!m.contains("leaked-7"));
 
     // A broken file keeps the list in force and is counted.
-    replace(&list, "this is not an id\n")?;
+    replace_file(&list, "this is not an id\n")?;
     eventually(Duration::from_secs(10), "a failed reload to be counted", || async {
         let m = gw.metrics().await.ok()?;
         (sample(&m, "iotex_gateway_revocation_list_reloads_total{result=\"error\"}")? >= 1.0).then_some(())
@@ -234,7 +226,7 @@ async fn a_revocation_list_edited_while_running_refuses_the_token_without_a_rest
     .await?;
     assert_401(&with_bearer(&c, &gw.url, &leaked).await?, "revoked", &leaked);
     // Un-revoking works the same way.
-    replace(&list, "")?;
+    replace_file(&list, "")?;
     eventually(Duration::from_secs(10), "the token to be accepted again", || {
         let (c, url, t) = (c.clone(), gw.url.clone(), leaked.clone());
         async move { with_bearer(&c, &url, &t).await.ok().filter(|r| r.status == 200).map(|_| ()) }
@@ -276,7 +268,7 @@ async fn a_websocket_session_opened_with_a_token_is_charged_to_the_token_and_sto
             .arg("--token-revocation-reload", "100ms")
     })
     .await?;
-    let ws_url = |t: &str| format!("{}/?token={t}", gw.url.replacen("http://", "ws://", 1));
+    let ws_url = |t: &str| format!("{}/?token={t}", ws_url(&gw.url));
 
     // A gold token: ten quick messages, far past the per-IP burst of 2, are all served.
     let gold = mint(&key, "ws-gold", "gold", 600);
@@ -297,7 +289,7 @@ async fn a_websocket_session_opened_with_a_token_is_charged_to_the_token_and_sto
     assert!(limited >= 2, "{limited} of 6 messages over the tiny quota were refused");
 
     // Revoked while the session is open: the next messages are refused with the token error.
-    replace(&list, "ws-gold\n")?;
+    replace_file(&list, "ws-gold\n")?;
     // Polled like `eventually`, but over the one open session (bounded: at most 10 s).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let refused = loop {

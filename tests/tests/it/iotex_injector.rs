@@ -11,6 +11,7 @@ use iotex_injector::error::Kind;
 use iotex_injector::signer::{self, Call, Fees, TxType};
 use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
 use iotex_tests::http::RawClient;
+use iotex_tests::inject::{counter_total_at, tx_count_at};
 use iotex_tests::iotex::{Cluster, ClusterInfo};
 use iotex_tests::nodes::parse_quantity;
 use serde_json::{Value, json};
@@ -46,7 +47,7 @@ async fn call(url: &str, method: &str, params: Value) -> anyhow::Result<Value> {
 }
 
 async fn nonce(url: &str, addr: &str) -> anyhow::Result<u64> {
-    parse_quantity(&call(url, "eth_getTransactionCount", json!([addr, "latest"])).await?)
+    tx_count_at(url, addr, "latest").await
 }
 
 /// Every transaction in blocks `from..=to` sent by one of `senders` (lower-case 0x addresses), in block
@@ -73,15 +74,6 @@ fn tally(txs: &[Value]) -> (BTreeMap<String, u64>, BTreeSet<String>) {
         types.insert(tx["type"].as_str().unwrap_or("0x0").to_owned());
     }
     (by_sender, types)
-}
-
-/// A Counter's `total()`.
-async fn counter_total(url: &str, contract: &str) -> anyhow::Result<u64> {
-    let selector = &alloy_primitives::keccak256(b"total()")[..4];
-    let data = format!("0x{}", alloy_primitives::hex::encode(selector));
-    let v = call(url, "eth_call", json!([{"to": contract, "data": data}, "latest"])).await?;
-    let s = v.as_str().ok_or_else(|| anyhow::anyhow!("eth_call result {v}"))?;
-    Ok(u64::from_str_radix(&s[s.len().saturating_sub(16)..], 16)?)
 }
 
 /// Runs the injector through the gateway and checks every count three ways. Returns the report.
@@ -125,7 +117,7 @@ async fn run_and_prove(
     if let Some(contract) = r.contracts.iter().flatten().next() {
         let executions = (0..r.scheduled).filter(|s| mix.pick(*s) == ActionKind::Execution).count() as u64;
         assert!(executions > 0);
-        assert_eq!(counter_total(&url, contract).await?, executions, "every Counter.bump ran");
+        assert_eq!(counter_total_at(&url, contract).await?, executions, "every Counter.bump ran");
     }
     let m = gw.metrics().await?;
     let sent = sample(&m, "iotex_gateway_requests_total{method=\"eth_sendRawTransaction\",outcome=\"ok\"}");

@@ -15,11 +15,12 @@ use http_body_util::{BodyExt, Full};
 use iotex_tests::corpus;
 use iotex_tests::eventually;
 use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
-use iotex_tests::http::{RawClient, Reply};
+use iotex_tests::http::{RawClient, Reply, rpc_request, ws_url};
 use iotex_tests::iotex::Cluster;
+use iotex_tests::load::{Calls, Load, LoadPlan};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -63,8 +64,9 @@ async fn line(gw: &RunningGateway, name: &str) -> anyhow::Result<Line> {
     })
 }
 
+/// A quantity in a node's answer, 0 when absent or unreadable (as the assertions on it expect).
 fn quantity(v: &Value) -> u64 {
-    u64::from_str_radix(v.as_str().unwrap_or_default().trim_start_matches("0x"), 16).unwrap_or(0)
+    v.as_str().and_then(|s| iotex_shared::hex::quantity_or_zero(s).ok()).unwrap_or(0)
 }
 
 fn hex(n: u64) -> String {
@@ -72,7 +74,7 @@ fn hex(n: u64) -> String {
 }
 
 fn body(method: &str, params: Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).unwrap()
+    rpc_request(json!(1), method, params)
 }
 
 /// The node's release, e.g. `v2.1.0/NoBuildInfo`.
@@ -86,73 +88,21 @@ fn is_v2_1(version: &str) -> bool {
     version.starts_with("v2.1.")
 }
 
-/// Steady read load through the gateway: `workers` loops of cheap reads that no cache can answer.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    errors: Arc<Mutex<Vec<String>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(url: &str, workers: usize) -> Load {
-        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (stop, ok) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
-        let tasks = (0..workers)
-            .map(|w| {
-                let (url, stop, ok, errors) = (url.to_owned(), stop.clone(), ok.clone(), Arc::clone(&errors));
-                tokio::spawn(async move {
-                    let c = RawClient::new();
-                    let calls = [
-                        ("eth_blockNumber", json!([])),
-                        ("eth_getBlockByNumber", json!(["latest", false])),
-                        ("eth_getBalance", json!([format!("0x{:040x}", w + 1), "latest"])),
-                        ("eth_gasPrice", json!([])),
-                    ];
-                    let mut i = w;
-                    while !stop.load(Ordering::Relaxed) {
-                        let (m, p) = &calls[i % calls.len()];
-                        i += 1;
-                        let outcome = match c.post(&url, body(m, p.clone())).await {
-                            Ok(r) if r.status == 200 => match serde_json::from_slice::<Value>(&r.body) {
-                                Ok(v) if v.get("result").is_some() => Ok(()),
-                                _ => Err(format!("{m}: {}", r.text())),
-                            },
-                            Ok(r) => Err(format!("{m}: HTTP {}: {}", r.status, r.text())),
-                            Err(e) => Err(format!("{m}: {e}")),
-                        };
-                        match outcome {
-                            Ok(()) => {
-                                ok.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(e) => errors.lock().unwrap().push(e),
-                        }
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                })
-            })
-            .collect();
-        Load { stop, ok, errors, tasks }
-    }
-
-    /// Waits for `n` more successful calls (so a phase of a test really ran under load).
-    async fn more(&self, n: u64) -> anyhow::Result<()> {
-        let target = self.ok.load(Ordering::Relaxed) + n;
-        eventually(WAIT, &format!("{n} more calls through the gateway"), || async {
-            (self.ok.load(Ordering::Relaxed) >= target).then_some(())
-        })
-        .await
-    }
-
-    /// Stops the workers; the calls that succeeded and every error a client saw.
-    async fn stop(self) -> (u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            let _ = t.await;
-        }
-        let errors = self.errors.lock().unwrap().clone();
-        (self.ok.load(Ordering::Relaxed), errors)
-    }
+/// Steady read load through the gateway: `workers` loops of cheap reads that no cache can answer, 20 ms
+/// apart.
+fn load(url: &str, workers: usize) -> Load {
+    let calls: Calls = |w, i| match (w + i) % 4 {
+        0 => ("eth_blockNumber", json!([])),
+        1 => ("eth_getBlockByNumber", json!(["latest", false])),
+        2 => ("eth_getBalance", json!([format!("0x{:040x}", w + 1), "latest"])),
+        _ => ("eth_gasPrice", json!([])),
+    };
+    // Bounded at 15 minutes, far beyond the longest test's phases (a restarted node's catch-up is 180 s).
+    let max_time = Duration::from_secs(900);
+    Load::start(
+        url,
+        LoadPlan { pause: Duration::from_millis(20), max_time, max_calls: 45_000, ..LoadPlan::new(workers, calls) },
+    )
 }
 
 #[tokio::test]
@@ -205,8 +155,8 @@ async fn a_node_stopped_then_killed_under_load_costs_clients_nothing_and_returns
         .spawn()
         .await?;
     gw.wait_state(&name, "up", WAIT).await?;
-    let load = Load::start(&gw.url, 6);
-    load.more(100).await?;
+    let load = load(&gw.url, 6);
+    load.more(100, WAIT).await?;
 
     // SIGSTOP: the node keeps its sockets but answers nothing. Calls it held time out and go elsewhere.
     cluster.pause(victim)?;
@@ -214,12 +164,12 @@ async fn a_node_stopped_then_killed_under_load_costs_clients_nothing_and_returns
         line(&gw, &name).await.ok().filter(|l| l.state != "up")
     })
     .await?;
-    load.more(100).await?;
+    load.more(100, WAIT).await?;
 
     // SIGKILL: connections refused from now on.
     cluster.kill(victim).await?;
     gw.wait_state(&name, "down", WAIT).await?;
-    load.more(100).await?;
+    load.more(100, WAIT).await?;
     // The chain goes on without it (4 of 5 producers), so it comes back behind.
     cluster.wait_blocks(0, max_lag + 2, WAIT).await?;
     let before = line(&gw, &name).await?;
@@ -283,8 +233,8 @@ async fn a_node_holding_over_100_slow_calls_sheds_or_slows_and_the_gateway_serve
     // for the gateway to see the 429 (a shorter attempt timeout sees a timeout instead, and ejects).
     let gw = gateway(cluster).arg("--attempt-timeout", "12s").arg("--request-timeout", "30s").spawn().await?;
     gw.wait_state(&node.name, "up", WAIT).await?;
-    let load = Load::start(&gw.url, 4);
-    load.more(50).await?;
+    let load = load(&gw.url, 4);
+    load.more(50, WAIT).await?;
 
     // 120 slow calls at once, straight to the node.
     let held = 120;
@@ -334,7 +284,7 @@ async fn a_node_holding_over_100_slow_calls_sheds_or_slows_and_the_gateway_serve
         };
         *tally.entry(key).or_default() += 1;
     }
-    load.more(20).await?;
+    load.more(20, WAIT).await?;
     let m = gw.metrics().await?;
     let busy = sample(&m, &format!("iotex_gateway_upstream_busy_total{{upstream=\"{}\"}}", node.name)).unwrap_or(0.0);
     let (ok, errors) = load.stop().await;
@@ -462,7 +412,7 @@ async fn fifty_websocket_clients_get_every_head_in_order_from_one_upstream_subsc
     let nodes = cluster.info().nodes.len();
     let before: Vec<f64> = futures::future::join_all((0..nodes).map(|i| node_subscribes(cluster, i))).await;
     let gw = gateway(cluster).arg("--ws-upstream-silence", "30s").spawn().await?;
-    let ws_url = gw.url.replacen("http://", "ws://", 1);
+    let ws_url = ws_url(&gw.url);
 
     let clients = 50;
     let heads_each = 6;

@@ -6,7 +6,6 @@
 //! the others arrive.
 
 use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
-use iotex_tests::http::RawClient;
 use iotex_tests::mock::{MockUpstream, Mode};
 use iotex_tests::nodes::{DEV_ADDRESSES, Node};
 use serde_json::{Value, json};
@@ -15,26 +14,16 @@ use std::time::Duration;
 const ADDR: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 const HASH: &str = "0x88df016429689c079f3b2f6ad39fa052532c56795b733da78a91ebe6a713944b";
 
-/// Posts one call with the given id and returns the whole response object.
-async fn call_with_id(c: &RawClient, url: &str, id: Value, method: &str, params: Value) -> anyhow::Result<Value> {
-    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-    Ok(c.post(url, serde_json::to_vec(&body)?).await?.json())
-}
-
 /// Makes the same call `n` times, one after another, and checks each answer carries its own id.
 async fn repeat(g: &RunningGateway, n: u64, method: &str, params: Value) -> anyhow::Result<Vec<Value>> {
     let c = g.client();
     let mut out = Vec::new();
     for i in 0..n {
-        let v = call_with_id(&c, &g.url, json!(format!("call-{i}")), method, params.clone()).await?;
+        let v = c.rpc(&g.url, json!(format!("call-{i}")), method, params.clone()).await?;
         assert_eq!(v["id"], json!(format!("call-{i}")), "{v}");
         out.push(v);
     }
     Ok(out)
-}
-
-async fn metric(g: &RunningGateway, series: &str) -> anyhow::Result<f64> {
-    Ok(sample(&g.metrics().await?, series).unwrap_or(0.0))
 }
 
 async fn mock_gateway(head: u64, extra: &[(&str, &str)]) -> anyhow::Result<(MockUpstream, RunningGateway)> {
@@ -73,9 +62,9 @@ async fn final_calls_reach_the_node_once_and_moving_ones_every_time() -> anyhow:
     );
     assert_eq!(c.post(&g.url, spaced).await?.json()["result"], "mock:eth_getBalance");
     assert_eq!(m.seen("eth_getBalance"), 1);
-    let hits = metric(&g, "iotex_gateway_cache_hits_total{method=\"eth_getBalance\"}").await?;
+    let hits = g.metric("iotex_gateway_cache_hits_total{method=\"eth_getBalance\"}").await?;
     assert_eq!(hits, 5.0);
-    assert_eq!(metric(&g, "iotex_gateway_cache_misses_total{method=\"eth_getBalance\"}").await?, 1.0);
+    assert_eq!(g.metric("iotex_gateway_cache_misses_total{method=\"eth_getBalance\"}").await?, 1.0);
 
     // Never cached: latest/pending tags, no block (means latest), head polling, gas price.
     let moving: [(&str, Value); 6] = [
@@ -94,8 +83,8 @@ async fn final_calls_reach_the_node_once_and_moving_ones_every_time() -> anyhow:
     }
     let mx = g.metrics().await?;
     assert_eq!(sample(&mx, "iotex_gateway_cache_misses_total{method=\"eth_getCode\"}"), None, "latest is no miss");
-    assert!(metric(&g, "iotex_gateway_cache_entries").await? >= 6.0);
-    assert!(metric(&g, "iotex_gateway_cache_bytes").await? > 0.0);
+    assert!(g.metric("iotex_gateway_cache_entries").await? >= 6.0);
+    assert!(g.metric("iotex_gateway_cache_bytes").await? > 0.0);
     Ok(())
 }
 
@@ -169,7 +158,7 @@ async fn cache_max_bytes_0_turns_the_cache_off() -> anyhow::Result<()> {
 /// Fires `n` identical calls at once, each with its own id, and returns the answers in id order.
 async fn burst(g: &RunningGateway, n: usize, method: &str, params: Value) -> anyhow::Result<Vec<Value>> {
     let c = g.client();
-    let calls = (0..n).map(|i| call_with_id(&c, &g.url, json!(i), method, params.clone()));
+    let calls = (0..n).map(|i| c.rpc(&g.url, json!(i), method, params.clone()));
     futures::future::join_all(calls).await.into_iter().collect()
 }
 
@@ -189,12 +178,9 @@ async fn concurrent_identical_calls_share_one_upstream_call_unless_coalescing_is
             assert_eq!(a["result"], "mock:eth_getBalance", "{a}");
         }
         assert_eq!(m.seen("eth_getBalance"), want, "--coalesce {coalesce}");
-        let joined = metric(&g, "iotex_gateway_coalesced_total{method=\"eth_getBalance\"}").await?;
+        let joined = g.metric("iotex_gateway_coalesced_total{method=\"eth_getBalance\"}").await?;
         assert_eq!(joined, (N as u64 - want) as f64, "--coalesce {coalesce}");
-        assert_eq!(
-            metric(&g, "iotex_gateway_requests_total{method=\"eth_getBalance\",outcome=\"ok\"}").await?,
-            N as f64
-        );
+        assert_eq!(g.metric("iotex_gateway_requests_total{method=\"eth_getBalance\",outcome=\"ok\"}").await?, N as f64);
     }
     Ok(())
 }
@@ -205,17 +191,14 @@ async fn a_shared_call_finishes_for_the_others_when_its_first_caller_disconnects
     m.traffic(Mode::Slow(Duration::from_secs(2)));
     let leader = {
         let (c, url) = (g.client(), g.url.clone());
-        tokio::spawn(async move {
-            call_with_id(&c, &url, json!("leader"), "eth_call", json!([{"to": ADDR}, "latest"])).await
-        })
+        tokio::spawn(async move { c.rpc(&url, json!("leader"), "eth_call", json!([{"to": ADDR}, "latest"])).await })
     };
     iotex_tests::eventually(Duration::from_secs(5), "the first call to reach the node", || async {
         (m.seen("eth_call") == 1).then_some(())
     })
     .await?;
     leader.abort(); // drops the client's connection mid-call
-    let follower =
-        call_with_id(&g.client(), &g.url, json!("follower"), "eth_call", json!([{"to": ADDR}, "latest"])).await?;
+    let follower = g.client().rpc(&g.url, json!("follower"), "eth_call", json!([{"to": ADDR}, "latest"])).await?;
     assert_eq!(follower["id"], "follower");
     assert_eq!(follower["result"], "mock:eth_call");
     assert_eq!(m.seen("eth_call"), 1, "the follower joined the call its leader abandoned");
@@ -240,16 +223,6 @@ async fn transactions_and_filters_are_never_coalesced() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs a legacy EIP-155 transfer with a dev key held by `signer` (anvil's `eth_signTransaction`).
-async fn signed_transfer(signer: &Node, from: usize) -> anyhow::Result<String> {
-    let tx = json!({
-        "from": DEV_ADDRESSES[from], "to": DEV_ADDRESSES[(from + 1) % 5], "value": "0x1",
-        "gas": "0x5208", "gasPrice": "0x3b9aca00", "nonce": "0x0", "chainId": "0x1251",
-    });
-    let raw = signer.rpc("eth_signTransaction", json!([tx])).await?;
-    raw.as_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no raw tx: {raw}"))
-}
-
 const OK_ATTEMPTS: &str = "iotex_gateway_upstream_requests_total{outcome=\"ok\",upstream=\"a\"}";
 
 #[tokio::test]
@@ -257,19 +230,19 @@ async fn a_receipt_is_not_cached_while_null_and_is_cached_once_mined() -> anyhow
     // --no-mining: the transaction waits in the pool, so its receipt is null until the test mines.
     let node = Node::anvil(&["--no-mining"]).await?;
     let g = TestGateway::new().upstream("a", &node.url).spawn().await?;
-    let hash = node.rpc("eth_sendRawTransaction", json!([signed_transfer(&node, 1).await?])).await?;
+    let hash = node.rpc("eth_sendRawTransaction", json!([node.signed_transfer(1, 0, "0x1").await?])).await?;
     let hash = hash.as_str().unwrap_or_default().to_owned();
 
-    let before = metric(&g, OK_ATTEMPTS).await?;
+    let before = g.metric(OK_ATTEMPTS).await?;
     for r in repeat(&g, 3, "eth_getTransactionReceipt", json!([hash])).await? {
         assert!(r["result"].is_null(), "{r}");
     }
     let tx = repeat(&g, 2, "eth_getTransactionByHash", json!([hash])).await?;
     assert!(tx[0]["result"]["blockNumber"].is_null(), "pending: {}", tx[0]);
-    assert_eq!(metric(&g, OK_ATTEMPTS).await? - before, 5.0, "null receipts and pending transactions are not kept");
+    assert_eq!(g.metric(OK_ATTEMPTS).await? - before, 5.0, "null receipts and pending transactions are not kept");
 
     node.mine(1).await?;
-    let mined = metric(&g, OK_ATTEMPTS).await?;
+    let mined = g.metric(OK_ATTEMPTS).await?;
     for r in repeat(&g, 10, "eth_getTransactionReceipt", json!([hash])).await? {
         assert_eq!(r["result"]["status"], "0x1", "{r}");
         assert_eq!(r["result"]["transactionHash"], json!(hash));
@@ -277,14 +250,14 @@ async fn a_receipt_is_not_cached_while_null_and_is_cached_once_mined() -> anyhow
     for r in repeat(&g, 10, "eth_getTransactionByHash", json!([hash])).await? {
         assert_eq!(r["result"]["blockNumber"], "0x1", "{r}");
     }
-    assert_eq!(metric(&g, OK_ATTEMPTS).await? - mined, 2.0, "each mined lookup reached the node once");
+    assert_eq!(g.metric(OK_ATTEMPTS).await? - mined, 2.0, "each mined lookup reached the node once");
     Ok(())
 }
 
 #[tokio::test]
 async fn cached_blocks_from_a_real_node_equal_the_nodes_own_answers() -> anyhow::Result<()> {
     let node = Node::anvil(&[]).await?;
-    node.rpc("eth_sendRawTransaction", json!([signed_transfer(&node, 2).await?])).await?;
+    node.rpc("eth_sendRawTransaction", json!([node.signed_transfer(2, 0, "0x1").await?])).await?;
     node.mine(3).await?;
     let g = TestGateway::new().upstream("a", &node.url).spawn().await?;
     iotex_tests::eventually(Duration::from_secs(10), "the gateway to see head 4", || async {
@@ -292,7 +265,7 @@ async fn cached_blocks_from_a_real_node_equal_the_nodes_own_answers() -> anyhow:
         (s["upstreams"][0]["head"] == 4).then_some(())
     })
     .await?;
-    let before = metric(&g, OK_ATTEMPTS).await?;
+    let before = g.metric(OK_ATTEMPTS).await?;
     for (method, params) in [
         ("eth_getBlockByNumber", json!(["0x1", true])),
         ("eth_getBalance", json!([DEV_ADDRESSES[2], "0x1"])),
@@ -304,7 +277,7 @@ async fn cached_blocks_from_a_real_node_equal_the_nodes_own_answers() -> anyhow:
             assert_eq!(a["result"], direct, "{method}");
         }
     }
-    assert_eq!(metric(&g, OK_ATTEMPTS).await? - before, 4.0, "one upstream call per distinct final call");
+    assert_eq!(g.metric(OK_ATTEMPTS).await? - before, 4.0, "one upstream call per distinct final call");
     // `latest` still follows the chain.
     let latest = |g: &RunningGateway| {
         let c = g.client();
@@ -325,10 +298,7 @@ async fn batch_items_are_answered_from_the_cache_and_fill_it() -> anyhow::Result
     node.mine(3).await?;
     // One probe at start (1 h interval): the upstream counters below count client traffic only.
     let g = TestGateway::new().upstream("a", &node.url).arg("--health-interval", "1h").spawn().await?;
-    let sent = || async {
-        let m = g.metrics().await.unwrap_or_default();
-        sample(&m, "iotex_gateway_upstream_requests_total{outcome=\"ok\",upstream=\"a\"}").unwrap_or(0.0)
-    };
+    let sent = || async { g.metric(OK_ATTEMPTS).await.unwrap_or(0.0) };
     let batch = |tag: &str| {
         json!([
             {"jsonrpc": "2.0", "id": format!("{tag}-1"), "method": "eth_getBlockByNumber", "params": ["0x1", false]},
@@ -349,7 +319,7 @@ async fn batch_items_are_answered_from_the_cache_and_fill_it() -> anyhow::Result
         assert_eq!(a["result"], b["result"], "cached answers equal the node's");
         assert!(b["id"].as_str().unwrap_or_default().starts_with("b-"), "each under its own id: {b}");
     }
-    let hits = metric(&g, "iotex_gateway_cache_hits_total{method=\"eth_getBlockByNumber\"}").await?;
+    let hits = g.metric("iotex_gateway_cache_hits_total{method=\"eth_getBlockByNumber\"}").await?;
     assert!(hits >= 2.0, "{hits}");
     Ok(())
 }
@@ -362,15 +332,12 @@ async fn coalescing_is_switched_by_a_config_reload() -> anyhow::Result<()> {
     let m = MockUpstream::spawn(100).await?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("gateway.toml");
-    let write = |coalesce: bool| -> anyhow::Result<()> {
+    let write = |coalesce: bool| {
         let body = format!(
             "upstream = [\"a={}\"]\ncache-max-bytes = 0\nattempt-timeout = \"4s\"\ncoalesce = {coalesce}\n",
             m.url
         );
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, body)?;
-        std::fs::rename(&tmp, &path)?;
-        Ok(())
+        iotex_tests::replace_file(&path, &body)
     };
     write(true)?;
     let g = TestGateway::new()
@@ -385,7 +352,7 @@ async fn coalescing_is_switched_by_a_config_reload() -> anyhow::Result<()> {
 
     write(false)?;
     iotex_tests::eventually(Duration::from_secs(10), "the reload to be applied", || async {
-        (metric(&g, "iotex_gateway_config_reloads_total{result=\"applied\"}").await.ok()? >= 1.0).then_some(())
+        (g.metric("iotex_gateway_config_reloads_total{result=\"applied\"}").await.ok()? >= 1.0).then_some(())
     })
     .await?;
     burst(&g, N, "eth_getBalance", json!([ADDR, "latest"])).await?;
