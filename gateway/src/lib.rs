@@ -145,12 +145,7 @@ pub async fn run(
     };
     let upstreams = cfg.live.upstreams.iter().map(|u| factory.build(u)).collect::<Result<Vec<_>, _>>()?;
     let health = health::spawn(upstreams.clone(), health_config(&cfg), factory);
-    let policy = policy::MethodPolicy::new(&cfg.live.allow_methods, &cfg.live.deny_methods)?;
-    let cache =
-        (cfg.live.cache_max_bytes > 0).then(|| cache::Cache::new(cfg.live.cache_max_bytes, Arc::clone(&metrics)));
-    let proxy =
-        Proxy::new(health.view.clone(), health.passive.clone(), policy, Arc::clone(&metrics), proxy_settings(&cfg));
-    let proxy = Arc::new(proxy.with_reuse(cache, cfg.live.coalesce));
+    let proxy = json_rpc_tier(&cfg, &health, &metrics)?;
     // Always in the stack, so a reload can turn the limit on, change it or turn it off.
     let limiter = Limiter::from_config(cfg.live.rate_limit, cfg.live.trusted_proxies.clone(), Arc::clone(&metrics));
     let sweeper = limiter.spawn_sweeper(Duration::from_secs(60));
@@ -211,6 +206,16 @@ pub async fn run(
     auth_maintenance.abort();
     tracing::info!(connections = rpc_report.connections, cut = rpc_report.cut, "iotex-gateway stopped");
     Ok(ShutdownReport { connections: rpc_report.connections, cut: rpc_report.cut })
+}
+
+/// The JSON-RPC tier: method policy, the proxy and its answer reuse (cache and coalescing) in front of reads.
+fn json_rpc_tier(cfg: &Config, health: &health::Health, metrics: &Arc<Metrics>) -> Result<Arc<Proxy>, GatewayError> {
+    let policy = policy::MethodPolicy::new(&cfg.live.allow_methods, &cfg.live.deny_methods)?;
+    let cache =
+        (cfg.live.cache_max_bytes > 0).then(|| cache::Cache::new(cfg.live.cache_max_bytes, Arc::clone(metrics)));
+    let proxy =
+        Proxy::new(health.view.clone(), health.passive.clone(), policy, Arc::clone(metrics), proxy_settings(cfg));
+    Ok(Arc::new(proxy.with_reuse(cache, cfg.live.coalesce)))
 }
 
 /// One serving thread per core when `worker-threads` is not set.

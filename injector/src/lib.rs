@@ -18,8 +18,6 @@
 //! - [`recorder`]: counts and HdrHistograms; [`metrics`]: every Prometheus metric.
 //! - [`output`]: progress line, histogram log, plot; [`report`]: JSON report, summary, thresholds.
 //! - [`error`]: failure kinds and the typed errors (configuration, control calls, the run).
-//!
-//! [`config`] and [`cli`] are the paths these items had before the split, kept for code outside the crate.
 
 pub mod accounts;
 pub mod action;
@@ -45,19 +43,3 @@ pub mod signer;
 pub mod thresholds;
 
 pub use run::{Outcome, run};
-
-/// The configuration items at their old paths (`iotex_injector::config::…`), now in [`flags`],
-/// [`run_config`], [`mix`], [`amount`] and [`accounts`].
-pub mod config {
-    pub use crate::accounts::{AccountSource, DEFAULT_DERIVATION_PATH, Funding, parse_key};
-    pub use crate::amount::parse_amount;
-    pub use crate::error::ConfigError;
-    pub use crate::flags::{AddressArgs, Cli, Command, KeygenArgs, ProgressMode, RunArgs, parse_cli};
-    pub use crate::mix::{ActionKind, Mix};
-    pub use crate::run_config::RunConfig;
-}
-
-/// The program at its old path (`iotex_injector::cli::main_with`), now [`program`].
-pub mod cli {
-    pub use crate::program::{EXIT_THRESHOLD, main_with};
-}

@@ -2,7 +2,9 @@
 
 use crate::http::RawClient;
 use crate::nodes::{DEV_KEYS, Node, parse_quantity};
-use iotex_injector::config::{Mix, RunConfig, parse_key};
+use iotex_injector::accounts::parse_key;
+use iotex_injector::mix::Mix;
+use iotex_injector::run_config::RunConfig;
 use serde_json::json;
 use std::time::Duration;
 

@@ -60,7 +60,7 @@ fn main() -> Result<()> {
 
 fn pages() -> Result<Vec<(&'static str, String)>> {
     let gateway = iotex_gateway::config::Cli::command();
-    let injector = iotex_injector::config::Cli::command();
+    let injector = iotex_injector::flags::Cli::command();
     let run = injector.find_subcommand("run").context("the injector has a `run` subcommand")?;
     Ok(vec![
         (

@@ -8,7 +8,7 @@
 //! IoTeX action pool does; ganache (7.9) leaves the later transaction stuck, so a ganache node behind a
 //! broadcasting gateway can fall behind on an account's nonces (the demo shows it as a small lag).
 
-use iotex_injector::config::ActionKind;
+use iotex_injector::mix::ActionKind;
 use iotex_tests::gateway::{TestGateway, sample};
 use iotex_tests::inject::{config, counter_total, per_account, tx_count, with_mix};
 use iotex_tests::nodes::Node;

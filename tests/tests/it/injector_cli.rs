@@ -1,7 +1,7 @@
 //! The command line as an operator meets it: clear refusals (exit 2), `--fail-if` (exit 3), the report's
 //! shape, the Prometheus endpoint while running, and a shutdown mid-run that still writes every output.
 
-use iotex_injector::cli::{EXIT_THRESHOLD, main_with};
+use iotex_injector::program::{EXIT_THRESHOLD, main_with};
 use iotex_tests::eventually;
 use iotex_tests::http::RawClient;
 use iotex_tests::inject::config;

@@ -2,7 +2,7 @@
 //! executions both land — on anvil (automine and 1 s blocks), ganache, with EIP-1559, across two endpoints,
 //! and with freshly funded accounts.
 
-use iotex_injector::config::{ActionKind, Mix};
+use iotex_injector::mix::{ActionKind, Mix};
 use iotex_injector::signer::TxType;
 use iotex_tests::inject::{config, counter_total, per_account, tx_count, with_mix};
 use iotex_tests::nodes::{DEV_KEYS, Node};
@@ -117,9 +117,9 @@ async fn fresh_accounts_are_funded_then_used() -> anyhow::Result<()> {
     let node = Node::anvil(&[]).await?;
     let mut cfg = config(&node.url, 1, 30.0, Duration::from_secs(1))?;
     cfg.keys = (0..3).map(|_| alloy_signer_local::PrivateKeySigner::random()).collect();
-    cfg.fund = Some(iotex_injector::config::Funding {
-        key: iotex_injector::config::parse_key("fund-from", DEV_KEYS[4])?,
-        amount: iotex_injector::config::parse_amount("1", "iotx").map_err(anyhow::Error::msg)?,
+    cfg.fund = Some(iotex_injector::accounts::Funding {
+        key: iotex_injector::accounts::parse_key("fund-from", DEV_KEYS[4])?,
+        amount: iotex_injector::amount::parse_amount("1", "iotx").map_err(anyhow::Error::msg)?,
     });
     let mix = cfg.mix;
     let out = iotex_injector::run(cfg, std::future::pending()).await?;

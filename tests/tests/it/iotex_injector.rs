@@ -6,8 +6,10 @@
 
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_signer_local::PrivateKeySigner;
-use iotex_injector::config::{ActionKind, RunConfig, parse_key};
+use iotex_injector::accounts::parse_key;
 use iotex_injector::error::Kind;
+use iotex_injector::mix::ActionKind;
+use iotex_injector::run_config::RunConfig;
 use iotex_injector::signer::{self, Call, Fees, TxType};
 use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
 use iotex_tests::http::RawClient;
@@ -137,7 +139,7 @@ async fn sixty_seconds_at_50_per_second_through_the_gateway_all_land_and_the_blo
     let gw = gateway(&info).await?;
     let mut cfg = run_config(&gw.url, keys(&info, 0..5)?, 50.0, 60)?;
     // Transfers and Counter.bump calls, 4:1 (the injector deploys the Counter first).
-    cfg.mix = iotex_injector::config::Mix { transfer: 80, execution: 20 };
+    cfg.mix = iotex_injector::mix::Mix { transfer: 80, execution: 20 };
     let (r, _) = run_and_prove(cluster, &gw, cfg).await?;
     assert_eq!(r.scheduled, 3000);
     assert_eq!(r.tx_type, "legacy");
