@@ -28,7 +28,7 @@ use tower::{Service, ServiceBuilder};
 /// The JSON-RPC listener's service, type-erased so the serving threads hold one nameable type.
 pub type RpcService = BoxCloneSyncService<Request<hyper::body::Incoming>, Response<Full<Bytes>>, Infallible>;
 
-/// Builds the request path.
+/// Builds the request path for the listener.
 pub fn build(
     proxy: Arc<Proxy>,
     auth: Arc<Auth>,
@@ -37,15 +37,31 @@ pub fn build(
     max_body: usize,
     metrics: Arc<Metrics>,
 ) -> RpcService {
-    let svc = ServiceBuilder::new()
+    BoxCloneSyncService::new(layered(proxy, auth, limiter, ws, max_body, metrics))
+}
+
+/// The request path for any body type: what [`build`] serves, and what the instruction-count bench
+/// (`benches/instructions.rs`) drives in process with in-memory bodies.
+pub fn layered<B>(
+    proxy: Arc<Proxy>,
+    auth: Arc<Auth>,
+    limiter: Arc<Limiter>,
+    ws: Arc<Ws>,
+    max_body: usize,
+    metrics: Arc<Metrics>,
+) -> impl Service<Request<B>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send> + Clone + Send + Sync
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    ServiceBuilder::new()
         // First, so a valid token is charged to its own quota instead of its caller's IP; swappable at runtime.
         .layer(AuthLayer::new(auth))
         // Anonymous callers only (admitted tokens carry a TokenIdentity); refused requests are never queued.
         .layer(RateLimitLayer::new(limiter))
         // After the limits, so an upgrade is admitted like any request; a session then limits each message.
         .layer(WsLayer::new(ws))
-        .service(RpcHttp { proxy, max_body, metrics });
-    BoxCloneSyncService::new(svc)
+        .service(RpcHttp { proxy, max_body, metrics })
 }
 
 /// HTTP concerns of the JSON-RPC listener.
