@@ -31,12 +31,11 @@ use iotex_gateway::metrics::Metrics;
 use iotex_gateway::server::ClientAddr;
 use iotex_gateway::upstream::health::{self, UpstreamFactory};
 use iotex_gateway::{RpcTier, health_config, rpc_tier, stack, upstream};
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 /// A fixed head the sink reports, so `cache_hit`'s block is final.
 const HEAD: &str = "0x64";
@@ -81,12 +80,10 @@ fn spawn_sink() -> SocketAddr {
     addr
 }
 
-type Svc = tower::util::BoxCloneService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
-
 /// A running gateway stack on the current thread, and the body of the counted call.
 struct Running {
     rt: tokio::runtime::Runtime,
-    svc: Svc,
+    svc: stack::RpcStack,
     body: Bytes,
     _keep: (health::Health, CancellationToken),
 }
@@ -114,14 +111,15 @@ fn body_for(case: Case, round: usize) -> Bytes {
     })
 }
 
-async fn call(svc: &mut Svc, body: Bytes) -> Response<Full<Bytes>> {
+/// One request, served the way `server.rs` serves it: a clone of the stack, called once.
+async fn call(svc: &stack::RpcStack, body: Bytes) -> Response<Full<Bytes>> {
     let mut req = Request::post("/").header("content-type", "application/json").body(Full::new(body));
     if let Ok(r) = req.as_mut() {
         r.extensions_mut().insert(ClientAddr(SocketAddr::from(([127, 0, 0, 1], 40000))));
     }
     let req = req.unwrap_or_else(|e| panic!("request: {e}"));
-    match svc.ready().await {
-        Ok(s) => s.call(req).await.unwrap_or_else(|e| match e {}),
+    match svc.clone().oneshot(req).await {
+        Ok(resp) => resp,
         Err(e) => match e {},
     }
 }
@@ -152,15 +150,13 @@ fn setup(case: Case) -> Running {
         let stop = CancellationToken::new();
         let RpcTier { proxy, limiter, auth, ws } =
             rpc_tier(&cfg, &health, &metrics, &stop).unwrap_or_else(|e| panic!("tier: {e}"));
-        let svc = stack::layered::<Full<Bytes>>(proxy, auth, limiter, ws, cfg.startup.max_body_bytes, metrics);
-        (tower::util::BoxCloneService::new(svc), (health, stop))
+        (stack::build(proxy, auth, limiter, ws, cfg.startup.max_body_bytes, metrics), (health, stop))
     });
     // The serving thread's client pool, as `lib::serve` picks it.
     upstream::use_pool(1);
-    let mut svc = svc;
     rt.block_on(async {
         for round in 0..3 {
-            let resp = call(&mut svc, body_for(case, round)).await;
+            let resp = call(&svc, body_for(case, round)).await;
             assert!(resp.status().is_success() || matches!(case, Case::Denied), "warm-up: {}", resp.status());
         }
     });
@@ -172,9 +168,9 @@ fn setup(case: Case) -> Running {
 #[bench::batch10(args = (Case::Batch10), setup = setup)]
 #[bench::cache_hit(args = (Case::CacheHit), setup = setup)]
 #[bench::denied(args = (Case::Denied), setup = setup)]
-fn one_call(mut running: Running) -> (Running, Response<Full<Bytes>>) {
+fn one_call(running: Running) -> (Running, Response<Full<Bytes>>) {
     let body = running.body.clone();
-    let resp = running.rt.block_on(call(&mut running.svc, black_box(body)));
+    let resp = running.rt.block_on(call(&running.svc, black_box(body)));
     // Returned, so dropping the runtime and the answer is not counted.
     (running, black_box(resp))
 }

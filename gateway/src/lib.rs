@@ -204,7 +204,7 @@ pub async fn run(
     Ok(ShutdownReport { connections: rpc_report.connections, cut: rpc_report.cut })
 }
 
-/// What the JSON-RPC listener's stack ([`stack::build`], [`stack::layered`]) is made of.
+/// What the JSON-RPC listener's stack ([`stack::build`]) is made of.
 pub struct RpcTier {
     /// The JSON-RPC tier.
     pub proxy: Arc<Proxy>,

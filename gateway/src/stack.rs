@@ -9,11 +9,11 @@
 //! ```
 
 use crate::error::{HttpRefusal, json_response};
-use crate::layers::auth::{Auth, AuthLayer};
-use crate::layers::rate_limit::{Limiter, RateLimitLayer};
+use crate::layers::auth::{Auth, AuthLayer, RequireAuth};
+use crate::layers::rate_limit::{Limiter, RateLimit, RateLimitLayer};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
-use crate::ws::{Ws, WsLayer};
+use crate::ws::{Ws, WsLayer, WsUpgrade};
 use bytes::Bytes;
 use http::{Method, Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -22,13 +22,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
-/// The JSON-RPC listener's service, type-erased so the serving threads hold one nameable type.
-pub type RpcService = BoxCloneSyncService<Request<hyper::body::Incoming>, Response<Full<Bytes>>, Infallible>;
+/// The JSON-RPC listener's service as a concrete type: no boxed service to clone, and no boxed future per
+/// layer, on every request (each layer's future is its inner future or a refusal ready at once).
+pub type RpcStack = RequireAuth<RateLimit<WsUpgrade<RpcHttp>>>;
 
-/// Builds the request path for the listener.
+/// Builds the request path. It serves any body type: `hyper::body::Incoming` on the listener, in-memory
+/// bodies in the instruction-count bench (`benches/instructions.rs`).
 pub fn build(
     proxy: Arc<Proxy>,
     auth: Arc<Auth>,
@@ -36,24 +37,7 @@ pub fn build(
     ws: Arc<Ws>,
     max_body: usize,
     metrics: Arc<Metrics>,
-) -> RpcService {
-    BoxCloneSyncService::new(layered(proxy, auth, limiter, ws, max_body, metrics))
-}
-
-/// The request path for any body type: what [`build`] serves, and what the instruction-count bench
-/// (`benches/instructions.rs`) drives in process with in-memory bodies.
-pub fn layered<B>(
-    proxy: Arc<Proxy>,
-    auth: Arc<Auth>,
-    limiter: Arc<Limiter>,
-    ws: Arc<Ws>,
-    max_body: usize,
-    metrics: Arc<Metrics>,
-) -> impl Service<Request<B>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send> + Clone + Send + Sync
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> RpcStack {
     ServiceBuilder::new()
         // First, so a valid token is charged to its own quota instead of its caller's IP; swappable at runtime.
         .layer(AuthLayer::new(auth))
