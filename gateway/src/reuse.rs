@@ -21,7 +21,6 @@ use crate::retry::Reader;
 use crate::upstream::Answer;
 use crate::upstream::health::ClusterView;
 use bytes::Bytes;
-use futures::FutureExt;
 use iotex_shared::jsonrpc::{self, Request};
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -133,12 +132,12 @@ impl ReadReuse {
         let (out, role) = self
             .coalescer
             .run(key.as_str(), deadline, move || {
-                async move {
+                // Boxed: the read's state machine is large, and a box is cheaper than moving it into the task.
+                Box::pin(async move {
                     let answer = reader.read_answer(body, deadline).await;
                     admit(cache.as_deref(), &reader, &flight_key, &answer);
                     answer
-                }
-                .boxed()
+                })
             })
             .await;
         if role == Role::Joined {
