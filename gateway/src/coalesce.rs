@@ -12,12 +12,16 @@
 //! methods never are.
 
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
+use futures::future::{Map, Shared};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
 
-type Flight<T> = Shared<BoxFuture<'static, Option<T>>>;
+/// A flight as a named type (the spawned task's handle, its result made an `Option`), so sharing it costs
+/// no boxed future per call.
+type Flight<T> = Shared<Map<JoinHandle<T>, fn(Result<T, JoinError>) -> Option<T>>>;
 
 /// Whether a caller led a flight or joined one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +34,7 @@ pub enum Role {
 
 /// The table of calls in flight, keyed by canonical call text.
 pub struct Coalescer<T: Clone + Send + Sync + 'static> {
-    flights: Arc<Mutex<HashMap<String, Flight<T>>>>,
+    flights: Arc<Mutex<HashMap<Arc<str>, Flight<T>>>>,
 }
 
 impl<T: Clone + Send + Sync + 'static> Default for Coalescer<T> {
@@ -47,9 +51,10 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
 
     /// Runs `work` for `key`, or joins the identical call already in flight. Waits until `deadline` at most:
     /// `None` when the deadline passed first (or the work's task was cancelled by a shutdown).
-    pub async fn run<F>(&self, key: &str, deadline: Instant, work: F) -> (Option<T>, Role)
+    pub async fn run<F, Fut>(&self, key: &str, deadline: Instant, work: F) -> (Option<T>, Role)
     where
-        F: FnOnce() -> BoxFuture<'static, T>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T> + Send + 'static,
     {
         let (flight, role) = {
             let mut flights = match self.flights.lock() {
@@ -60,7 +65,8 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
                 Some(f) => (f.clone(), Role::Joined),
                 None => {
                     let table = Arc::clone(&self.flights);
-                    let owned_key = key.to_owned();
+                    let owned_key: Arc<str> = Arc::from(key);
+                    let table_key = Arc::clone(&owned_key);
                     let fut = work();
                     // Spawned, not polled by the leader: a leader whose client disconnects must not cancel
                     // the call the others are waiting for.
@@ -69,13 +75,14 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
                         // Only this task removes its key, and a key is inserted only when absent, so the entry
                         // here is this flight's.
                         match table.lock() {
-                            Ok(mut t) => t.remove(&owned_key),
-                            Err(poisoned) => poisoned.into_inner().remove(&owned_key),
+                            Ok(mut t) => t.remove(&*owned_key),
+                            Err(poisoned) => poisoned.into_inner().remove(&*owned_key),
                         };
                         out
                     });
-                    let flight: Flight<T> = async move { task.await.ok() }.boxed().shared();
-                    flights.insert(key.to_owned(), flight.clone());
+                    let done: fn(Result<T, JoinError>) -> Option<T> = Result::ok;
+                    let flight: Flight<T> = task.map(done).shared();
+                    flights.insert(table_key, flight.clone());
                     (flight, Role::Leader)
                 }
             }

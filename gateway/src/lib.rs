@@ -145,14 +145,10 @@ pub async fn run(
     };
     let upstreams = cfg.live.upstreams.iter().map(|u| factory.build(u)).collect::<Result<Vec<_>, _>>()?;
     let health = health::spawn(upstreams.clone(), health_config(&cfg), factory);
-    let proxy = json_rpc_tier(&cfg, &health, &metrics)?;
-    // Always in the stack, so a reload can turn the limit on, change it or turn it off.
-    let limiter = Limiter::from_config(cfg.live.rate_limit, cfg.live.trusted_proxies.clone(), Arc::clone(&metrics));
-    let sweeper = limiter.spawn_sweeper(Duration::from_secs(60));
-    let auth = Auth::new(cfg.live.tokens.as_ref(), Arc::clone(&metrics))?;
-    let auth_maintenance = auth.spawn_maintenance();
     let stop_ws = CancellationToken::new();
-    let ws = websocket(&cfg, &proxy, &limiter, &auth, health.view.clone(), &metrics, &stop_ws);
+    let RpcTier { proxy, limiter, auth, ws } = rpc_tier(&cfg, &health, &metrics, &stop_ws)?;
+    let sweeper = limiter.spawn_sweeper(Duration::from_secs(60));
+    let auth_maintenance = auth.spawn_maintenance();
     let rpc_service = stack::build(
         Arc::clone(&proxy),
         Arc::clone(&auth),
@@ -206,6 +202,33 @@ pub async fn run(
     auth_maintenance.abort();
     tracing::info!(connections = rpc_report.connections, cut = rpc_report.cut, "iotex-gateway stopped");
     Ok(ShutdownReport { connections: rpc_report.connections, cut: rpc_report.cut })
+}
+
+/// What the JSON-RPC listener's stack ([`stack::build`]) is made of.
+pub struct RpcTier {
+    /// The JSON-RPC tier.
+    pub proxy: Arc<Proxy>,
+    /// Per-client rate limits (always in the stack, so a reload can turn the limit on, change it or off).
+    pub limiter: Arc<Limiter>,
+    /// Access tokens.
+    pub auth: Arc<Auth>,
+    /// WebSocket sessions and the subscription hub.
+    pub ws: Arc<ws::Ws>,
+}
+
+/// Builds the JSON-RPC listener's parts from a config over running health. Used by [`run`], and by the
+/// instruction-count bench (`benches/instructions.rs`), which drives the same stack in process.
+pub fn rpc_tier(
+    cfg: &Config,
+    health: &health::Health,
+    metrics: &Arc<Metrics>,
+    stop_ws: &CancellationToken,
+) -> Result<RpcTier, GatewayError> {
+    let proxy = json_rpc_tier(cfg, health, metrics)?;
+    let limiter = Limiter::from_config(cfg.live.rate_limit, cfg.live.trusted_proxies.clone(), Arc::clone(metrics));
+    let auth = Auth::new(cfg.live.tokens.as_ref(), Arc::clone(metrics))?;
+    let ws = websocket(cfg, &proxy, &limiter, &auth, health.view.clone(), metrics, stop_ws);
+    Ok(RpcTier { proxy, limiter, auth, ws })
 }
 
 /// The JSON-RPC tier: method policy, the proxy and its answer reuse (cache and coalescing) in front of reads.

@@ -140,6 +140,11 @@ pub const METHODS: &[Method] = &[
     m("web3_sha3",                               LABEL, Class::Read,         Cache::Never,       COALESCE, PASS),
 ];
 
+/// The position in [`METHODS`] of the row named exactly `method` (a family row only by its own `*` name).
+pub fn position(method: &str) -> Option<usize> {
+    METHODS.binary_search_by(|row| row.name.cmp(method)).ok()
+}
+
 /// The row for `method`: its own, else its family's.
 pub fn get(method: &str) -> Option<&'static Method> {
     match METHODS.binary_search_by(|row| row.name.cmp(method)) {

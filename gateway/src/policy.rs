@@ -2,7 +2,12 @@
 //!
 //! Deny globs are checked first, then allow globs. A refused call is answered `-32601` by the gateway and
 //! never forwarded, so a node's admin, signing or dev-control methods are unreachable from outside.
+//!
+//! The verdict for every name in the [`crate::methods`] table is worked out once when the policy is built, so
+//! a call to a known method costs a binary search instead of two glob-set matches; other names are matched
+//! against the globs.
 
+use crate::methods;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 /// Compiled allow and deny globs.
@@ -10,6 +15,8 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 pub struct MethodPolicy {
     allow: GlobSet,
     deny: GlobSet,
+    /// The verdict for each row name of [`methods::METHODS`], by position.
+    known: Vec<bool>,
 }
 
 /// A glob that does not compile (config validation catches this first).
@@ -28,15 +35,24 @@ fn build(globs: &[String]) -> Result<GlobSet, PolicyError> {
     b.build().map_err(|source| PolicyError { glob: globs.join(","), source })
 }
 
+fn by_globs(allow: &GlobSet, deny: &GlobSet, method: &str) -> bool {
+    !deny.is_match(method) && allow.is_match(method)
+}
+
 impl MethodPolicy {
     /// Compiles the policy.
     pub fn new(allow: &[String], deny: &[String]) -> Result<MethodPolicy, PolicyError> {
-        Ok(MethodPolicy { allow: build(allow)?, deny: build(deny)? })
+        let (allow, deny) = (build(allow)?, build(deny)?);
+        let known = methods::METHODS.iter().map(|row| by_globs(&allow, &deny, row.name)).collect();
+        Ok(MethodPolicy { allow, deny, known })
     }
 
     /// True when `method` may be forwarded.
     pub fn allows(&self, method: &str) -> bool {
-        !self.deny.is_match(method) && self.allow.is_match(method)
+        match methods::position(method).and_then(|i| self.known.get(i)) {
+            Some(verdict) => *verdict,
+            None => by_globs(&self.allow, &self.deny, method),
+        }
     }
 }
 

@@ -173,10 +173,7 @@ impl Reader {
 
     /// Tells health what one attempt showed.
     pub fn report_attempt(&self, upstream: &Upstream, r: &Result<Answer, AttemptError>) {
-        if let Some(p) = passive_report(upstream, r) {
-            // Never wait on health bookkeeping; a full channel means the supervisor is already busy with news.
-            let _ = self.passive.try_send(p);
-        }
+        report(&self.passive, upstream, r);
     }
 
     /// The channel to health, for attempts that outlive their call (a broadcast's other sends).
@@ -196,6 +193,31 @@ pub fn passive_report(upstream: &Upstream, r: &Result<Answer, AttemptError>) -> 
             Some(Passive::Busy(upstream.id))
         }
         Err(e) => Some(Passive::Failure(upstream.id, e.kind)),
+    }
+}
+
+/// Sends health what one attempt showed, when it is news. Health keeps a failure streak per node that a
+/// success resets, so a success matters only after a reported failure: a healthy node's calls send nothing.
+/// That keeps the request path from waking the health task, which runs on the control runtime (another
+/// thread), on every call.
+pub fn report(passive: &mpsc::Sender<Passive>, upstream: &Upstream, r: &Result<Answer, AttemptError>) {
+    let Some(p) = passive_report(upstream, r) else { return };
+    // Never wait on health bookkeeping; a full channel means the supervisor is already busy with news.
+    match p {
+        Passive::Success(_) => {
+            if upstream.take_failure_reported() && passive.try_send(p).is_err() {
+                // Not delivered: the next success tries again.
+                upstream.failure_reported();
+            }
+        }
+        Passive::Failure(..) => {
+            if passive.try_send(p).is_ok() {
+                upstream.failure_reported();
+            }
+        }
+        Passive::Busy(_) => {
+            let _ = passive.try_send(p);
+        }
     }
 }
 

@@ -21,7 +21,6 @@ use crate::retry::Reader;
 use crate::upstream::Answer;
 use crate::upstream::health::ClusterView;
 use bytes::Bytes;
-use futures::FutureExt;
 use iotex_shared::jsonrpc::{self, Request};
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -72,11 +71,15 @@ impl ReadReuse {
     /// A cached answer for this call, under the caller's id. A call no head could ever make final
     /// (`latest`, no block) is neither looked up nor counted as a miss.
     fn lookup(&self, req: &Request<'_>, key: &CallKey) -> Option<Bytes> {
-        let cache = self.cache.as_deref()?;
-        if matches!(cache::cacheability(key.method(), key.params(), Some(u64::MAX)), cache::Cacheability::No(_)) {
+        if !may_become_final(key) {
             return None;
         }
-        let result = cache.lookup(key)?;
+        self.lookup_final(req, key)
+    }
+
+    /// [`ReadReuse::lookup`] for a key already known to [`may_become_final`].
+    fn lookup_final(&self, req: &Request<'_>, key: &CallKey) -> Option<Bytes> {
+        let result = self.cache.as_deref()?.lookup(key)?;
         Some(Bytes::from(jsonrpc::result_response(req.id, std::str::from_utf8(&result).unwrap_or("null"))))
     }
 
@@ -95,7 +98,9 @@ impl ReadReuse {
         if self.cache.is_none() || !cache::may_cache(method) {
             return;
         }
-        if let Some(key) = CallKey::new(method, req.params) {
+        if let Some(key) = CallKey::new(method, req.params)
+            && may_become_final(&key)
+        {
             admit(self.cache.as_deref(), &self.reader, &key, &Ok(answer));
         }
     }
@@ -111,24 +116,28 @@ impl ReadReuse {
         let Some(key) = CallKey::new(method, req.params) else {
             return self.reader.read_answer(forward, deadline).await;
         };
-        if cacheable && let Some(body) = self.lookup(req, &key) {
+        // A call no head could ever make final (`latest`, no block) is neither looked up nor offered to the
+        // cache: its answer would be parsed for nothing.
+        let cache = if cacheable && may_become_final(&key) { self.cache.clone() } else { None };
+        if cache.is_some()
+            && let Some(body) = self.lookup_final(req, &key)
+        {
             return Ok(Answer { body, error: None });
         }
         if !coalesce {
-            return self.read_and_admit(forward, deadline, &key).await;
+            return self.read_and_admit(forward, deadline, &key, cache.as_deref()).await;
         }
         let key = Arc::new(key);
-        let (cache, reader, flight_key, body) =
-            (self.cache.clone(), Arc::clone(&self.reader), Arc::clone(&key), forward.clone());
+        let (reader, flight_key, body) = (Arc::clone(&self.reader), Arc::clone(&key), forward.clone());
         let (out, role) = self
             .coalescer
             .run(key.as_str(), deadline, move || {
-                async move {
+                // Boxed: the read's state machine is large, and a box is cheaper than moving it into the task.
+                Box::pin(async move {
                     let answer = reader.read_answer(body, deadline).await;
                     admit(cache.as_deref(), &reader, &flight_key, &answer);
                     answer
-                }
-                .boxed()
+                })
             })
             .await;
         if role == Role::Joined {
@@ -139,18 +148,31 @@ impl ReadReuse {
             (Some(Ok(answer)), Role::Leader) => Ok(answer),
             (Some(Ok(answer)), Role::Joined) => Ok(rewrap(req.id, answer)),
             (Some(Err(CallError::Deadline)), Role::Joined) if Instant::now() < deadline => {
-                self.read_and_admit(forward, deadline, &key).await
+                let cache = if cacheable && may_become_final(&key) { self.cache.as_deref() } else { None };
+                self.read_and_admit(forward, deadline, &key, cache).await
             }
             (Some(Err(e)), _) => Err(e),
         }
     }
 
-    /// A read of its own, offered to the cache.
-    async fn read_and_admit(&self, forward: Bytes, deadline: Instant, key: &CallKey) -> Result<Answer, CallError> {
+    /// A read of its own, offered to `cache` when given.
+    async fn read_and_admit(
+        &self,
+        forward: Bytes,
+        deadline: Instant,
+        key: &CallKey,
+        cache: Option<&Cache>,
+    ) -> Result<Answer, CallError> {
         let answer = self.reader.read_answer(forward, deadline).await;
-        admit(self.cache.as_deref(), &self.reader, key, &answer);
+        admit(cache, &self.reader, key, &answer);
         answer
     }
+}
+
+/// False when no safe head could ever make this call's answer final (`latest`, `pending`, no block): such a
+/// call is never in the cache and never goes into it.
+fn may_become_final(key: &CallKey) -> bool {
+    !matches!(cache::cacheability(key.method(), key.params(), Some(u64::MAX)), cache::Cacheability::No(_))
 }
 
 /// Offers a successful answer's `result` to the cache at the current safe head.

@@ -9,11 +9,11 @@
 //! ```
 
 use crate::error::{HttpRefusal, json_response};
-use crate::layers::auth::{Auth, AuthLayer};
-use crate::layers::rate_limit::{Limiter, RateLimitLayer};
+use crate::layers::auth::{Auth, AuthLayer, RequireAuth};
+use crate::layers::rate_limit::{Limiter, RateLimit, RateLimitLayer};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
-use crate::ws::{Ws, WsLayer};
+use crate::ws::{Ws, WsLayer, WsUpgrade};
 use bytes::Bytes;
 use http::{Method, Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -22,13 +22,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
-/// The JSON-RPC listener's service, type-erased so the serving threads hold one nameable type.
-pub type RpcService = BoxCloneSyncService<Request<hyper::body::Incoming>, Response<Full<Bytes>>, Infallible>;
+/// The JSON-RPC listener's service as a concrete type: no boxed service to clone, and no boxed future per
+/// layer, on every request (each layer's future is its inner future or a refusal ready at once).
+pub type RpcStack = RequireAuth<RateLimit<WsUpgrade<RpcHttp>>>;
 
-/// Builds the request path.
+/// Builds the request path. It serves any body type: `hyper::body::Incoming` on the listener, in-memory
+/// bodies in the instruction-count bench (`benches/instructions.rs`).
 pub fn build(
     proxy: Arc<Proxy>,
     auth: Arc<Auth>,
@@ -36,16 +37,15 @@ pub fn build(
     ws: Arc<Ws>,
     max_body: usize,
     metrics: Arc<Metrics>,
-) -> RpcService {
-    let svc = ServiceBuilder::new()
+) -> RpcStack {
+    ServiceBuilder::new()
         // First, so a valid token is charged to its own quota instead of its caller's IP; swappable at runtime.
         .layer(AuthLayer::new(auth))
         // Anonymous callers only (admitted tokens carry a TokenIdentity); refused requests are never queued.
         .layer(RateLimitLayer::new(limiter))
         // After the limits, so an upgrade is admitted like any request; a session then limits each message.
         .layer(WsLayer::new(ws))
-        .service(RpcHttp { proxy, max_body, metrics });
-    BoxCloneSyncService::new(svc)
+        .service(RpcHttp { proxy, max_body, metrics })
 }
 
 /// HTTP concerns of the JSON-RPC listener.

@@ -23,16 +23,15 @@ use crate::token::{self, Claims, RevocationError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
+use futures::future::{Either, Ready, ready};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{Request, Response, header};
 use http_body_util::Full;
 use prometheus::IntCounter;
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -331,7 +330,8 @@ where
 {
     type Response = Response<Full<Bytes>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    // Either the inner call's own future or a refusal ready at once: no box per request.
+    type Future = Either<S::Future, Ready<Result<Self::Response, Self::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -339,18 +339,18 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         if !self.auth.enabled() {
-            return Box::pin(self.inner.call(req));
+            return Either::Left(self.inner.call(req));
         }
         let token = bearer(req.headers()).or_else(|| query_token(req.uri()));
         match self.auth.admit(token, token::unix_now()) {
-            Err(Refusal::Auth(e)) => Box::pin(async move { Ok(HttpRefusal::Unauthorized(e).response()) }),
-            Err(Refusal::OverQuota(wait)) => Box::pin(async move { Ok(HttpRefusal::RateLimited(wait).response()) }),
+            Err(Refusal::Auth(e)) => Either::Right(ready(Ok(HttpRefusal::Unauthorized(e).response()))),
+            Err(Refusal::OverQuota(wait)) => Either::Right(ready(Ok(HttpRefusal::RateLimited(wait).response()))),
             Ok(identity) => {
                 strip_token(&mut req);
                 if let Some(id) = identity {
                     req.extensions_mut().insert(id);
                 }
-                Box::pin(self.inner.call(req))
+                Either::Left(self.inner.call(req))
             }
         }
     }

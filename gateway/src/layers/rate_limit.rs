@@ -16,14 +16,13 @@ use crate::metrics::Metrics;
 use crate::server::ClientAddr;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
+use futures::future::{Either, Ready, ready};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{Request, Response};
 use http_body_util::Full;
 use ipnet::IpNet;
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -163,7 +162,8 @@ where
 {
     type Response = Response<Full<Bytes>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    // Either the inner call's own future or a refusal ready at once: no box per request.
+    type Future = Either<S::Future, Ready<Result<Self::Response, Self::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -177,10 +177,10 @@ where
             let ip = self.limiter.client_ip(peer, req.headers());
             if let Err(wait) = self.limiter.check(ip) {
                 self.limiter.metrics.http.rate_limited.inc();
-                return Box::pin(async move { Ok(HttpRefusal::RateLimited(wait).response()) });
+                return Either::Right(ready(Ok(HttpRefusal::RateLimited(wait).response())));
             }
         }
-        Box::pin(self.inner.call(req))
+        Either::Left(self.inner.call(req))
     }
 }
 

@@ -5,7 +5,7 @@
 //! the other sends still run to completion.
 
 use crate::error::CallError;
-use crate::retry::{Reader, passive_report};
+use crate::retry::{Reader, report};
 use crate::upstream::pool::{self, PickError};
 use crate::upstream::{Answer, AttemptError};
 use bytes::Bytes;
@@ -75,9 +75,7 @@ async fn send_to_many(
         tokio::spawn(async move {
             let r = p.upstream.call(body, timeout).await;
             drop(p.permit);
-            if let Some(report) = passive_report(&p.upstream, &r) {
-                let _ = passive.try_send(report);
-            }
+            report(&passive, &p.upstream, &r);
             let _ = tx.send(r).await;
         });
     }

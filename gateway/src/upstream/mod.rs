@@ -24,7 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use iotex_shared::jsonrpc::Response as RpcResponse;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -97,6 +97,9 @@ pub struct Upstream {
     ewma: Mutex<PeakEwma>,
     requests: AtomicU64,
     errors: AtomicU64,
+    /// True from a failure reported to health until a success is: only then does health need to hear of a
+    /// success (it resets the failure streak), so a healthy node's calls send it nothing (`retry::report`).
+    failure_streak: AtomicBool,
     /// Pre-resolved metric handles.
     pub metrics: UpstreamMetrics,
 }
@@ -167,6 +170,7 @@ impl Upstream {
             ewma: Mutex::new(PeakEwma::new(DEFAULT_RTT)),
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            failure_streak: AtomicBool::new(false),
             metrics,
         })
     }
@@ -202,6 +206,17 @@ impl Upstream {
     /// Current peak-EWMA latency in seconds.
     pub fn latency(&self) -> f64 {
         self.ewma.lock().map(|e| e.current()).unwrap_or(DEFAULT_RTT.as_secs_f64())
+    }
+
+    /// Notes that a failure was reported to health (after it was sent, so a success reported later is
+    /// ordered after it in health's channel).
+    pub fn failure_reported(&self) {
+        self.failure_streak.store(true, Ordering::Release);
+    }
+
+    /// True (once) when a failure was reported since the last reported success.
+    pub fn take_failure_reported(&self) -> bool {
+        self.failure_streak.swap(false, Ordering::AcqRel)
     }
 
     /// Total attempts and failed attempts so far.

@@ -30,12 +30,11 @@ use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::server::ClientAddr;
 use bytes::Bytes;
+use futures::future::{Either, Ready, ready};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio_tungstenite::WebSocketStream;
@@ -193,7 +192,8 @@ where
 {
     type Response = Response<Full<Bytes>>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    // Either the inner call's own future or the handshake answer, ready at once: no box per request.
+    type Future = Either<S::Future, Ready<Result<Self::Response, Infallible>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -201,10 +201,9 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if is_upgrade(req.headers()) {
-            let resp = self.ws.accept(req);
-            return Box::pin(async move { Ok(resp) });
+            return Either::Right(ready(Ok(self.ws.accept(req))));
         }
-        Box::pin(self.inner.call(req))
+        Either::Left(self.inner.call(req))
     }
 }
 
