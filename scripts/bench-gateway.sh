@@ -8,7 +8,9 @@
 #   nginx    plain keep-alive reverse proxy;
 #   bare     tests/src/bin/bare-proxy.rs: hyper server + hyper-util pooled client, no parsing (the floor of
 #            the gateway's stack);
-#   gateway  iotex-gateway with its defaults (cache and coalescing on).
+#   gateway  iotex-gateway with its defaults (cache and coalescing on);
+#   gw_NAME  another iotex-gateway binary, from GATEWAY_BINS="NAME=/path/to/iotex-gateway ..." (e.g. a build
+#            of an earlier commit, to measure a change side by side in one run).
 # Two workloads, labelled:
 #   distinct   every call is eth_getBalance of a different address at "latest": nothing can be cached or
 #              coalesced, so this is one hop against one hop (the headline);
@@ -33,6 +35,8 @@ THREADS=${THREADS:-"1 2"}
 WORKLOADS=${WORKLOADS:-"distinct identical"}
 UPSTREAMS=${UPSTREAMS:-sink}
 PROXIES=${PROXIES:-"nginx bare gateway"}
+declare -A gw_bins=()
+for kv in ${GATEWAY_BINS:-}; do gw_bins[${kv%%=*}]=${kv#*=}; PROXIES="$PROXIES gw_${kv%%=*}"; done
 work="$root/.bench/gateway"
 rm -rf "$work" && mkdir -p "$work"
 
@@ -122,11 +126,12 @@ for up in $UPSTREAMS; do
           "$bare_bin" --listen "127.0.0.1:$p" --upstream "http://127.0.0.1:${up_port[$up]}/" --threads "$n" \
             >"$work/bare-$up-$n.log" 2>&1 &
           pids+=($!) ;;
-        gateway)
+        gateway|gw_*)
           a=$(free_port)
-          RUST_LOG=warn "$gw_bin" --listen "127.0.0.1:$p" --admin-listen "127.0.0.1:$a" --worker-threads "$n" \
+          bin=$gw_bin; [ "$proxy" = gateway ] || bin=${gw_bins[${proxy#gw_}]}
+          RUST_LOG=warn "$bin" --listen "127.0.0.1:$p" --admin-listen "127.0.0.1:$a" --worker-threads "$n" \
             --upstream "$up=http://127.0.0.1:${up_port[$up]}" --log-format json ${GATEWAY_ARGS:-} \
-            >"$work/gateway-$up-$n.log" 2>&1 &
+            >"$work/$proxy-$up-$n.log" 2>&1 &
           pids+=($!)
           for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$a/readyz" >/dev/null && break; sleep 0.05; done ;;
       esac
@@ -205,9 +210,9 @@ print("\nRatios (same run; CPU per call at max throughput):")
 for wl in workloads:
     for t in targets:
         up, name = t.split("/")
-        if not name.startswith("gateway-"):
+        if not name.startswith(("gateway-", "gw_")):
             continue
-        n = name.split("-", 1)[1]
+        gw, n = name.rsplit("-", 1)
         g = res[f"{wl}/{t}/max"]
         parts = []
         for other in ("bare", "nginx"):
@@ -217,5 +222,5 @@ for wl in workloads:
         b, x = res.get(f"{wl}/{up}/bare-{n}/max"), res.get(f"{wl}/{up}/nginx-{n}/max")
         if b and x and x["cpu_us"] > 0:
             parts.append(f"(bare vs nginx: throughput {b['rps']/x['rps']:.2f}x, CPU/call {b['cpu_us']/x['cpu_us']:.2f}x)")
-        print(f"  {wl:9} {up} {n} thread(s): gateway " + "; ".join(parts))
+        print(f"  {wl:9} {up} {n} thread(s): {gw} " + "; ".join(parts))
 PY

@@ -14,7 +14,10 @@
 //! - `single`: `eth_getBalance` of a fresh address at `latest` (uncacheable; the distinct-call workload);
 //! - `batch10`: a batch of ten such calls (one sub-batch to the node);
 //! - `cache_hit`: `eth_getBalance` at a final block, answered from the cache;
-//! - `denied`: `eth_sendTransaction`, refused by the default method policy.
+//! - `denied`: `eth_sendTransaction`, refused by the default method policy;
+//! - `floor`: the `single` call through what `tests/src/bin/bare-proxy.rs` does instead of the gateway (body
+//!   collected, sent unchanged through a pooled hyper-util client, answer collected): the stack's own part of
+//!   `single`, so `single - floor` is what the gateway adds.
 //!
 //! Only the benchmark function's thread is counted (the sink's thread shows 0 in the callgrind files under
 //! `target/gungraun/`), and the count covers the stack from the request object on: hyper's parsing of the
@@ -81,9 +84,13 @@ fn spawn_sink() -> SocketAddr {
 }
 
 /// A running gateway stack on the current thread, and the body of the counted call.
+type Pool = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
 struct Running {
     rt: tokio::runtime::Runtime,
     svc: stack::RpcStack,
+    /// Set for the `floor` case: the bare proxy's client and the sink's URI.
+    floor: Option<(Pool, http::Uri)>,
     body: Bytes,
     _keep: (health::Health, CancellationToken),
 }
@@ -94,6 +101,7 @@ enum Case {
     Batch10,
     CacheHit,
     Denied,
+    Floor,
 }
 
 fn balance(id: usize, address: usize, block: &str) -> String {
@@ -104,11 +112,21 @@ fn body_for(case: Case, round: usize) -> Bytes {
     // Every round asks about other addresses, so nothing is cached or coalesced except where the case wants it.
     let base = (round + 1) * 1000;
     Bytes::from(match case {
-        Case::Single => balance(1, base, "latest"),
+        Case::Single | Case::Floor => balance(1, base, "latest"),
         Case::Batch10 => format!("[{}]", (0..10).map(|i| balance(i, base + i, "latest")).collect::<Vec<_>>().join(",")),
         Case::CacheHit => balance(1, 7, "0x10"),
         Case::Denied => r#"{"jsonrpc":"2.0","id":1,"method":"eth_sendTransaction","params":[{}]}"#.to_owned(),
     })
+}
+
+impl Running {
+    /// One request: through the bare proxy's forwarding for `floor`, else through the stack.
+    async fn call(&self, body: Bytes) -> Response<Full<Bytes>> {
+        match &self.floor {
+            Some((pool, uri)) => bare_forward(pool, uri, Request::new(Full::new(body))).await,
+            None => call(&self.svc, body).await,
+        }
+    }
 }
 
 /// One request, served the way `server.rs` serves it: a clone of the stack, called once.
@@ -122,6 +140,22 @@ async fn call(svc: &stack::RpcStack, body: Bytes) -> Response<Full<Bytes>> {
         Ok(resp) => resp,
         Err(e) => match e {},
     }
+}
+
+/// The bare proxy's forwarding of one request (tests/src/bin/bare-proxy.rs `forward`).
+async fn bare_forward(pool: &Pool, upstream: &http::Uri, req: Request<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes());
+    let out = Request::post(upstream.clone())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+        .unwrap_or_else(|e| panic!("request: {e}"));
+    let resp = pool.request(out).await.unwrap_or_else(|e| panic!("floor call: {e}"));
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap_or_else(|e| panic!("floor body: {e}")).to_bytes();
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
 }
 
 fn setup(case: Case) -> Running {
@@ -154,13 +188,24 @@ fn setup(case: Case) -> Running {
     });
     // The serving thread's client pool, as `lib::serve` picks it.
     upstream::use_pool(1);
-    rt.block_on(async {
+    let floor = matches!(case, Case::Floor).then(|| {
+        let _guard = rt.enter();
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_nodelay(true);
+        let pool = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        let uri: http::Uri = format!("http://{sink}/").parse().unwrap_or_else(|e| panic!("uri: {e}"));
+        (pool, uri)
+    });
+    let running = Running { rt, svc, floor, body: body_for(case, 3), _keep: keep };
+    running.rt.block_on(async {
         for round in 0..3 {
-            let resp = call(&svc, body_for(case, round)).await;
+            let resp = running.call(body_for(case, round)).await;
             assert!(resp.status().is_success() || matches!(case, Case::Denied), "warm-up: {}", resp.status());
         }
     });
-    Running { rt, svc, body: body_for(case, 3), _keep: keep }
+    running
 }
 
 #[gungraun::library_benchmark]
@@ -168,9 +213,10 @@ fn setup(case: Case) -> Running {
 #[bench::batch10(args = (Case::Batch10), setup = setup)]
 #[bench::cache_hit(args = (Case::CacheHit), setup = setup)]
 #[bench::denied(args = (Case::Denied), setup = setup)]
+#[bench::floor(args = (Case::Floor), setup = setup)]
 fn one_call(running: Running) -> (Running, Response<Full<Bytes>>) {
     let body = running.body.clone();
-    let resp = running.rt.block_on(call(&running.svc, black_box(body)));
+    let resp = running.rt.block_on(running.call(black_box(body)));
     // Returned, so dropping the runtime and the answer is not counted.
     (running, black_box(resp))
 }

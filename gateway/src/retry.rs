@@ -230,3 +230,54 @@ pub fn notification_id() -> &'static RawValue {
         RawValue::from_string("\"iotex-gateway-notification\"".to_owned()).unwrap_or_else(|_| RawValue::NULL.to_owned())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UpstreamConfig;
+
+    fn upstream() -> Upstream {
+        let cfg = UpstreamConfig {
+            name: "u".into(),
+            url: url::Url::parse("http://127.0.0.1:1").unwrap(),
+            health_url: None,
+            ws_url: None,
+        };
+        Upstream::new(&cfg, 4, 1, Metrics::new().unwrap().nodes.upstream("u")).unwrap()
+    }
+
+    fn ok() -> Result<Answer, AttemptError> {
+        Ok(Answer { body: Bytes::from_static(b"{}"), error: None })
+    }
+
+    fn failed(u: &Upstream) -> Result<Answer, AttemptError> {
+        Err(AttemptError { upstream: u.name.clone(), kind: AttemptOutcome::Timeout, detail: String::new() })
+    }
+
+    #[test]
+    fn a_success_reaches_health_only_after_a_failure() {
+        let u = upstream();
+        let (tx, mut rx) = mpsc::channel(1);
+        report(&tx, &u, &ok());
+        assert!(rx.try_recv().is_err(), "a healthy node's success is not news");
+        report(&tx, &u, &failed(&u));
+        assert!(matches!(rx.try_recv(), Ok(Passive::Failure(..))));
+        report(&tx, &u, &ok());
+        assert!(matches!(rx.try_recv(), Ok(Passive::Success(_))), "the success ends the failure streak");
+        report(&tx, &u, &ok());
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn an_undelivered_success_is_sent_with_the_next_one() {
+        let u = upstream();
+        let (tx, mut rx) = mpsc::channel(1);
+        report(&tx, &u, &failed(&u));
+        // The channel is full (the failure is still in it): the success is dropped, and owed.
+        report(&tx, &u, &ok());
+        assert!(matches!(rx.try_recv(), Ok(Passive::Failure(..))));
+        assert!(rx.try_recv().is_err());
+        report(&tx, &u, &ok());
+        assert!(matches!(rx.try_recv(), Ok(Passive::Success(_))));
+    }
+}
