@@ -62,11 +62,8 @@ pub fn quantity<T: Quantity>(s: &str) -> Result<T, HexError> {
     if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(HexError::NotHex(clip(s)));
     }
-    // Leading zeros do not count against the width: `0x0000000000000000001` is 1.
-    let significant = digits.trim_start_matches('0');
-    if significant.len() as u32 * 4 > T::BITS + 3 {
-        return Err(HexError::Overflow(clip(s), T::BITS));
-    }
+    // The digits are checked above, so `from_str_radix` can only fail by overflow (leading zeros are fine:
+    // `0x0000000000000000001` is 1).
     T::from_hex_digits(digits).ok_or_else(|| HexError::Overflow(clip(s), T::BITS))
 }
 
@@ -114,6 +111,7 @@ mod tests {
         assert_eq!(quantity::<u64>("0x0001"), Ok(1));
         assert_eq!(quantity::<u64>("0xffffffffffffffff"), Ok(u64::MAX));
         assert_eq!(quantity::<u128>("0x0000000000000000000000000000000000000001"), Ok(1));
+        assert_eq!(quantity::<u64>("0x00000000000000000001"), Ok(1), "leading zeros beyond 16 digits");
     }
 
     #[test]
