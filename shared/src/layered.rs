@@ -288,25 +288,12 @@ fn suggest(key: &str, cmd: &Command) -> String {
         .filter(|a| !a.is_hide_set())
         .filter_map(Arg::get_long)
         .filter(|l| *l != CONFIG_ID)
-        .map(|l| (edit_distance(key, l), l))
+        .map(|l| (strsim::levenshtein(key, l), l))
         .min();
     match best {
         Some((d, l)) if d <= 2.max(key.len() / 4) => format!(" (did you mean `{l}`?)"),
         _ => String::new(),
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// A parse error after the file's flags were added: the file caused it (argv and env alone parsed), so it
