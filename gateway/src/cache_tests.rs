@@ -185,3 +185,39 @@ fn store_admits_by_rule_and_evicts_by_bytes() {
     assert!(text.contains("iotex_gateway_cache_hits_total{method=\"eth_getBlockByNumber\"} 1"), "{text}");
     assert!(text.contains("iotex_gateway_cache_misses_total{method=\"eth_getBlockByNumber\"} 1"), "{text}");
 }
+
+#[test]
+fn surely_moving_never_contradicts_the_rule() {
+    let raw = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
+    let cases: &[(&str, Option<&str>, bool)] = &[
+        ("eth_getBalance", Some(r#"["0x97186a21fa8e7955c0f154f960d588c3aca44f14","latest"]"#), true),
+        ("eth_getBalance", Some(r#"["0x97186a21fa8e7955c0f154f960d588c3aca44f14"]"#), true),
+        ("eth_getBalance", Some(r#"[ "0x97186a21fa8e7955c0f154f960d588c3aca44f14" , "pending" ]"#), true),
+        ("eth_getBalance", None, true),
+        ("eth_getBlockByNumber", Some(r#"["finalized",false]"#), true),
+        ("eth_call", Some(r#"[{"to":"0x00"},"safe"]"#), true),
+        // Not clear without the full rule: the slow path decides.
+        ("eth_getBalance", Some(r#"["0x97186a21fa8e7955c0f154f960d588c3aca44f14","0x10"]"#), false),
+        ("eth_getBalance", Some(r#"["0x97186a21fa8e7955c0f154f960d588c3aca44f14","earliest"]"#), false),
+        ("eth_getBalance", Some(r#"["0x97","\u006catest"]"#), false),
+        ("eth_getBalance", Some(r#"["0x97",{"blockNumber":"0x1"}]"#), false),
+        ("eth_getBalance", Some(r#"{"address":"0x97"}"#), false),
+        ("eth_getTransactionByHash", Some(r#"["0x12"]"#), false),
+        ("eth_blockNumber", None, false),
+        ("eth_getLogs", Some(r#"[{}]"#), false),
+    ];
+    for &(method, params, want) in cases {
+        let params = params.map(raw);
+        let got = surely_moving(method, params.as_deref());
+        assert_eq!(got, want, "{method} {params:?}");
+        // The promise: "surely moving" is never cacheable, whatever the head.
+        if got && let Some(key) = CallKey::new(method, params.as_deref()) {
+            for head in [None, Some(0), Some(u64::MAX)] {
+                assert!(
+                    matches!(cacheability(key.method(), key.params(), head), Cacheability::No(_)),
+                    "{method} {params:?} at {head:?}"
+                );
+            }
+        }
+    }
+}

@@ -1,27 +1,29 @@
 //! In-flight coalescing ("single flight"): identical concurrent read calls share one upstream call.
 //!
-//! The first caller of a key (method + canonical params, [`crate::cache::CallKey`]) becomes the leader: its
-//! work is spawned as its own task, so it runs to completion even if the leader's client goes away (the
-//! callers that joined it still want the answer), and its output is shared through
-//! [`futures::future::Shared`]. Callers that arrive while it is in flight join it instead of calling a node;
-//! each still waits only until its own deadline. The key leaves the table when the work finishes, so the next
-//! call after that makes a fresh upstream call: nothing here is a cache.
+//! The first caller of a key becomes the leader and polls the work itself, on its own task: no task is
+//! spawned, no timer armed and no shared future built for the common case, where nobody ever joins (each of
+//! those cost a few thousand instructions per call, paid by every coalescable read; see
+//! `docs/benchmarks.md`). Callers that arrive while it is in flight join it instead of calling a node; each
+//! waits only until its own deadline. When the work finishes the leader takes the key out of the table and,
+//! only if someone joined, hands them a clone of the output. Nothing here is a cache: the next call after
+//! that makes a fresh upstream call.
+//!
+//! A leader whose client goes away (its future dropped) while others wait must not cancel the call they
+//! are waiting for: its drop hands the unfinished work to a spawned task, which finishes it and wakes them.
+//! With nobody waiting, the work is simply dropped with the leader.
 //!
 //! Only methods the [`crate::methods`] table marks as side-effect-free reads ([`crate::methods::may_coalesce`]) are ever
 //! coalesced; transaction submission, filter calls (which consume or create state in one node) and unknown
 //! methods never are.
 
-use futures::FutureExt;
-use futures::future::{Map, Shared};
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use tokio::task::{JoinError, JoinHandle};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll};
+use tokio::sync::Notify;
 use tokio::time::Instant;
-
-/// A flight as a named type (the spawned task's handle, its result made an `Option`), so sharing it costs
-/// no boxed future per call.
-type Flight<T> = Shared<Map<JoinHandle<T>, fn(Result<T, JoinError>) -> Option<T>>>;
 
 /// Whether a caller led a flight or joined one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,14 +34,43 @@ pub enum Role {
     Joined,
 }
 
-/// The table of calls in flight, keyed by canonical call text.
+/// One call in flight: where its output goes, and who waits for it.
+struct Flight<T> {
+    /// Set once when the work ends: `None` when it was dropped unfinished (no runtime to finish it on).
+    output: OnceLock<Option<T>>,
+    /// Wakes the joiners once `output` is set.
+    done: Notify,
+    /// Joiners so far; read and raised only under the table lock, so a leader that sees 0 there while
+    /// removing its key knows nobody can still join.
+    joined: AtomicUsize,
+}
+
+/// What [`Coalescer::enter`] found.
+enum Entry<T> {
+    /// A flight for the key was open.
+    Joined(Arc<Flight<T>>),
+    /// None was: this caller leads the one just opened under this key.
+    Leads(Arc<Flight<T>>, Arc<str>),
+}
+
+type Table<T> = Mutex<HashMap<Arc<str>, Arc<Flight<T>>>>;
+
+/// The table of calls in flight, keyed by call text.
 pub struct Coalescer<T: Clone + Send + Sync + 'static> {
-    flights: Arc<Mutex<HashMap<Arc<str>, Flight<T>>>>,
+    flights: Arc<Table<T>>,
 }
 
 impl<T: Clone + Send + Sync + 'static> Default for Coalescer<T> {
     fn default() -> Self {
         Coalescer { flights: Arc::default() }
+    }
+}
+
+fn lock<T>(table: &Table<T>) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Flight<T>>>> {
+    // A panic elsewhere while holding the lock leaves the map itself consistent (every change is one call).
+    match table.lock() {
+        Ok(t) => t,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -49,51 +80,120 @@ impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
         Self::default()
     }
 
-    /// Runs `work` for `key`, or joins the identical call already in flight. Waits until `deadline` at most:
-    /// `None` when the deadline passed first (or the work's task was cancelled by a shutdown).
+    /// Runs `work` for `key`, or joins the identical call already in flight. A joiner waits until `deadline`
+    /// at most and gets `None` when it passed first (or the work was dropped unfinished). The leader waits
+    /// for its work, so `work` must itself end by the leader's deadline (the retrying reader does); no timer
+    /// is armed for it.
     pub async fn run<F, Fut>(&self, key: &str, deadline: Instant, work: F) -> (Option<T>, Role)
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = T> + Send + 'static,
     {
-        let (flight, role) = {
-            let mut flights = match self.flights.lock() {
-                Ok(f) => f,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            match flights.get(key) {
-                Some(f) => (f.clone(), Role::Joined),
-                None => {
-                    let table = Arc::clone(&self.flights);
-                    let owned_key: Arc<str> = Arc::from(key);
-                    let table_key = Arc::clone(&owned_key);
-                    let fut = work();
-                    // Spawned, not polled by the leader: a leader whose client disconnects must not cancel
-                    // the call the others are waiting for.
-                    let task = tokio::spawn(async move {
-                        let out = fut.await;
-                        // Only this task removes its key, and a key is inserted only when absent, so the entry
-                        // here is this flight's.
-                        match table.lock() {
-                            Ok(mut t) => t.remove(&*owned_key),
-                            Err(poisoned) => poisoned.into_inner().remove(&*owned_key),
-                        };
-                        out
-                    });
-                    let done: fn(Result<T, JoinError>) -> Option<T> = Result::ok;
-                    let flight: Flight<T> = task.map(done).shared();
-                    flights.insert(table_key, flight.clone());
-                    (flight, Role::Leader)
-                }
+        let (flight, key) = match self.enter(key) {
+            Entry::Joined(flight) => {
+                let out = tokio::time::timeout_at(deadline, flight.wait()).await.ok().flatten();
+                return (out, Role::Joined);
             }
+            Entry::Leads(flight, key) => (flight, key),
         };
-        let out = tokio::time::timeout_at(deadline, flight).await.ok().flatten();
-        (out, role)
+        let lead = Lead { work: Some(Box::pin(work())), flight, table: Arc::clone(&self.flights), key };
+        (Some(lead.await), Role::Leader)
+    }
+
+    /// Joins the flight for `key`, or opens one (a plain function: the table's guard never lives in a future).
+    fn enter(&self, key: &str) -> Entry<T> {
+        let mut flights = lock(&self.flights);
+        if let Some(f) = flights.get(key) {
+            f.joined.fetch_add(1, Ordering::Relaxed);
+            return Entry::Joined(Arc::clone(f));
+        }
+        let flight = Arc::new(Flight { output: OnceLock::new(), done: Notify::new(), joined: AtomicUsize::new(0) });
+        let key: Arc<str> = Arc::from(key);
+        flights.insert(Arc::clone(&key), Arc::clone(&flight));
+        Entry::Leads(flight, key)
     }
 
     /// Calls in flight now (for tests).
     pub fn in_flight(&self) -> usize {
-        self.flights.lock().map(|f| f.len()).unwrap_or(0)
+        lock(&self.flights).len()
+    }
+}
+
+impl<T: Clone> Flight<T> {
+    /// The output, once set.
+    async fn wait(&self) -> Option<T> {
+        loop {
+            // Created before the check: `notify_waiters` wakes every `Notified` that exists when it is called,
+            // polled or not, so an output set between the check and the await is not missed.
+            let notified = self.done.notified();
+            if let Some(out) = self.output.get() {
+                return out.clone();
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Takes `key` out of the table and, when anyone joined, gives them `out`.
+fn finish<T: Clone>(table: &Table<T>, key: &str, flight: &Flight<T>, out: Option<&T>) {
+    let joined = {
+        let mut flights = lock(table);
+        flights.remove(key);
+        flight.joined.load(Ordering::Relaxed)
+    };
+    if joined > 0 {
+        let _ = flight.output.set(out.cloned());
+        flight.done.notify_waiters();
+    }
+}
+
+/// The leader's side of a flight: polls the work in place; see the module doc for what its drop does.
+struct Lead<T: Clone + Send + Sync + 'static, Fut: Future<Output = T> + Send + 'static> {
+    /// Boxed so that an unfinished, already polled work can be moved to a task when the leader is dropped.
+    work: Option<Pin<Box<Fut>>>,
+    flight: Arc<Flight<T>>,
+    table: Arc<Table<T>>,
+    key: Arc<str>,
+}
+
+impl<T, Fut> Future for Lead<T, Fut>
+where
+    T: Clone + Send + Sync + 'static,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let Some(work) = self.work.as_mut() else { return Poll::Pending };
+        let out = std::task::ready!(work.as_mut().poll(cx));
+        self.work = None;
+        finish(&self.table, &self.key, &self.flight, Some(&out));
+        Poll::Ready(out)
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static, Fut: Future<Output = T> + Send + 'static> Drop for Lead<T, Fut> {
+    fn drop(&mut self) {
+        let Some(work) = self.work.take() else { return };
+        {
+            let mut flights = lock(&self.table);
+            if self.flight.joined.load(Ordering::Relaxed) == 0 {
+                // Nobody joined, and nobody can now: the key goes, and the work with this leader.
+                flights.remove(&*self.key);
+                return;
+            }
+        }
+        let (flight, table, key) = (Arc::clone(&self.flight), Arc::clone(&self.table), Arc::clone(&self.key));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let out = work.await;
+                    finish(&table, &key, &flight, Some(&out));
+                });
+            }
+            // Dropped outside any runtime (a shutdown): nothing can finish the work; the joiners get `None`.
+            Err(_) => finish(&table, &key, &flight, None),
+        }
     }
 }
 
@@ -137,14 +237,11 @@ mod tests {
         for _ in 0..10 {
             let (c, runs, gate) = (Arc::clone(&c), Arc::clone(&runs), gate.clone());
             tasks.push(tokio::spawn(async move {
-                c.run("k", deadline, move || {
-                    async move {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        let mut gate = gate;
-                        let _ = gate.wait_for(|open| *open).await;
-                        7
-                    }
-                    .boxed()
+                c.run("k", deadline, move || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    let mut gate = gate;
+                    let _ = gate.wait_for(|open| *open).await;
+                    7
                 })
                 .await
             }));
@@ -166,23 +263,54 @@ mod tests {
         assert_eq!(leaders, 1);
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(c.in_flight(), 0, "a finished flight leaves the table");
-        let (out, role) = c.run("k", deadline, || async { 8 }.boxed()).await;
+        let (out, role) = c.run("k", deadline, || async { 8 }).await;
         assert_eq!((out, role), (Some(8), Role::Leader), "nothing is cached");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_work_survives_its_leader_and_each_caller_keeps_its_deadline() {
+    async fn the_work_survives_its_leader_while_others_wait_and_each_caller_keeps_its_deadline() {
         let c: Arc<Coalescer<u32>> = Arc::new(Coalescer::new());
         let now = Instant::now();
         let leader = {
             let c = Arc::clone(&c);
             tokio::spawn(async move {
-                c.run("k", now + Duration::from_secs(60), || {
-                    async {
-                        tokio::time::sleep(Duration::from_secs(10)).await;
-                        1
-                    }
-                    .boxed()
+                c.run("k", now + Duration::from_secs(60), || async {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    1
+                })
+                .await
+            })
+        };
+        while c.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let join = |secs: u64| {
+            let c = Arc::clone(&c);
+            tokio::spawn(async move { c.run("k", now + Duration::from_secs(secs), || async { 99 }).await })
+        };
+        let (short, long) = (join(1), join(60));
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        leader.abort();
+        // A follower with a short deadline gives up alone; one with a long deadline gets the answer.
+        assert_eq!(short.await.unwrap(), (None, Role::Joined));
+        assert_eq!(long.await.unwrap(), (Some(1), Role::Joined), "the aborted leader's work still finished");
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_dropped_with_nobody_waiting_takes_its_work_and_key_along() {
+        let c: Arc<Coalescer<u32>> = Arc::new(Coalescer::new());
+        let finished = Arc::new(AtomicUsize::new(0));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let leader = {
+            let (c, finished) = (Arc::clone(&c), Arc::clone(&finished));
+            tokio::spawn(async move {
+                c.run("k", deadline, || async move {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    finished.fetch_add(1, Ordering::SeqCst);
+                    1
                 })
                 .await
             })
@@ -191,10 +319,10 @@ mod tests {
             tokio::task::yield_now().await;
         }
         leader.abort();
-        // A follower with a short deadline gives up alone; one with a long deadline gets the answer.
-        let short = c.run("k", now + Duration::from_secs(1), || async { 2 }.boxed()).await;
-        assert_eq!(short, (None, Role::Joined));
-        let long = c.run("k", now + Duration::from_secs(60), || async { 3 }.boxed()).await;
-        assert_eq!(long, (Some(1), Role::Joined), "the aborted leader's work still finished");
+        assert!(leader.await.unwrap_err().is_cancelled());
+        assert_eq!(c.in_flight(), 0, "the key left with its leader");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(finished.load(Ordering::SeqCst), 0, "nobody wanted the answer, so the work was not finished");
+        assert_eq!(c.run("k", deadline, || async { 2 }).await, (Some(2), Role::Leader));
     }
 }

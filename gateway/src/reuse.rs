@@ -113,6 +113,11 @@ impl ReadReuse {
         if !cacheable && !coalesce {
             return self.reader.read_answer(forward, deadline).await;
         }
+        if !cacheable || cache::surely_moving(method, req.params) {
+            // Never cached: only coalescing is left, and identical text is all it needs for a key (calls
+            // that differ only in spelling are not merged, which costs a node call, never a wrong answer).
+            return self.coalesced(req, forward, deadline).await;
+        }
         let Some(key) = CallKey::new(method, req.params) else {
             return self.reader.read_answer(forward, deadline).await;
         };
@@ -131,13 +136,10 @@ impl ReadReuse {
         let (reader, flight_key, body) = (Arc::clone(&self.reader), Arc::clone(&key), forward.clone());
         let (out, role) = self
             .coalescer
-            .run(key.as_str(), deadline, move || {
-                // Boxed: the read's state machine is large, and a box is cheaper than moving it into the task.
-                Box::pin(async move {
-                    let answer = reader.read_answer(body, deadline).await;
-                    admit(cache.as_deref(), &reader, &flight_key, &answer);
-                    answer
-                })
+            .run(key.as_str(), deadline, move || async move {
+                let answer = reader.read_answer(body, deadline).await;
+                admit(cache.as_deref(), &reader, &flight_key, &answer);
+                answer
             })
             .await;
         if role == Role::Joined {
@@ -150,6 +152,35 @@ impl ReadReuse {
             (Some(Err(CallError::Deadline)), Role::Joined) if Instant::now() < deadline => {
                 let cache = if cacheable && may_become_final(&key) { self.cache.as_deref() } else { None };
                 self.read_and_admit(forward, deadline, &key, cache).await
+            }
+            (Some(Err(e)), _) => Err(e),
+        }
+    }
+
+    /// A read that can only be coalesced (no cache rule can ever keep its answer), keyed by its text.
+    async fn coalesced(&self, req: &Request<'_>, forward: Bytes, deadline: Instant) -> Result<Answer, CallError> {
+        let method = req.method.as_ref();
+        if !self.coalesce.load(Ordering::Relaxed) || !may_coalesce(method) {
+            return self.reader.read_answer(forward, deadline).await;
+        }
+        let params = req.params.map_or("[]", |p| p.get());
+        let mut key = String::with_capacity(method.len() + 1 + params.len());
+        // NUL cannot appear in a JSON text, so method and params cannot run into each other.
+        key.push_str(method);
+        key.push('\0');
+        key.push_str(params);
+        let (reader, body) = (Arc::clone(&self.reader), forward.clone());
+        let (out, role) =
+            self.coalescer.run(&key, deadline, move || async move { reader.read_answer(body, deadline).await }).await;
+        if role == Role::Joined {
+            self.metrics.reuse.coalesced(method);
+        }
+        match (out, role) {
+            (None, _) => Err(CallError::Deadline),
+            (Some(Ok(answer)), Role::Leader) => Ok(answer),
+            (Some(Ok(answer)), Role::Joined) => Ok(rewrap(req.id, answer)),
+            (Some(Err(CallError::Deadline)), Role::Joined) if Instant::now() < deadline => {
+                self.reader.read_answer(forward, deadline).await
             }
             (Some(Err(e)), _) => Err(e),
         }
