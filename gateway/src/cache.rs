@@ -190,10 +190,29 @@ pub fn cacheability(method: &str, params: &Value, safe_head: Option<u64>) -> Cac
 pub fn surely_moving(method: &str, params: Option<&RawValue>) -> bool {
     let Rule::AtBlock(i) = methods::cache_rule(method) else { return false };
     let Some(params) = params else { return true };
-    let Ok(args) = serde_json::from_str::<Vec<&RawValue>>(params.get()) else { return false };
-    match args.get(i).map(|a| a.get()) {
-        None => true,
-        Some(arg) => matches!(arg, r#""latest""# | r#""pending""# | r#""safe""# | r#""finalized""#),
+    use serde::Deserializer as _;
+    serde_json::Deserializer::from_str(params.get()).deserialize_seq(NthMoves(i)).unwrap_or(false)
+}
+
+/// Walks a params array without collecting it: whether argument `.0` is a moving tag or absent.
+struct NthMoves(usize);
+
+impl<'de> serde::de::Visitor<'de> for NthMoves {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a params array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        let (mut at, mut moving) = (0, true);
+        while let Some(arg) = seq.next_element::<&'de RawValue>()? {
+            if at == self.0 {
+                moving = matches!(arg.get(), r#""latest""# | r#""pending""# | r#""safe""# | r#""finalized""#);
+            }
+            at += 1;
+        }
+        Ok(moving)
     }
 }
 
