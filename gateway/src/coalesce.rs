@@ -8,9 +8,10 @@
 //! only if someone joined, hands them a clone of the output. Nothing here is a cache: the next call after
 //! that makes a fresh upstream call.
 //!
-//! A leader whose client goes away (its future dropped) while others wait must not cancel the call they
-//! are waiting for: its drop hands the unfinished work to a spawned task, which finishes it and wakes them.
-//! With nobody waiting, the work is simply dropped with the leader.
+//! A leader whose client goes away (its future dropped) must not cancel the call: others may be waiting
+//! for it, and a client that gave up and retries joins it rather than asking a node again. Its drop hands
+//! the unfinished work to a spawned task, which finishes it and wakes whoever waits. That is why the work
+//! is boxed: a future already polled in place cannot be moved, a boxed one can.
 //!
 //! Only methods the [`crate::methods`] table marks as side-effect-free reads ([`crate::methods::may_coalesce`]) are ever
 //! coalesced; transaction submission, filter calls (which consume or create state in one node) and unknown
@@ -40,8 +41,8 @@ struct Flight<T> {
     output: OnceLock<Option<T>>,
     /// Wakes the joiners once `output` is set.
     done: Notify,
-    /// Joiners so far; read and raised only under the table lock, so a leader that sees 0 there while
-    /// removing its key knows nobody can still join.
+    /// Joiners so far; raised only under the table lock, and read there by whoever removes the key, so
+    /// one that sees 0 knows nobody can still join (and clones no output for nobody).
     joined: AtomicUsize,
 }
 
@@ -53,7 +54,8 @@ enum Entry<T> {
     Leads(Arc<Flight<T>>, Arc<str>),
 }
 
-type Table<T> = Mutex<HashMap<Arc<str>, Arc<Flight<T>>>>;
+type Map<T> = HashMap<Arc<str>, Arc<Flight<T>>, foldhash::fast::RandomState>;
+type Table<T> = Mutex<Map<T>>;
 
 /// The table of calls in flight, keyed by call text.
 pub struct Coalescer<T: Clone + Send + Sync + 'static> {
@@ -66,7 +68,7 @@ impl<T: Clone + Send + Sync + 'static> Default for Coalescer<T> {
     }
 }
 
-fn lock<T>(table: &Table<T>) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Flight<T>>>> {
+fn lock<T>(table: &Table<T>) -> MutexGuard<'_, Map<T>> {
     // A panic elsewhere while holding the lock leaves the map itself consistent (every change is one call).
     match table.lock() {
         Ok(t) => t,
@@ -175,14 +177,6 @@ where
 impl<T: Clone + Send + Sync + 'static, Fut: Future<Output = T> + Send + 'static> Drop for Lead<T, Fut> {
     fn drop(&mut self) {
         let Some(work) = self.work.take() else { return };
-        {
-            let mut flights = lock(&self.table);
-            if self.flight.joined.load(Ordering::Relaxed) == 0 {
-                // Nobody joined, and nobody can now: the key goes, and the work with this leader.
-                flights.remove(&*self.key);
-                return;
-            }
-        }
         let (flight, table, key) = (Arc::clone(&self.flight), Arc::clone(&self.table), Arc::clone(&self.key));
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -300,7 +294,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_leader_dropped_with_nobody_waiting_takes_its_work_and_key_along() {
+    async fn an_abandoned_call_still_finishes_and_a_later_identical_call_joins_it() {
         let c: Arc<Coalescer<u32>> = Arc::new(Coalescer::new());
         let finished = Arc::new(AtomicUsize::new(0));
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -320,9 +314,9 @@ mod tests {
         }
         leader.abort();
         assert!(leader.await.unwrap_err().is_cancelled());
-        assert_eq!(c.in_flight(), 0, "the key left with its leader");
-        tokio::time::sleep(Duration::from_secs(20)).await;
-        assert_eq!(finished.load(Ordering::SeqCst), 0, "nobody wanted the answer, so the work was not finished");
-        assert_eq!(c.run("k", deadline, || async { 2 }).await, (Some(2), Role::Leader));
+        assert_eq!(c.in_flight(), 1, "the call outlives its leader");
+        assert_eq!(c.run("k", deadline, || async { 2 }).await, (Some(1), Role::Joined));
+        assert_eq!(finished.load(Ordering::SeqCst), 1);
+        assert_eq!(c.in_flight(), 0);
     }
 }
