@@ -200,6 +200,13 @@ async fn prepare(cfg: &RunConfig, rpcs: &[Node], chain: ChainIds) -> Result<Prep
     if let Some(f) = &cfg.fund {
         let pairs: Vec<(Address, usize)> = addresses.iter().copied().zip(account_ep.iter().copied()).collect();
         crate::setup::fund(rpcs, &f.key, f.amount, &pairs, chain, gas_price).await?;
+        for (ep, node) in rpcs.iter().enumerate() {
+            let mine: Vec<Address> = pairs.iter().filter(|(_, e)| *e == ep).map(|(a, _)| *a).collect();
+            if let (Node::Grpc(c), false) = (node, mine.is_empty()) {
+                crate::native::setup::fund(c, &f.key, f.amount, &mine, native_params(chain, gas_price)).await?;
+                tracing::info!(endpoint = ep, "funded pool accounts (native transfers)");
+            }
+        }
     }
     let mut contracts = vec![cfg.contract; rpcs.len()];
     if cfg.mix.execution > 0 && cfg.contract.is_none() {

@@ -116,8 +116,8 @@ async fn send_and_wait(rpc: &Rpc, raw: &[u8], what: &str) -> Result<crate::rpc::
         .ok_or_else(|| RunError::Setup(format!("{what}: {hash} not included within 60 s on {}", rpc.url)))
 }
 
-/// Sends `amount` to each account from the funder, endpoint by endpoint (native transfers on gRPC
-/// endpoints), and waits for every receipt.
+/// Sends `amount` to each account of a web3 endpoint from the funder, endpoint by endpoint, and waits for
+/// every receipt.
 pub async fn fund(
     nodes: &[Node],
     funder: &PrivateKeySigner,
@@ -131,15 +131,8 @@ pub async fn fund(
         if mine.is_empty() {
             continue;
         }
-        let rpc = match node {
-            Node::Web3(r) => r,
-            Node::Grpc(c) => {
-                let p = crate::native::sign::CoreParams { chain_id: chain.native.unwrap_or(0), gas_price };
-                crate::native::setup::fund(c, funder, amount, &mine, p).await?;
-                tracing::info!(endpoint = ep, "funded pool accounts (native transfers)");
-                continue;
-            }
-        };
+        // gRPC endpoints are funded with native transfers by `crate::native::setup::fund` (see `run.rs`).
+        let Node::Web3(rpc) = node else { continue };
         let chain_id = chain.evm.unwrap_or(0);
         let mut nonce = rpc
             .pending_nonce(funder.address())
