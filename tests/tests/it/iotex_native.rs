@@ -81,7 +81,7 @@ async fn sixty_seconds_at_50_per_second_native_all_land_and_the_nonces_agree() -
     let _only = Cluster::exclusive().await;
     let info = cluster.info();
     let eps: Vec<(Api, String)> = info.nodes[1..3].iter().map(|n| (Api::Grpc, n.grpc.clone())).collect();
-    let r = run_and_prove(cluster, config(&eps, keys(&info, 5..10)?, 50.0, 60)?).await?;
+    let r = run_and_prove(cluster, config(&eps, keys(&info, 0..4)?, 50.0, 60)?).await?;
     assert_eq!(r.scheduled, 3000);
     assert_eq!(r.chain_id, info.native_chain_id, "a gRPC-only run reports the native chain id");
     assert!(r.per_endpoint.iter().all(|e| e.included > 0), "both gRPC endpoints carried actions");
@@ -94,7 +94,7 @@ async fn a_mixed_run_loads_the_native_and_the_web3_path_at_once() -> anyhow::Res
     let _only = Cluster::exclusive().await;
     let info = cluster.info();
     let eps = vec![(Api::Grpc, info.nodes[1].grpc.clone()), (Api::Web3, info.nodes[2].web3.clone())];
-    let r = run_and_prove(cluster, config(&eps, keys(&info, 10..14)?, 20.0, 10)?).await?;
+    let r = run_and_prove(cluster, config(&eps, keys(&info, 0..4)?, 20.0, 10)?).await?;
     assert_eq!(r.chain_id, info.chain_id, "with a web3 endpoint the report keeps the EVM chain id");
     for e in &r.per_endpoint {
         assert!(e.included > 0 && e.included == e.accepted, "{e:?}");
@@ -130,7 +130,7 @@ async fn the_nodes_real_grpc_refusals_are_classified() -> anyhow::Result<()> {
     assert_eq!(u64::from(chain), info.native_chain_id);
     let price = c.gas_price().await?;
     let p = CoreParams { chain_id: chain, gas_price: price };
-    let key = parse_key("key", &info.funded_keys[14])?;
+    let key = parse_key("key", &info.funded_keys[4])?;
     let n = c.pending_nonce(key.address()).await?;
 
     let o = send(&c, &key, n, CoreParams { chain_id: chain + 1, ..p }).await?;
