@@ -102,11 +102,19 @@ pub struct ItemError<'a> {
 impl<'a> Request<'a> {
     /// Parses one request item (a batch element or a whole single-call body).
     pub fn parse(raw: &'a RawValue) -> Result<Request<'a>, ItemError<'a>> {
-        if first_byte(raw.get()) != Some(b'{') {
+        Self::parse_str(raw.get())
+    }
+
+    /// [`Request::parse`] straight from a body's text, in one pass: the common body is one valid request,
+    /// and validating it as JSON first ([`Body::parse`]) would scan it twice. Text that is not a JSON object
+    /// is [`InvalidRequest::NotAnObject`] here; a caller that must tell a parse error (-32700) from that
+    /// takes the careful path ([`Body::parse`], then [`Request::parse`]) when this fails.
+    pub fn parse_str(text: &'a str) -> Result<Request<'a>, ItemError<'a>> {
+        if first_byte(text) != Some(b'{') {
             return Err(ItemError { id: None, error: InvalidRequest::NotAnObject });
         }
         let env: RawEnvelope<'a> =
-            serde_json::from_str(raw.get()).map_err(|_| ItemError { id: None, error: InvalidRequest::NotAnObject })?;
+            serde_json::from_str(text).map_err(|_| ItemError { id: None, error: InvalidRequest::NotAnObject })?;
         // Echo the id only if it is itself valid; an object or array id must not be reflected back.
         let id = env.id.filter(|id| is_valid_id(id));
         let fail = |error| Err(ItemError { id, error });
@@ -326,6 +334,33 @@ mod tests {
             } else if let Ok(Body::Single(i)) = Body::parse(&s) {
                 let _ = Request::parse(i);
             }
+        }
+    }
+
+    #[test]
+    fn the_one_pass_parse_agrees_with_the_careful_one() {
+        let texts = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber"}"#,
+            r#"{"jsonrpc":"2.0","id":"a","method":"eth_getBalance","params":["0x1","latest"]}"#,
+            r#"{"jsonrpc":"2.0","method":"eth_x"}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"eth_x"}"#,
+            r#"{"jsonrpc":"2.0","id":{"o":1},"method":"eth_x"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":3}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","method":"n"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"e\u0074h_x"}"#,
+            r#"{}"#,
+        ];
+        let show = |r: Result<Request<'_>, ItemError<'_>>| match r {
+            Ok(q) => format!("ok {:?} {} {:?}", q.id.map(RawValue::get), q.method, q.params.map(RawValue::get)),
+            Err(e) => format!("err {:?} {:?}", e.id.map(RawValue::get), e.error),
+        };
+        for text in texts {
+            assert_eq!(show(Request::parse_str(text)), show(Request::parse(raw(text))), "{text}");
+        }
+        // Not JSON at all, or trailing bytes: refused here, so the caller's careful path reports the parse error.
+        for text in [r#"{"jsonrpc":"2.0","id":1,"method":"m"} x"#, r#"{"jsonrpc":"2.0","#, "", "[1]"] {
+            assert!(Request::parse_str(text).is_err(), "{text}");
         }
     }
 }

@@ -148,6 +148,11 @@ impl Proxy {
         let Ok(text) = std::str::from_utf8(&body) else {
             return self.whole_error(CallError::Parse("body is not UTF-8".into()), None, started);
         };
+        // One pass for the common body, a single valid request; anything else takes the careful path below,
+        // which tells a parse error from an invalid request.
+        if let Ok(req) = Request::parse_str(text) {
+            return self.single(&req, body.clone(), deadline, started).await;
+        }
         match Body::parse(text) {
             Err(BodyError::Parse(e)) => self.whole_error(CallError::Parse(e), None, started),
             Err(BodyError::NotObjectOrArray) => {
@@ -155,17 +160,19 @@ impl Proxy {
             }
             Ok(Body::Single(raw)) => match Request::parse(raw) {
                 Err(e) => self.whole_error(CallError::Invalid(e.error), e.id, started),
-                Ok(req) => {
-                    // Forward the client's bytes as they are: no re-serialisation on the common path.
-                    let item = self.call(&req, body.clone(), deadline, started).await;
-                    match (req.is_notification(), item.error) {
-                        (true, _) => Reply { status: StatusCode::NO_CONTENT, body: None },
-                        (false, Some(e)) => Reply { status: e.status(), body: Some(item.body) },
-                        (false, None) => Reply { status: StatusCode::OK, body: Some(item.body) },
-                    }
-                }
+                Ok(req) => self.single(&req, body.clone(), deadline, started).await,
             },
             Ok(Body::Batch(items)) => self.batch(&items, deadline, started).await,
+        }
+    }
+
+    /// Answers a body that is one request. `body` is forwarded as the client sent it: no re-serialisation.
+    async fn single(&self, req: &Request<'_>, body: Bytes, deadline: Instant, started: Instant) -> Reply {
+        let item = self.call(req, body, deadline, started).await;
+        match (req.is_notification(), item.error) {
+            (true, _) => Reply { status: StatusCode::NO_CONTENT, body: None },
+            (false, Some(e)) => Reply { status: e.status(), body: Some(item.body) },
+            (false, None) => Reply { status: StatusCode::OK, body: Some(item.body) },
         }
     }
 
