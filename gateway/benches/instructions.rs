@@ -40,6 +40,11 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+/// The gateway binary's allocator (`gateway/src/main.rs`), so the counts are the binary's. `floor` runs under
+/// it too: its row is the stack with the same allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A fixed head the sink reports, so `cache_hit`'s block is final.
 const HEAD: &str = "0x64";
 

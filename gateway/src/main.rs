@@ -14,6 +14,12 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+/// mimalloc rather than the system allocator: each proxied call allocates and frees a few dozen blocks
+/// (request and answer buffers, header maps, the call's future), and glibc's malloc/free were ~10 % of a
+/// call's instructions (`scripts/bench-instructions.sh`; figures in docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
     // Parsed without the config file first: `token …` must not depend on the serving config, and a bad flag
