@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
 # Installs the real test peers (anvil 1.7.1, ganache 7.9.2) from the npm registry, pinned by
-# tools/peers/package-lock.json. Idempotent: does nothing when the installed tree matches the lockfile.
+# tools/peers/package-lock.json, and Google's Python `protobuf` (the independent decoder of native actions,
+# tests/peers/decode_action.py) from PyPI into ~/.cache/iotex-toolkit. Idempotent: does nothing when what
+# is installed matches the pins.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 peers="$root/tools/peers"
+
+# Python protobuf, pinned; outside the tree (tests/src/protobuf_peer.rs reads the same path).
+protobuf_version="7.36.2"
+pydir="${XDG_CACHE_HOME:-$HOME/.cache}/iotex-toolkit/python-protobuf-$protobuf_version"
+if [ ! -d "$pydir/protobuf-$protobuf_version.dist-info" ]; then
+  command -v python3 >/dev/null 2>&1 || { echo "install-peers: python3 not found (needed for the protobuf peer)" >&2; exit 1; }
+  echo "install-peers: installing Python protobuf $protobuf_version into $pydir" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$pydir.tmp" "protobuf==$protobuf_version" \
+    || { echo "install-peers: pip install protobuf==$protobuf_version failed" >&2; rm -rf "$pydir.tmp"; exit 1; }
+  rm -rf "$pydir" && mv "$pydir.tmp" "$pydir"
+fi
 
 if ! command -v npm >/dev/null 2>&1; then
   echo "install-peers: npm not found; installing Debian's nodejs and npm" >&2

@@ -21,9 +21,10 @@ use crate::confirm::{Status, Tracker};
 use crate::error::Kind;
 use crate::flags::defaults;
 use crate::mix::ActionKind;
+use crate::native::sign::{CoreParams, PubKey};
+use crate::node::Node;
 use crate::nonce::Nonces;
 use crate::recorder::Recorder;
-use crate::rpc::Rpc;
 use crate::run_config::RunConfig;
 use crate::send::{SendOutcome, Sender};
 use crate::signer::{self, Call, Fees};
@@ -39,6 +40,8 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// Everything a tick's task needs, shared by all of them.
 pub(crate) struct Ctx {
     pub(crate) keys: Vec<signer::FastKey>,
+    /// Each account's uncompressed public key (native actions carry it); empty without gRPC endpoints.
+    pub(crate) pubkeys: Vec<PubKey>,
     /// Account `i` sends through endpoint `account_ep[i]`.
     pub(crate) account_ep: Vec<usize>,
     /// Transfer recipient per account when `--to` is absent (the next pool account).
@@ -46,11 +49,15 @@ pub(crate) struct Ctx {
     /// The contract executions call, per endpoint.
     pub(crate) contracts: Vec<Option<Address>>,
     pub(crate) calldata: Bytes,
+    /// The EVM chain id (web3 endpoints).
     pub(crate) chain_id: u64,
+    /// Native chain id and gas price (gRPC endpoints).
+    pub(crate) native: CoreParams,
     pub(crate) fees: Fees,
     pub(crate) cfg: RunConfig,
-    pub(crate) rpcs: Vec<Rpc>,
-    pub(crate) senders: Vec<Sender>,
+    pub(crate) nodes: Vec<Node>,
+    /// The hot-path HTTP client of each web3 endpoint (`None` for gRPC ones).
+    pub(crate) senders: Vec<Option<Sender>>,
     pub(crate) nonces: Nonces,
     pub(crate) tracker: Arc<Tracker>,
     pub(crate) rec: Arc<Recorder>,
@@ -198,7 +205,7 @@ async fn send_with_retries(ctx: &Ctx, seq: u64, acct: usize, due: Instant, cance
     let kind = ctx.cfg.mix.pick(seq);
     let call = ctx.call(acct, kind);
     let key = &ctx.keys[acct];
-    let rpc = &ctx.rpcs[ep];
+    let rpc = &ctx.nodes[ep];
     let mut first = true;
     for attempt in 1..=MAX_ATTEMPTS {
         let reserved = match ctx.nonces.reserve(acct, || rpc.pending_nonce(key.address())).await {
@@ -217,16 +224,15 @@ async fn send_with_retries(ctx: &Ctx, seq: u64, acct: usize, due: Instant, cance
                 return;
             }
         };
-        let signed = match signer::sign(key, ctx.chain_id, reserved.nonce, ctx.cfg.tx_type, ctx.fees, &call) {
+        let (hash, wire) = match ctx.sign(seq, acct, kind, &call, reserved.nonce) {
             Ok(s) => s,
             Err(e) => {
                 ctx.rec.rejected(ep, Kind::Other, None, &e.to_string());
                 return;
             }
         };
-        let body = signer::send_raw_body(seq, &signed.raw);
         if ctx.cfg.confirm {
-            ctx.tracker.insert(ep, signed.hash, due, kind == ActionKind::Execution);
+            ctx.tracker.insert(ep, hash, due, kind == ActionKind::Execution);
         }
         if first {
             // The send lag: how far behind its intended time the tick actually went out.
@@ -234,20 +240,20 @@ async fn send_with_retries(ctx: &Ctx, seq: u64, acct: usize, due: Instant, cance
             first = false;
         }
         let outcome = tokio::select! {
-            o = ctx.senders[ep].send(body) => o,
+            o = ctx.send(ep, wire, hash, due, kind) => o,
             _ = cancel.wait_for(|c| *c) => SendOutcome::Unknown(Kind::Timeout),
         };
         let latency = Instant::now().saturating_duration_since(due);
         match outcome {
             SendOutcome::Accepted => {
                 if ctx.cfg.confirm {
-                    ctx.tracker.set(ep, &signed.hash, Status::Accepted);
+                    ctx.tracker.set(ep, &hash, Status::Accepted);
                 }
                 ctx.rec.accepted(ep, latency);
                 return;
             }
             SendOutcome::Rejected(k, msg) => {
-                if ctx.cfg.confirm && ctx.tracker.remove(ep, &signed.hash).is_none() {
+                if ctx.cfg.confirm && ctx.tracker.remove(ep, &hash).is_none() {
                     // The follower saw it in a block before this answer: it was accepted after all.
                     ctx.rec.accepted(ep, latency);
                     return;
@@ -263,9 +269,70 @@ async fn send_with_retries(ctx: &Ctx, seq: u64, acct: usize, due: Instant, cance
             }
             SendOutcome::Unknown(k) => {
                 ctx.nonces.invalidate(acct, reserved).await;
-                record_unknown(ctx, ep, &signed.hash, k, latency);
+                record_unknown(ctx, ep, &hash, k, latency);
                 return;
             }
+        }
+    }
+}
+
+/// A signed action in its endpoint's wire form.
+pub(crate) enum Wire {
+    /// The `eth_sendRawTransaction` body.
+    Web3(Vec<u8>),
+    /// The native action for `SendAction` (boxed: it is several times the size of the other variant).
+    Grpc(Box<crate::native::proto::Action>),
+}
+
+impl Ctx {
+    /// Signs the action for account `acct`'s endpoint: EIP-155/1559 RLP for web3, a native action for gRPC.
+    fn sign(
+        &self,
+        seq: u64,
+        acct: usize,
+        kind: ActionKind,
+        call: &Call,
+        nonce: u64,
+    ) -> Result<(alloy_primitives::B256, Wire), signer::SignError> {
+        let key = &self.keys[acct];
+        match (&self.nodes[self.account_ep[acct]], self.pubkeys.get(acct)) {
+            (Node::Grpc(_), Some(pk)) => {
+                let s =
+                    crate::native::sign::seal(key, pk, crate::native::sign::core_for(kind, call, nonce, self.native))?;
+                Ok((s.hash, Wire::Grpc(Box::new(s.action))))
+            }
+            _ => {
+                let s = signer::sign(key, self.chain_id, nonce, self.cfg.tx_type, self.fees, call)?;
+                Ok((s.hash, Wire::Web3(signer::send_raw_body(seq, &s.raw))))
+            }
+        }
+    }
+
+    /// Sends through endpoint `ep`. A native action whose hash the node computes differently from ours
+    /// (an encoding difference) is re-tracked under the node's hash, so inclusion still finds it, and logged:
+    /// it means our bytes are not Go's.
+    async fn send(
+        &self,
+        ep: usize,
+        wire: Wire,
+        ours: alloy_primitives::B256,
+        due: Instant,
+        kind: ActionKind,
+    ) -> SendOutcome {
+        match (wire, &self.nodes[ep], self.senders.get(ep).and_then(Option::as_ref)) {
+            (Wire::Web3(body), _, Some(sender)) => sender.send(body).await,
+            (Wire::Grpc(action), Node::Grpc(client), _) => {
+                let (outcome, theirs) = client.send_action(*action).await;
+                if let Some(theirs) = theirs.filter(|t| *t != ours) {
+                    tracing::error!(ours = %ours, theirs = %theirs, "the node hashed a native action differently");
+                    if self.cfg.confirm && self.tracker.remove(ep, &ours).is_some() {
+                        self.tracker.insert(ep, theirs, due, kind == ActionKind::Execution);
+                        self.tracker.set(ep, &theirs, Status::Accepted);
+                    }
+                }
+                outcome
+            }
+            _ => SendOutcome::Rejected(Kind::Other, "no sender for this endpoint's API".into()),
         }
     }
 }

@@ -98,8 +98,13 @@ impl Tracker {
         Instant::now().saturating_duration_since(due)
     }
 
+    /// Takes every record of `ep` out of the tracker (reconciliation at the end).
+    pub(crate) fn drain(&self, ep: usize) -> Vec<(B256, Pending)> {
+        self.map(ep).map(|mut m| m.drain().collect()).unwrap_or_default()
+    }
+
     /// Counts an inclusion found by the follower or by reconciliation.
-    fn included(&self, rec: &Recorder, ep: usize, p: &Pending) {
+    pub(crate) fn included(&self, rec: &Recorder, ep: usize, p: &Pending) {
         if let Status::Unknown(_) = p.status {
             rec.unknown_was_accepted(ep);
         }
@@ -170,7 +175,7 @@ pub async fn follow(
 /// Looks up every record still tracked on `ep` (bounded by `deadline`), settling each one.
 pub async fn reconcile(ep: usize, rpc: &Rpc, tracker: &Tracker, rec: &Recorder, deadline: Instant) -> usize {
     use futures::StreamExt;
-    let items: Vec<(B256, Pending)> = tracker.map(ep).map(|mut m| m.drain().collect()).unwrap_or_default();
+    let items = tracker.drain(ep);
     let unresolved = std::sync::atomic::AtomicUsize::new(0);
     futures::stream::iter(items)
         .for_each_concurrent(16, |(hash, p)| {
@@ -190,15 +195,7 @@ pub async fn reconcile(ep: usize, rpc: &Rpc, tracker: &Tracker, rec: &Recorder, 
                             rec.reverted(ep);
                         }
                     }
-                    Ok(Ok((false, _, known))) => match p.status {
-                        Status::Accepted => rec.settled(ep, known),
-                        Status::Unknown(_) | Status::InFlight if known => {
-                            rec.unknown_was_accepted(ep);
-                            rec.settled(ep, true);
-                        }
-                        Status::Unknown(k) => rec.unknown_was_lost(ep, k),
-                        Status::InFlight => rec.unknown_was_lost(ep, Kind::Timeout),
-                    },
+                    Ok(Ok((false, _, known))) => settle(rec, ep, &p, known),
                     _ => {
                         // Could not look it up in time: it is neither known included nor known gone.
                         unresolved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -213,6 +210,20 @@ pub async fn reconcile(ep: usize, rpc: &Rpc, tracker: &Tracker, rec: &Recorder, 
         })
         .await;
     unresolved.into_inner()
+}
+
+/// Settles a record that is not in a block: pending at the end if the node knows it, else dropped (or,
+/// for a send that never got an answer, lost with the kind of its failure).
+pub(crate) fn settle(rec: &Recorder, ep: usize, p: &Pending, known: bool) {
+    match p.status {
+        Status::Accepted => rec.settled(ep, known),
+        Status::Unknown(_) | Status::InFlight if known => {
+            rec.unknown_was_accepted(ep);
+            rec.settled(ep, true);
+        }
+        Status::Unknown(k) => rec.unknown_was_lost(ep, k),
+        Status::InFlight => rec.unknown_was_lost(ep, Kind::Timeout),
+    }
 }
 
 #[cfg(test)]

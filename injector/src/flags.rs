@@ -15,6 +15,7 @@ use crate::accounts::DEFAULT_DERIVATION_PATH;
 use crate::amount::parse_amount;
 use crate::error::ConfigError;
 use crate::mix::Mix;
+use crate::node::Api;
 use crate::signer::TxType;
 use alloy_primitives::{Address, U256};
 use clap::{Args, Parser, Subcommand};
@@ -167,9 +168,15 @@ pub struct RunArgs {
 /// Endpoints and how to talk to them.
 #[derive(Debug, Args, Clone)]
 pub struct EndpointArgs {
-    /// JSON-RPC endpoint (repeatable; accounts are spread over endpoints).
-    #[arg(long, env = "IOTEX_INJECTOR_ENDPOINT", value_delimiter = ',', value_name = "URL")]
+    /// Endpoint (repeatable; accounts are spread over endpoints): a web3 URL (`http://HOST:15014`) or a
+    /// native gRPC address (`HOST:14014`), as --api says; a `grpc=` or `web3=` prefix sets the API of one
+    /// endpoint, so one run can load both paths (`--endpoint grpc=HOST:14014 --endpoint web3=http://HOST:15014`).
+    #[arg(long, env = "IOTEX_INJECTOR_ENDPOINT", value_delimiter = ',', value_name = "[API=]ADDR")]
     pub endpoint: Vec<String>,
+    /// API of endpoints given without a prefix: web3 (`eth_sendRawTransaction`) or grpc (IoTeX's native
+    /// `SendAction`, native Transfer and Execution actions).
+    #[arg(long, env = "IOTEX_INJECTOR_API", value_enum, default_value_t = Api::Web3)]
+    pub api: Api,
     /// Expected EVM chain id (4689 mainnet, 4690 testnet); when absent, the endpoints' eth_chainId is used.
     #[arg(long, env = "IOTEX_INJECTOR_CHAIN_ID", value_parser = |s: &str| non_zero::<NonZeroU64>(s, "0 is not a chain id"))]
     pub chain_id: Option<NonZeroU64>,

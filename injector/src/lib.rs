@@ -13,6 +13,8 @@
 //! - [`signer`]: legacy EIP-155 / EIP-1559 signing and encoding; [`nonce`]: one owner per account, resync
 //!   on failure, no gaps left behind.
 //! - [`send`]: the hot path (hyper); [`rpc`]: control calls (jsonrpsee).
+//! - [`node`]: an endpoint as web3 or native gRPC (`--api`); [`native`]: IoTeX's native actions over gRPC
+//!   (hand-written protobuf in Go's byte order, signing, tonic client, block stream follower).
 //! - [`setup`]: chain-id check, gas price, funding, contract deployment, gap filling.
 //! - [`confirm`]: tracking to inclusion and end-of-run reconciliation.
 //! - [`recorder`]: counts and HdrHistograms; [`metrics`]: every Prometheus metric.
@@ -28,6 +30,8 @@ pub mod error;
 pub mod flags;
 pub mod metrics;
 pub mod mix;
+pub mod native;
+pub mod node;
 pub mod nonce;
 pub mod output;
 pub mod program;

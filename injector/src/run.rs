@@ -17,12 +17,13 @@ use crate::action::Ctx;
 use crate::confirm::{self, Tracker};
 use crate::error::RunError;
 use crate::metrics::Metrics;
+use crate::node::Node;
 use crate::nonce::Nonces;
 use crate::recorder::{Point, Recorder};
-use crate::rpc::Rpc;
 use crate::run_config::RunConfig;
 use crate::schedule::Ticks;
 use crate::send::Sender;
+use crate::setup::ChainIds;
 use crate::signer::{self, Fees};
 use alloy_primitives::Address;
 use futures::future::FusedFuture;
@@ -58,17 +59,18 @@ pub async fn run_with_listener(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<Outcome, RunError> {
     let mut shutdown = Box::pin(shutdown.fuse());
-    let (rpcs, chain_id) = connect(&cfg).await?;
+    let (nodes, chain) = connect(&cfg).await?;
+    let chain_id = chain.report();
     let metrics = Arc::new(Metrics::new(cfg.endpoints.len()).map_err(|e| RunError::Setup(e.to_string()))?);
     let metrics_server = serve_metrics(&cfg, metrics_listener, metrics.clone()).await?;
-    let prepared = prepare(&cfg, &rpcs, chain_id).await?;
+    let prepared = prepare(&cfg, &nodes, chain).await?;
 
     let rec = Arc::new(Recorder::new(cfg.endpoints.len(), metrics));
     let start = Instant::now();
     let started_at_unix =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     let tracker = Arc::new(Tracker::new(cfg.endpoints.len(), start));
-    let ctx = Arc::new(context(&cfg, &prepared, rpcs, chain_id, tracker, rec.clone()).await?);
+    let ctx = Arc::new(context(&cfg, &prepared, nodes, chain, tracker, rec.clone()).await?);
     let followers = Followers::start(&ctx, &prepared.start_blocks);
     let (stop_progress, progress_stopped) = watch::channel(false);
     let progress = tokio::spawn(crate::output::progress(
@@ -115,16 +117,18 @@ pub async fn run_with_listener(
     outcome
 }
 
-/// Phase 1: one control client per endpoint, and the chain id they (and `--chain-id`) agree on.
-async fn connect(cfg: &RunConfig) -> Result<(Vec<Rpc>, u64), RunError> {
-    let rpcs = cfg
+/// Phase 1: one control client per endpoint (web3 or gRPC), and the chain ids they (and `--chain-id`)
+/// agree on.
+async fn connect(cfg: &RunConfig) -> Result<(Vec<Node>, ChainIds), RunError> {
+    let nodes = cfg
         .endpoints
         .iter()
-        .map(|u| Rpc::new(u, cfg.auth_token.as_deref(), cfg.request_timeout))
+        .enumerate()
+        .map(|(i, u)| Node::new(cfg.api(i), u, cfg.auth_token.as_deref(), cfg.request_timeout))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| RunError::EndpointDown { endpoint: source.endpoint.clone(), source })?;
-    let chain_id = crate::setup::chain_id(cfg, &rpcs).await?;
-    Ok((rpcs, chain_id))
+    let chain = crate::setup::chain_id(cfg, &nodes).await?;
+    Ok((nodes, chain))
 }
 
 /// The `/metrics` server of a run, stopped after the report is written.
@@ -185,7 +189,7 @@ struct Prepared {
 
 /// Phase 3: fees, funding (`--fund-from`), the Counter contract (executions without `--contract`), start
 /// nonces and start blocks.
-async fn prepare(cfg: &RunConfig, rpcs: &[Rpc], chain_id: u64) -> Result<Prepared, RunError> {
+async fn prepare(cfg: &RunConfig, rpcs: &[Node], chain: ChainIds) -> Result<Prepared, RunError> {
     let gas_price = crate::setup::gas_price(cfg, rpcs).await?;
     let priority_fee = match cfg.tx_type {
         signer::TxType::Eip1559 => crate::setup::priority_fee(rpcs, gas_price).await,
@@ -195,13 +199,24 @@ async fn prepare(cfg: &RunConfig, rpcs: &[Rpc], chain_id: u64) -> Result<Prepare
     let addresses: Vec<Address> = cfg.keys.iter().map(|k| k.address()).collect();
     if let Some(f) = &cfg.fund {
         let pairs: Vec<(Address, usize)> = addresses.iter().copied().zip(account_ep.iter().copied()).collect();
-        crate::setup::fund(rpcs, &f.key, f.amount, &pairs, chain_id, gas_price).await?;
+        crate::setup::fund(rpcs, &f.key, f.amount, &pairs, chain, gas_price).await?;
+        for (ep, node) in rpcs.iter().enumerate() {
+            let mine: Vec<Address> = pairs.iter().filter(|(_, e)| *e == ep).map(|(a, _)| *a).collect();
+            if let (Node::Grpc(c), false) = (node, mine.is_empty()) {
+                crate::native::setup::fund(c, &f.key, f.amount, &mine, native_params(chain, gas_price)).await?;
+                tracing::info!(endpoint = ep, "funded pool accounts (native transfers)");
+            }
+        }
     }
     let mut contracts = vec![cfg.contract; rpcs.len()];
     if cfg.mix.execution > 0 && cfg.contract.is_none() {
         for (ep, rpc) in rpcs.iter().enumerate() {
             if let Some(acct) = account_ep.iter().position(|x| *x == ep) {
-                let a = crate::setup::deploy(rpc, &cfg.keys[acct], chain_id, gas_price).await?;
+                let key = &cfg.keys[acct];
+                let a = match rpc {
+                    Node::Web3(r) => crate::setup::deploy(r, key, chain.evm.unwrap_or(0), gas_price).await?,
+                    Node::Grpc(c) => crate::native::setup::deploy(c, key, native_params(chain, gas_price)).await?,
+                };
                 tracing::info!(endpoint = ep, contract = %a, "deployed Counter");
                 contracts[ep] = Some(a);
             }
@@ -222,7 +237,9 @@ async fn prepare(cfg: &RunConfig, rpcs: &[Rpc], chain_id: u64) -> Result<Prepare
     if cfg.confirm {
         for r in rpcs {
             start_blocks.push(
-                r.block_number().await.map_err(|source| RunError::EndpointDown { endpoint: r.url.clone(), source })?,
+                r.block_number()
+                    .await
+                    .map_err(|source| RunError::EndpointDown { endpoint: r.url().to_owned(), source })?,
             );
         }
     }
@@ -240,15 +257,21 @@ async fn prepare(cfg: &RunConfig, rpcs: &[Rpc], chain_id: u64) -> Result<Prepare
 async fn context(
     cfg: &RunConfig,
     p: &Prepared,
-    rpcs: Vec<Rpc>,
-    chain_id: u64,
+    nodes: Vec<Node>,
+    chain: ChainIds,
     tracker: Arc<Tracker>,
     rec: Arc<Recorder>,
 ) -> Result<Ctx, RunError> {
-    let senders = cfg
-        .endpoints
+    // The hot-path HTTP client exists for web3 endpoints only; gRPC ones send through their channel.
+    let senders = nodes
         .iter()
-        .map(|u| Sender::new(u, cfg.auth_token.as_deref(), cfg.request_timeout, cfg.max_in_flight.min(4096)))
+        .map(|n| match n {
+            Node::Web3(r) => {
+                Sender::new(&r.url, cfg.auth_token.as_deref(), cfg.request_timeout, cfg.max_in_flight.min(4096))
+                    .map(Some)
+            }
+            Node::Grpc(_) => Ok(None),
+        })
         .collect::<Result<Vec<_>, _>>()
         .map_err(RunError::Setup)?;
     let n = cfg.keys.len();
@@ -258,13 +281,19 @@ async fn context(
     }
     Ok(Ctx {
         keys: cfg.keys.iter().map(signer::fast).collect(),
+        pubkeys: if nodes.iter().any(|n| matches!(n, Node::Grpc(_))) {
+            cfg.keys.iter().map(crate::native::sign::pubkey).collect()
+        } else {
+            Vec::new()
+        },
         recipients: (0..n).map(|i| p.addresses[(i + 1) % n]).collect(),
         account_ep: p.account_ep.clone(),
         contracts: p.contracts.clone(),
         calldata: crate::setup::bump_calldata(1),
-        chain_id,
+        chain_id: chain.evm.unwrap_or(0),
+        native: native_params(chain, p.fees.gas_price),
         fees: p.fees,
-        rpcs,
+        nodes,
         senders,
         nonces,
         tracker,
@@ -292,19 +321,26 @@ impl Followers {
     fn start(ctx: &Ctx, start_blocks: &[u64]) -> Followers {
         let (stop, stopped) = watch::channel(false);
         let tasks = if ctx.cfg.confirm {
-            ctx.rpcs
+            ctx.nodes
                 .iter()
                 .enumerate()
-                .map(|(ep, r)| {
-                    tokio::spawn(confirm::follow(
-                        ep,
-                        r.clone(),
-                        ctx.tracker.clone(),
-                        ctx.rec.clone(),
-                        start_blocks[ep],
-                        ctx.cfg.poll_interval,
-                        stopped.clone(),
-                    ))
+                .map(|(ep, n)| {
+                    let (tracker, rec, start, poll) =
+                        (ctx.tracker.clone(), ctx.rec.clone(), start_blocks[ep], ctx.cfg.poll_interval);
+                    match n {
+                        Node::Web3(r) => {
+                            tokio::spawn(confirm::follow(ep, r.clone(), tracker, rec, start, poll, stopped.clone()))
+                        }
+                        Node::Grpc(c) => tokio::spawn(crate::native::follow::follow(
+                            ep,
+                            c.clone(),
+                            tracker,
+                            rec,
+                            start,
+                            poll,
+                            stopped.clone(),
+                        )),
+                    }
                 })
                 .collect()
         } else {
@@ -394,10 +430,16 @@ async fn drain(ctx: &Ctx, drain_timeout: Duration, cancel: &watch::Sender<bool>)
 async fn fill_gaps(ctx: &Ctx, p: &Prepared) -> u64 {
     let mut gap_fillers = 0;
     for (acct, max_handed) in ctx.nonces.unsynced().await {
-        let (ep, key) = (p.account_ep[acct], &ctx.keys[acct]);
-        let rpc = &ctx.rpcs[ep];
-        gap_fillers +=
-            crate::setup::fill_gap(rpc, key, p.addresses[acct], ctx.chain_id, p.fees.gas_price, max_handed).await;
+        let (ep, key, address) = (p.account_ep[acct], &ctx.keys[acct], p.addresses[acct]);
+        gap_fillers += match &ctx.nodes[ep] {
+            Node::Web3(rpc) => {
+                crate::setup::fill_gap(rpc, key, address, ctx.chain_id, p.fees.gas_price, max_handed).await
+            }
+            Node::Grpc(c) => {
+                let pk = &ctx.pubkeys[acct];
+                crate::native::setup::fill_gap(c, key, pk, address, ctx.native, max_handed).await
+            }
+        };
     }
     if gap_fillers > 0 {
         tracing::info!(gap_fillers, "filled nonce gaps left by failed actions");
@@ -427,8 +469,11 @@ async fn confirm_inclusion<S: FusedFuture<Output = ()> + Unpin>(
     followers.stop().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut unresolved = 0;
-    for (ep, rpc) in ctx.rpcs.iter().enumerate() {
-        unresolved += confirm::reconcile(ep, rpc, &ctx.tracker, &ctx.rec, deadline).await;
+    for (ep, node) in ctx.nodes.iter().enumerate() {
+        unresolved += match node {
+            Node::Web3(rpc) => confirm::reconcile(ep, rpc, &ctx.tracker, &ctx.rec, deadline).await,
+            Node::Grpc(c) => crate::native::follow::reconcile(ep, c, &ctx.tracker, &ctx.rec, deadline).await,
+        };
     }
     if unresolved > 0 {
         tracing::warn!(unresolved, "some actions could not be looked up at the end; counted as pending");
@@ -452,7 +497,7 @@ async fn account_nonces(ctx: &Ctx, p: &Prepared) -> Vec<AccountReport> {
         .collect();
     if ctx.cfg.confirm && p.addresses.len() <= 1000 {
         let ends: Vec<Option<u64>> = futures::stream::iter((0..p.addresses.len()).map(|i| {
-            let (rpc, a) = (ctx.rpcs[p.account_ep[i]].clone(), p.addresses[i]);
+            let (rpc, a) = (ctx.nodes[p.account_ep[i]].clone(), p.addresses[i]);
             async move { rpc.latest_nonce(a).await.ok() }
         }))
         .buffered(32)
@@ -470,4 +515,9 @@ fn finish(cfg: &RunConfig, report: Report, points: &[Point]) -> Result<Outcome, 
     let (report, breached) = crate::report::thresholds(report, &cfg.thresholds);
     crate::output::write_all(cfg, &report, points)?;
     Ok(Outcome { report, breached })
+}
+
+/// The fee and chain fields of native actions.
+fn native_params(chain: ChainIds, gas_price: u128) -> crate::native::sign::CoreParams {
+    crate::native::sign::CoreParams { chain_id: chain.native.unwrap_or(0), gas_price }
 }

@@ -8,6 +8,7 @@ use crate::accounts::{self, AccountSource, Funding, parse_key};
 use crate::error::ConfigError;
 use crate::flags::{AccountArgs, ActionArgs, EndpointArgs, ProgressMode, RateArgs, RunArgs, defaults};
 use crate::mix::Mix;
+use crate::node::{Api, split_endpoint};
 use crate::schedule::{Profile, ProfileError};
 use crate::signer::TxType;
 use crate::thresholds::Threshold;
@@ -20,8 +21,10 @@ use std::time::Duration;
 /// The validated configuration of a run.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    /// Endpoint URLs.
+    /// Endpoint URLs (web3) or `HOST:PORT` addresses (gRPC), without their `API=` prefix.
     pub endpoints: Vec<String>,
+    /// The API of each endpoint (same length as `endpoints`; a missing entry means web3).
+    pub apis: Vec<Api>,
     /// Expected chain id, if given.
     pub chain_id: Option<u64>,
     /// The rate profile.
@@ -87,6 +90,7 @@ impl RunConfig {
     ) -> Result<Self, ConfigError> {
         Ok(RunConfig {
             endpoints: vec![endpoint.to_owned()],
+            apis: vec![Api::Web3],
             chain_id: None,
             profile: Profile::constant(rate, duration)?,
             max_in_flight: defaults::MAX_IN_FLIGHT.get(),
@@ -117,10 +121,17 @@ impl RunConfig {
     }
 }
 
+impl RunConfig {
+    /// The API of endpoint `i`.
+    pub fn api(&self, i: usize) -> Api {
+        self.apis.get(i).copied().unwrap_or_default()
+    }
+}
+
 impl RunArgs {
     /// Validates the typed flags into a [`RunConfig`].
     pub fn validate(&self) -> Result<RunConfig, ConfigError> {
-        let endpoints = self.endpoints.validate()?;
+        let (endpoints, apis) = self.endpoints.validate()?;
         let profile = self.rate.profile()?;
         let (keys, account_source, fund) = self.accounts.validate()?;
         let ActionArgs { mix, to, value, contract, tx_type, gas_price, gas_limit } = self.actions.clone();
@@ -131,6 +142,7 @@ impl RunArgs {
         let (c, o) = (&self.confirm, &self.output);
         Ok(RunConfig {
             endpoints,
+            apis,
             chain_id: self.endpoints.chain_id.map(|c| c.get()),
             profile,
             max_in_flight: self.rate.max_in_flight.get(),
@@ -162,27 +174,52 @@ impl RunArgs {
 }
 
 impl EndpointArgs {
-    /// At least one endpoint, each a plain `http://` URL with a host (the injector speaks no TLS).
-    fn validate(&self) -> Result<Vec<String>, ConfigError> {
+    /// At least one endpoint; web3 ones are plain `http://` URLs with a host (the injector speaks no TLS),
+    /// gRPC ones `HOST:PORT` (an `http://` in front is accepted). Returns the addresses without their
+    /// `API=` prefix, and each one's API.
+    fn validate(&self) -> Result<(Vec<String>, Vec<Api>), ConfigError> {
         let invalid = |reason: String| ConfigError::invalid("endpoint", reason);
         if self.endpoint.is_empty() {
             return Err(invalid("at least one endpoint is required, e.g. --endpoint http://127.0.0.1:15014".into()));
         }
-        let mut endpoints = Vec::new();
+        let (mut endpoints, mut apis) = (Vec::new(), Vec::new());
         for e in &self.endpoint {
-            let u = url::Url::parse(e.trim()).map_err(|err| invalid(format!("`{e}` is not a URL ({err})")))?;
-            if u.scheme() == "https" {
-                return Err(invalid(format!(
-                    "`{e}`: https is not supported; use the node's or gateway's plain http:// endpoint (port 15014)"
-                )));
+            let (api, addr) = split_endpoint(e, self.api);
+            match api {
+                Api::Web3 => check_web3(addr).map_err(invalid)?,
+                Api::Grpc => check_grpc(addr).map_err(invalid)?,
             }
-            if u.scheme() != "http" || u.host_str().is_none() {
-                return Err(invalid(format!("`{e}` must be an http:// URL with a host")));
-            }
-            endpoints.push(e.trim().to_owned());
+            endpoints.push(addr.to_owned());
+            apis.push(api);
         }
-        Ok(endpoints)
+        Ok((endpoints, apis))
     }
+}
+
+fn check_web3(e: &str) -> Result<(), String> {
+    let u = url::Url::parse(e).map_err(|err| format!("`{e}` is not a URL ({err})"))?;
+    if u.scheme() == "https" {
+        return Err(format!(
+            "`{e}`: https is not supported; use the node's or gateway's plain http:// endpoint (port 15014)"
+        ));
+    }
+    if u.scheme() != "http" || u.host_str().is_none() {
+        return Err(format!("`{e}` must be an http:// URL with a host"));
+    }
+    Ok(())
+}
+
+fn check_grpc(e: &str) -> Result<(), String> {
+    let hint = "a gRPC endpoint is HOST:PORT, e.g. grpc=127.0.0.1:14014";
+    if e.starts_with("https://") {
+        return Err(format!("`{e}`: TLS is not supported; {hint}"));
+    }
+    let hostport = e.strip_prefix("http://").unwrap_or(e);
+    let u = url::Url::parse(&format!("http://{hostport}")).map_err(|err| format!("`{e}`: {err}; {hint}"))?;
+    if u.host_str().is_none_or(str::is_empty) || u.port().is_none() || !matches!(u.path(), "" | "/") {
+        return Err(format!("`{e}`: {hint}"));
+    }
+    Ok(())
 }
 
 impl RateArgs {

@@ -1,9 +1,11 @@
 //! Before the first tick: check chain ids, pick the gas price, fund accounts, deploy the contract, read nonces.
+//! The web3 versions live here; the native ones (gRPC endpoints) in [`crate::native::setup`].
 //!
 //! Funding and deployment go endpoint by endpoint and wait for receipts, so they work both on a real cluster
 //! (one chain behind every endpoint) and on local dev nodes that do not gossip (one chain per endpoint).
 
 use crate::error::RunError;
+use crate::node::Node;
 use crate::rpc::Rpc;
 use crate::run_config::RunConfig;
 use crate::signer::{self, Call, Fees, TxType};
@@ -23,36 +25,72 @@ pub fn bump_calldata(by: u64) -> Bytes {
     Bytes::from(data)
 }
 
-/// Asks every endpoint for its chain id; they must agree with each other and with `--chain-id`.
-pub async fn chain_id(cfg: &RunConfig, rpcs: &[Rpc]) -> Result<u64, RunError> {
-    let ids = futures::future::join_all(rpcs.iter().map(|r| r.chain_id())).await;
-    let mut seen: Option<(u64, &str)> = None;
-    for (rpc, id) in rpcs.iter().zip(ids) {
-        let id = id.map_err(|source| RunError::EndpointDown { endpoint: rpc.url.clone(), source })?;
-        if let Some((first, url)) = seen
-            && first != id
-        {
-            return Err(RunError::ChainId(format!("{url} reports {first} but {} reports {id}", rpc.url)));
-        }
-        seen.get_or_insert((id, &rpc.url));
-    }
-    let (id, url) = seen.ok_or_else(|| RunError::Setup("no endpoints".into()))?;
-    if let Some(want) = cfg.chain_id
-        && want != id
-    {
-        return Err(RunError::ChainId(format!("--chain-id is {want} but {url} reports {id}")));
-    }
-    Ok(id)
+/// The chain ids a run signs for: the EVM network id from the web3 endpoints (EIP-155) and the native
+/// `chain.id` from the gRPC endpoints (`ActionCore.chainID`). Each is `None` when no endpoint speaks that API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainIds {
+    /// `eth_chainId` of the web3 endpoints.
+    pub evm: Option<u64>,
+    /// `GetChainMeta.chainID` of the gRPC endpoints.
+    pub native: Option<u32>,
 }
 
-/// `--gas-price`, else the highest `eth_gasPrice` among endpoints.
-pub async fn gas_price(cfg: &RunConfig, rpcs: &[Rpc]) -> Result<u128, RunError> {
+impl ChainIds {
+    /// The report's `chain_id`: the EVM id when any endpoint speaks web3, else the native id.
+    pub fn report(&self) -> u64 {
+        self.evm.or(self.native.map(u64::from)).unwrap_or(0)
+    }
+}
+
+/// The one value every endpoint reported, or which two disagree.
+fn agree<T: PartialEq + Copy + std::fmt::Display>(ids: &[(T, &str)], what: &str) -> Result<Option<T>, RunError> {
+    let Some((first, url)) = ids.first() else { return Ok(None) };
+    match ids.iter().find(|(id, _)| id != first) {
+        Some((id, other)) => Err(RunError::ChainId(format!("{url} reports {what} {first} but {other} reports {id}"))),
+        None => Ok(Some(*first)),
+    }
+}
+
+/// Asks every endpoint for its chain id: the web3 ones must agree with each other and with `--chain-id`
+/// (an EVM id), the gRPC ones with each other (the two ids differ by design: 1 and 4689 on mainnet).
+pub async fn chain_id(cfg: &RunConfig, nodes: &[Node]) -> Result<ChainIds, RunError> {
+    let answers = futures::future::join_all(nodes.iter().map(|n| async move {
+        match n {
+            Node::Web3(r) => r.chain_id().await.map(|id| (Some(id), None)),
+            Node::Grpc(c) => c.chain_meta().await.map(|m| (None, Some(m.chain_id))),
+        }
+    }))
+    .await;
+    let (mut evm, mut native) = (Vec::new(), Vec::new());
+    for (node, a) in nodes.iter().zip(answers) {
+        match a.map_err(|source| RunError::EndpointDown { endpoint: node.url().to_owned(), source })? {
+            (Some(id), _) => evm.push((id, node.url())),
+            (_, Some(id)) => native.push((id, node.url())),
+            (None, None) => {}
+        }
+    }
+    let ids = ChainIds { evm: agree(&evm, "chain id")?, native: agree(&native, "native chain id")? };
+    if ids.evm.is_none() && ids.native.is_none() {
+        return Err(RunError::Setup("no endpoints".into()));
+    }
+    if let (Some(want), Some(id)) = (cfg.chain_id, ids.evm)
+        && want != id
+    {
+        let url = evm.first().map(|(_, u)| *u).unwrap_or_default();
+        return Err(RunError::ChainId(format!("--chain-id is {want} but {url} reports {id}")));
+    }
+    Ok(ids)
+}
+
+/// `--gas-price`, else the highest the endpoints suggest (`eth_gasPrice`, `SuggestGasPrice`).
+pub async fn gas_price(cfg: &RunConfig, nodes: &[Node]) -> Result<u128, RunError> {
     if let Some(p) = cfg.gas_price {
         return Ok(p);
     }
     let mut best = 0;
-    for r in rpcs {
-        let p = r.gas_price().await.map_err(|source| RunError::EndpointDown { endpoint: r.url.clone(), source })?;
+    for n in nodes {
+        let p =
+            n.gas_price().await.map_err(|source| RunError::EndpointDown { endpoint: n.url().to_owned(), source })?;
         best = best.max(p);
     }
     Ok(best.max(1))
@@ -60,10 +98,12 @@ pub async fn gas_price(cfg: &RunConfig, rpcs: &[Rpc]) -> Result<u128, RunError> 
 
 /// `eth_maxPriorityFeePerGas`, the highest among endpoints; an endpoint without the method (older dev
 /// nodes) counts as suggesting the whole gas price, as EIP-1559 tips were before the method existed.
-pub async fn priority_fee(rpcs: &[Rpc], gas_price: u128) -> u128 {
+pub async fn priority_fee(nodes: &[Node], gas_price: u128) -> u128 {
     let mut best = 0;
-    for r in rpcs {
-        best = best.max(r.max_priority_fee().await.unwrap_or(gas_price));
+    for n in nodes {
+        if let Node::Web3(r) = n {
+            best = best.max(r.max_priority_fee().await.unwrap_or(gas_price));
+        }
     }
     best
 }
@@ -76,20 +116,24 @@ async fn send_and_wait(rpc: &Rpc, raw: &[u8], what: &str) -> Result<crate::rpc::
         .ok_or_else(|| RunError::Setup(format!("{what}: {hash} not included within 60 s on {}", rpc.url)))
 }
 
-/// Sends `amount` to each account from the funder, endpoint by endpoint, and waits for every receipt.
+/// Sends `amount` to each account of a web3 endpoint from the funder, endpoint by endpoint, and waits for
+/// every receipt.
 pub async fn fund(
-    rpcs: &[Rpc],
+    nodes: &[Node],
     funder: &PrivateKeySigner,
     amount: U256,
     accounts: &[(Address, usize)],
-    chain_id: u64,
+    chain: ChainIds,
     gas_price: u128,
 ) -> Result<(), RunError> {
-    for (ep, rpc) in rpcs.iter().enumerate() {
+    for (ep, node) in nodes.iter().enumerate() {
         let mine: Vec<Address> = accounts.iter().filter(|(_, e)| *e == ep).map(|(a, _)| *a).collect();
         if mine.is_empty() {
             continue;
         }
+        // gRPC endpoints are funded with native transfers by `crate::native::setup::fund` (see `run.rs`).
+        let Node::Web3(rpc) = node else { continue };
+        let chain_id = chain.evm.unwrap_or(0);
         let mut nonce = rpc
             .pending_nonce(funder.address())
             .await

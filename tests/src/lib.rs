@@ -9,6 +9,7 @@
 //! - [`iotex`]: a real IoTeX cluster (5 `iotex-server` processes from the chart's rendering) on loopback.
 //! - [`corpus`]: the execution-apis request corpus (`tests/corpus/`) for differential tests.
 //! - [`dns`]: a loopback DNS server whose records a test changes (discovery).
+//! - [`protobuf_peer`]: Python `protobuf` as an independent decoder of native IoTeX actions.
 //! - [`http`]: a raw HTTP/1.1 client for asserting exact statuses, headers and bodies.
 //! - [`load`]: steady JSON-RPC read load that counts what succeeded and keeps what failed.
 //! - [`eventually`]: poll a condition until it holds or a bounded deadline passes; [`replace_file`]: swap a
@@ -25,6 +26,7 @@ pub mod iotex;
 pub mod load;
 pub mod mock;
 pub mod nodes;
+pub mod protobuf_peer;
 pub mod sink;
 
 use std::future::Future;
