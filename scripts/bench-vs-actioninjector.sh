@@ -8,7 +8,7 @@
 # their actions counted in the blocks). The last line is
 #   ours/actioninjector cpu-per-action X.XXx, rate error ours A % theirs B %
 #
-#   scripts/bench-vs-actioninjector.sh                     # ~9 minutes on 2 cores with the defaults
+#   scripts/bench-vs-actioninjector.sh                     # ~11 minutes on 2 cores with the defaults
 #   DURATION=60 RATES="10 100" KNEE=400 scripts/bench-vs-actioninjector.sh
 #
 # Env: DURATION (30, seconds per run), RATES ("10 100 500"), KNEE (auto: the latency knee of a KNEE_STEPS
@@ -67,14 +67,9 @@ fresh_cluster
 read -r web3 grpc < <(python3 -c 'import json,sys; n=json.load(open(sys.argv[1]))["nodes"][0]; print(n["web3"], n["grpc"])' "$out/cluster/cluster.json")
 py keys "$out/cluster/cluster.json" "$out"
 
-# Ours speaks native gRPC once `--api grpc` exists (issue 13 part 1); until then it runs on web3 to the same
-# node, and the table says which.
-if "$ours" run --help 2>/dev/null | grep -q -- '--api'; then
-  ours_api=grpc; ours_ep=(--api grpc --endpoint "$grpc")
-else
-  ours_api=web3; ours_ep=(--endpoint "$web3")
-  log "NOTE: this iotex-injector has no --api flag yet; ours runs over web3 ($web3), a temporary fallback"
-fi
+# Both tools send native actions through SendAction on the same node's gRPC port.
+ours_api=grpc
+ours_ep=(--api grpc --endpoint "$grpc")
 log "ours: iotex-injector over $ours_api; theirs: $theirs over gRPC $grpc; node-0 of 5; $(nproc) cores"
 
 # The knee: a ramp of ours; the highest step that still kept pace (inclusion p99 within 1.5x of the first
