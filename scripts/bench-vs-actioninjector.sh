@@ -8,7 +8,7 @@
 # their actions counted in the blocks). The last line is
 #   ours/actioninjector cpu-per-action X.XXx, rate error ours A % theirs B %
 #
-#   scripts/bench-vs-actioninjector.sh                     # ~11 minutes on 2 cores with the defaults
+#   scripts/bench-vs-actioninjector.sh                     # 7-11 minutes on 2 cores with the defaults
 #   DURATION=60 RATES="10 100" KNEE=400 scripts/bench-vs-actioninjector.sh
 #
 # Env: DURATION (30, seconds per run), RATES ("10 100 500"), KNEE (auto: the latency knee of a KNEE_STEPS
