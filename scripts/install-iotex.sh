@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds a real iotex-server (and iotex-p2p-id, which derives node peer IDs) from published Go modules,
 # once per version, into a cache outside the work tree; prints the iotex-server path last.
+# With the argument `actioninjector` it builds IoTeX's own load tool, tools/actioninjector.v2 of the same
+# pinned iotex-core module (a second `tool` of the same wrapper), and prints its path instead.
 #
 #   scripts/install-iotex.sh                 # the default version (see below)
 #   IOTEX_VERSION=v2.4.4 scripts/install-iotex.sh
+#   scripts/install-iotex.sh actioninjector  # for scripts/bench-vs-actioninjector.sh
 #
 # The wrapper module for each version is tools/iotex-node/<version>/ (our own go.mod + go.sum: it
 # repeats iotex-core's replace lines, which Go ignores in a dependency). Nothing of iotex-core is in
@@ -18,6 +21,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 version="${IOTEX_VERSION:-v2.1.0}"
 log() { printf 'install-iotex: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+what="${1:-server}"
+case "$what" in
+  server|actioninjector) ;;
+  *) die "unknown argument '$what': give nothing (iotex-server) or 'actioninjector'";;
+esac
 
 wrapper="$root/tools/iotex-node/$version"
 [ -f "$wrapper/go.mod" ] || die "no wrapper module for iotex-core $version (tools/iotex-node/$version/go.mod); have: $(ls "$root/tools/iotex-node" | grep '^v' | tr '\n' ' ')"
@@ -51,6 +59,51 @@ if ! [ -x "$p2p_bin" ]; then
 fi
 ln -sfn "$p2p_bin" "$cache/iotex-p2p-id"
 
+# go_build NAME PACKAGE OUT [TAGS]: builds one tool of the wrapper module into OUT, or dies naming the
+# module@version the Go module proxy refused (or the first compiler errors).
+go_build() {
+  local name="$1" pkg="$2" out="$3" tags="${4:-}" mode start refused
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  # Build in a copy, so the work tree is never touched (go may add go.sum lines for a version without one).
+  cp "$wrapper/go.mod" "$work/"
+  [ -f "$wrapper/go.sum" ] && cp "$wrapper/go.sum" "$work/"
+  mode=readonly
+  [ -f "$wrapper/go.sum" ] || mode=mod
+  start=$(date +%s)
+  if ! (cd "$work" && GOFLAGS="-mod=$mode" go build -trimpath ${tags:+-tags "$tags"} \
+          -ldflags "-X github.com/iotexproject/iotex-core/v2/pkg/version.PackageVersion=$version" \
+          -o "$work/$name" "$pkg") >"$work/build.log" 2>&1; then
+    refused="$(grep -oE '[A-Za-z0-9._/-]+@v[^:]+: reading https?://[^ ]+: (403|404|410)[^"]*' "$work/build.log" \
+               | sed -E 's/: reading ([^ ]+): ([0-9]+).*/ (HTTP \2)/' | sort -u || true)"
+    if [ -n "$refused" ]; then
+      log "the Go module proxy refused:"
+      printf '%s\n' "$refused" | sed 's/^/  /' >&2
+      die "cannot build $name $version here: the module(s) above are not served"
+    fi
+    grep -v '^go: downloading' "$work/build.log" | head -20 >&2
+    die "go build of $name $version ($pkg) failed (first lines above; gcc: $(gcc -dumpversion))"
+  fi
+  mkdir -p "$(dirname "$out")"
+  mv "$work/$name" "$out"
+  log "built $name in $(( $(date +%s) - start ))s: $(du -h "$out" | cut -f1)"
+}
+
+if [ "$what" = actioninjector ]; then
+  # Same module graph as the node (one wrapper, two `tool` lines), so the two are always of one release.
+  # No cgo-only tags: the tool links no erigon/silkworm code.
+  inj_bin="$cache/actioninjector-$version-$gover-$wrapper_hash/actioninjector"
+  if ! [ -x "$inj_bin" ]; then
+    grep -q 'iotex-core/v2/tools/actioninjector.v2' "$wrapper/go.mod" \
+      || die "tools/iotex-node/$version/go.mod has no 'tool github.com/iotexproject/iotex-core/v2/tools/actioninjector.v2' line (add it with go get -tool)"
+    log "building actioninjector $version from github.com/iotexproject/iotex-core/v2/tools/actioninjector.v2 ($gover)"
+    go_build actioninjector github.com/iotexproject/iotex-core/v2/tools/actioninjector.v2 "$inj_bin"
+  fi
+  ln -sfn "$inj_bin" "$cache/actioninjector"
+  echo "$inj_bin"
+  exit 0
+fi
+
 if [ -x "$bin" ]; then
   ln -sfn "$bin" "$cache/iotex-server"
   echo "$bin"
@@ -59,29 +112,6 @@ fi
 
 log "building iotex-server $version from github.com/iotexproject/iotex-core/v2 ($gover, -tags $tags)"
 log "a cold build downloads ~1 GB of modules and compiles for about 3-6 minutes on 2 cores; later runs reuse $cache"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-# Build in a copy, so the work tree is never touched (go may add go.sum lines for a version without one).
-cp "$wrapper/go.mod" "$work/"
-[ -f "$wrapper/go.sum" ] && cp "$wrapper/go.sum" "$work/"
-mode=readonly
-[ -f "$wrapper/go.sum" ] || mode=mod
-start=$(date +%s)
-if ! (cd "$work" && GOFLAGS="-mod=$mode" go build -trimpath -tags "$tags" \
-        -ldflags "-X github.com/iotexproject/iotex-core/v2/pkg/version.PackageVersion=$version" \
-        -o "$work/iotex-server" github.com/iotexproject/iotex-core/v2/server) >"$work/build.log" 2>&1; then
-  refused="$(grep -oE '[A-Za-z0-9._/-]+@v[^:]+: reading https?://[^ ]+: (403|404|410)[^"]*' "$work/build.log" \
-             | sed -E 's/: reading ([^ ]+): ([0-9]+).*/ (HTTP \2)/' | sort -u || true)"
-  if [ -n "$refused" ]; then
-    log "the Go module proxy refused:"
-    printf '%s\n' "$refused" | sed 's/^/  /' >&2
-    die "cannot build iotex-server $version here: the module(s) above are not served"
-  fi
-  grep -v '^go: downloading' "$work/build.log" | head -20 >&2
-  die "go build of iotex-server $version failed (first lines above; gcc: $(gcc -dumpversion))"
-fi
-mkdir -p "$(dirname "$bin")"
-mv "$work/iotex-server" "$bin"
+go_build iotex-server github.com/iotexproject/iotex-core/v2/server "$bin" "$tags"
 ln -sfn "$bin" "$cache/iotex-server"
-log "built in $(( $(date +%s) - start ))s: $(du -h "$bin" | cut -f1)"
 echo "$bin"

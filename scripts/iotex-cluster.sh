@@ -2,7 +2,7 @@
 # A real IoTeX cluster on 127.0.0.1: 5 iotex-server processes (the boot node and 4 delegates, ROLLDPOS)
 # configured by the Helm chart's own rendering, with only ports, paths and keys rewritten for loopback.
 #
-#   scripts/iotex-cluster.sh up DIR [--base-port N] [--owner-pid PID [--remove-on-exit]]  # returns once every node is ready and blocks flow
+#   scripts/iotex-cluster.sh up DIR [--base-port N] [--owner-pid PID [--remove-on-exit]] [--values FILE]  # returns once every node is ready and blocks flow
 #   scripts/iotex-cluster.sh status DIR                                  # each node: process, readiness, head
 #   scripts/iotex-cluster.sh down DIR                                    # stops everything `up` started
 #   scripts/iotex-cluster.sh start-node DIR NAME                         # restarts one stopped node (tests)

@@ -20,6 +20,8 @@ python3 scripts/check-fn-length.py --self-test >/dev/null
 python3 scripts/check-fn-length.py
 python3 scripts/check-doc-links.py --self-test >/dev/null
 python3 scripts/check-doc-links.py
+# The arithmetic and /proc parsing of scripts/bench-vs-actioninjector.sh (the benchmark itself is not run here).
+python3 scripts/lib/bench_vs_actioninjector.py --self-test >/dev/null
 
 step "install test peers and tools"
 scripts/install-peers.sh

@@ -66,9 +66,9 @@ def die(msg: str) -> None:
     sys.exit(1)
 
 
-def render(helm: str) -> list[dict]:
+def render(helm: str, extra: list[pathlib.Path]) -> list[dict]:
     cmd = [helm, "template", RELEASE, str(CHART), "-n", NAMESPACE]
-    for v in VALUES:
+    for v in VALUES + extra:
         cmd += ["-f", str(v)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -138,7 +138,11 @@ def up(args) -> None:
     d = pathlib.Path(args.dir).resolve()
     if (d / "cluster.json").exists():
         die(f"{d}/cluster.json exists: a cluster may be running there; `iotex-cluster.sh down {d}` first")
-    docs = render(args.helm)
+    extra = [pathlib.Path(v).resolve() for v in args.values]
+    for v in extra:
+        if not v.is_file():
+            die(f"--values {v}: no such file")
+    docs = render(args.helm, extra)
     cm = find(docs, "ConfigMap", f"{RELEASE}-node-config")["data"]
     keys = secret_data(find(docs, "Secret", f"{RELEASE}-producer-keys"))
     p2p_keys = secret_data(find(docs, "Secret", f"{RELEASE}-p2p"))
@@ -241,7 +245,7 @@ def up(args) -> None:
         "block_interval": genesis_meta["blockchain"]["blockInterval"],
         "nodes": nodes,
         "funded_keys": FUNDED_KEYS,
-        "rendered_from": [str(v.relative_to(ROOT)) for v in VALUES],
+        "rendered_from": [str(v.relative_to(ROOT)) for v in VALUES] + [str(v) for v in extra],
     }
     (d / "cluster.json").write_text(json.dumps(cluster, indent=2) + "\n")
     if args.owner_pid:
@@ -397,6 +401,8 @@ def main() -> None:
     u.add_argument("--timeout", type=int, default=int(os.environ.get("IOTEX_CLUSTER_TIMEOUT", "120")))
     u.add_argument("--owner-pid", type=int, default=0, help="stop the cluster when this process exits")
     u.add_argument("--remove-on-exit", action="store_true", help="with --owner-pid: then delete DIR too")
+    u.add_argument("--values", action="append", default=[],
+                   help="an extra Helm values file layered last (a benchmark's variant of the chart; repeatable)")
     for name in ("down", "status"):
         sub.add_parser(name).add_argument("dir")
     sn = sub.add_parser("start-node")
