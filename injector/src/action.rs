@@ -200,6 +200,9 @@ async fn account_permit<'a>(
 }
 
 /// Nonce → sign → send → record, retrying nonce-class rejections with a resynced nonce.
+///
+/// Long because the retry loop reads as one: each attempt's reservation, signing, tracking, send and the
+/// three ways it can end, with the counting rule next to each.
 async fn send_with_retries(ctx: &Ctx, seq: u64, acct: usize, due: Instant, cancel: &mut watch::Receiver<bool>) {
     let ep = ctx.account_ep[acct];
     let kind = ctx.cfg.mix.pick(seq);
@@ -248,16 +251,7 @@ async fn send_with_retries(ctx: &Ctx, seq: u64, acct: usize, due: Instant, cance
             o = ctx.send(ep, wire, hash) => o,
         };
         let latency = Instant::now().saturating_duration_since(due);
-        // When confirming, the tracker counts the answer against the action's record (it may have been found
-        // in a block first, or be a resend of bytes already sent); otherwise each answer counts as it comes.
-        let verdict = ctx.cfg.confirm.then(|| {
-            let reply = match &outcome {
-                SendOutcome::Accepted => Reply::Accepted,
-                SendOutcome::Rejected(..) => Reply::Rejected,
-                SendOutcome::Unknown(k) => Reply::NoAnswer(*k),
-            };
-            ctx.tracker.answered(&ctx.rec, ep, &tracked, reply, latency)
-        });
+        let verdict = verdict(ctx, ep, &tracked, &outcome, latency);
         match outcome {
             SendOutcome::Accepted => {
                 if verdict.is_none() {
@@ -342,4 +336,23 @@ impl Ctx {
             _ => (SendOutcome::Rejected(Kind::Other, "no sender for this endpoint's API".into()), ours),
         }
     }
+}
+
+/// When confirming, the tracker counts the answer against the action's record (it may have been found in a
+/// block first, or be a resend of bytes already sent); `None` otherwise: each answer then counts as it comes.
+fn verdict(
+    ctx: &Ctx,
+    ep: usize,
+    tracked: &alloy_primitives::B256,
+    outcome: &SendOutcome,
+    latency: std::time::Duration,
+) -> Option<Verdict> {
+    ctx.cfg.confirm.then(|| {
+        let reply = match outcome {
+            SendOutcome::Accepted => Reply::Accepted,
+            SendOutcome::Rejected(..) => Reply::Rejected,
+            SendOutcome::Unknown(k) => Reply::NoAnswer(*k),
+        };
+        ctx.tracker.answered(&ctx.rec, ep, tracked, reply, latency)
+    })
 }
