@@ -182,8 +182,9 @@ impl Drop for Resume<'_> {
 }
 
 /// The stall of the side-by-side benchmark, made on purpose: three of the four producers are paused with
-/// SIGSTOP for 8 s mid-run, so blocks stop while the endpoint's delegate keeps taking actions into its pool;
-/// sends slow down and time out, accounts resync while earlier sends are still out. The report's identity
+/// SIGSTOP for 8 s mid-run, so blocks stop while the endpoint's delegate keeps taking actions into its pool,
+/// and the endpoint's own node hangs for 2 s of it, so sends time out and accounts resync while earlier
+/// sends of theirs are still unread. The report's identity
 /// must hold, and once the chain catches up `accepted` (plus gap fillers) must be exactly the nonce rise.
 #[tokio::test]
 async fn a_stalled_chain_keeps_the_identity_and_accepted_is_the_nonce_rise() -> anyhow::Result<()> {
@@ -193,7 +194,7 @@ async fn a_stalled_chain_keeps_the_identity_and_accepted_is_the_nonce_rise() -> 
     let eps = vec![(Api::Grpc, info.nodes[1].grpc.clone())];
     let mut cfg = config(&eps, keys(&info, 0..4)?, 40.0, 20)?;
     cfg.account_in_flight = 4;
-    cfg.request_timeout = Duration::from_secs(2);
+    cfg.request_timeout = Duration::from_millis(500);
     cfg.confirm_timeout = Duration::from_secs(120);
     let start = cluster.head(1).await?;
     let run = tokio::spawn(iotex_injector::run(cfg, std::future::pending()));
@@ -201,12 +202,18 @@ async fn a_stalled_chain_keeps_the_identity_and_accepted_is_the_nonce_rise() -> 
         cluster.head(1).await.ok().filter(|h| *h >= start + 3).map(|_| ())
     })
     .await?;
-    let resume = Resume(cluster, 2..5);
+    let resume = Resume(cluster, 1..5);
     for i in 2..5 {
         cluster.pause(i)?;
     }
-    // The stall itself lasts 8 s (this is the fault being injected, not a wait for state).
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The faults themselves (not waits for state): 3 s of stalled blocks, then the endpoint's own node hangs
+    // for 2 s, so sends time out and nonces are re-read while the node still holds unread sends, then 3 s
+    // more of stalled blocks.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.pause(1)?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.resume(1)?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     drop(resume);
     let r = run.await??.report;
     eprintln!(
