@@ -39,13 +39,14 @@ async fn a_stalled_then_hung_anvil_keeps_the_identity_and_accepted_is_the_nonce_
     cfg.request_timeout = Duration::from_millis(300);
     cfg.confirm_timeout = Duration::from_secs(30);
     let run = tokio::spawn(iotex_injector::run(cfg, std::future::pending()));
-    let stalled = eventually(Duration::from_secs(20), "actions piling up in the pool of a chain that stalls", || async {
-        if run.is_finished() {
-            return Some(false);
-        }
-        pool_len(&node).await.ok().filter(|n| *n >= 100).map(|_| true)
-    })
-    .await?;
+    let stalled =
+        eventually(Duration::from_secs(20), "actions piling up in the pool of a chain that stalls", || async {
+            if run.is_finished() {
+                return Some(false);
+            }
+            pool_len(&node).await.ok().filter(|n| *n >= 100).map(|_| true)
+        })
+        .await?;
     assert!(stalled, "the run ended before the stall: {:?}", run.await?);
     assert_eq!(node.block_number().await?, 0, "no block while mining is off");
     node.pause()?;
@@ -57,15 +58,7 @@ async fn a_stalled_then_hung_anvil_keeps_the_identity_and_accepted_is_the_nonce_
     let r = run.await??.report;
     eprintln!(
         "scheduled {} sent {} accepted {} included {} pending {} dropped {} rejected {:?} retried {:?} gap fillers {}",
-        r.scheduled,
-        r.sent,
-        r.accepted,
-        r.included,
-        r.pending_at_end,
-        r.dropped,
-        r.rejected,
-        r.retried,
-        r.gap_fillers
+        r.scheduled, r.sent, r.accepted, r.included, r.pending_at_end, r.dropped, r.rejected, r.retried, r.gap_fillers
     );
     assert_identity(&r);
     assert!(r.rejected.contains_key("timeout") || r.retried.values().sum::<u64>() > 0, "the hang was felt: {r:#?}");
