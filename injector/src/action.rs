@@ -17,7 +17,7 @@
 //! 5. **record**: accepted, rejected (nonce-class rejections resync and retry up to [`MAX_ATTEMPTS`]), or
 //!    unknown (tracked to inclusion when confirming, since a lost answer is not a lost action).
 
-use crate::confirm::{Status, Tracker};
+use crate::confirm::{Reply, Tracker, Verdict};
 use crate::error::Kind;
 use crate::flags::defaults;
 use crate::mix::ActionKind;
@@ -200,6 +200,9 @@ async fn account_permit<'a>(
 }
 
 /// Nonce → sign → send → record, retrying nonce-class rejections with a resynced nonce.
+///
+/// Long because the retry loop reads as one: each attempt's reservation, signing, tracking, send and the
+/// three ways it can end, with the counting rule next to each.
 async fn send_with_retries(ctx: &Ctx, seq: u64, acct: usize, due: Instant, cancel: &mut watch::Receiver<bool>) {
     let ep = ctx.account_ep[acct];
     let kind = ctx.cfg.mix.pick(seq);
@@ -231,31 +234,34 @@ async fn send_with_retries(ctx: &Ctx, seq: u64, acct: usize, due: Instant, cance
                 return;
             }
         };
-        if ctx.cfg.confirm {
-            ctx.tracker.insert(ep, hash, due, kind == ActionKind::Execution);
+        if ctx.cfg.confirm && !ctx.tracker.insert(ep, hash, due, kind == ActionKind::Execution) {
+            // A resync handed out a nonce whose action (same bytes) is still unsettled: this send joins it.
+            tracing::debug!(endpoint = ep, hash = %hash, "resending an action still tracked");
         }
         if first {
             // The send lag: how far behind its intended time the tick actually went out.
             ctx.rec.sent(ep, Instant::now().saturating_duration_since(due));
             first = false;
         }
-        let outcome = tokio::select! {
-            o = ctx.send(ep, wire, hash, due, kind) => o,
-            _ = cancel.wait_for(|c| *c) => SendOutcome::Unknown(Kind::Timeout),
+        let (outcome, tracked) = tokio::select! {
+            // Cancellation first: once the drain deadline has passed, no new send goes out behind
+            // reconciliation's back.
+            biased;
+            _ = cancel.wait_for(|c| *c) => (SendOutcome::Unknown(Kind::Timeout), hash),
+            o = ctx.send(ep, wire, hash) => o,
         };
         let latency = Instant::now().saturating_duration_since(due);
+        let verdict = verdict(ctx, ep, &tracked, &outcome, latency);
         match outcome {
             SendOutcome::Accepted => {
-                if ctx.cfg.confirm {
-                    ctx.tracker.set(ep, &hash, Status::Accepted);
+                if verdict.is_none() {
+                    ctx.rec.accepted(ep, latency);
                 }
-                ctx.rec.accepted(ep, latency);
                 return;
             }
             SendOutcome::Rejected(k, msg) => {
-                if ctx.cfg.confirm && ctx.tracker.remove(ep, &hash).is_none() {
-                    // The follower saw it in a block before this answer: it was accepted after all.
-                    ctx.rec.accepted(ep, latency);
+                if verdict == Some(Verdict::AlreadySettled) {
+                    // Found in a block (and counted) before this answer: it was accepted after all.
                     return;
                 }
                 // A refused nonce may leave a gap (or our count is wrong): re-read it before the next use.
@@ -269,7 +275,10 @@ async fn send_with_retries(ctx: &Ctx, seq: u64, acct: usize, due: Instant, cance
             }
             SendOutcome::Unknown(k) => {
                 ctx.nonces.invalidate(acct, reserved).await;
-                record_unknown(ctx, ep, &hash, k, latency);
+                if verdict.is_none() {
+                    // Not confirming: nothing will decide later whether it landed.
+                    ctx.rec.rejected(ep, k, Some(latency), "no answer");
+                }
                 return;
             }
         }
@@ -308,44 +317,42 @@ impl Ctx {
         }
     }
 
-    /// Sends through endpoint `ep`. A native action whose hash the node computes differently from ours
-    /// (an encoding difference) is re-tracked under the node's hash, so inclusion still finds it, and logged:
-    /// it means our bytes are not Go's.
-    async fn send(
-        &self,
-        ep: usize,
-        wire: Wire,
-        ours: alloy_primitives::B256,
-        due: Instant,
-        kind: ActionKind,
-    ) -> SendOutcome {
+    /// Sends through endpoint `ep`; returns the outcome and the hash the action is tracked under. A native
+    /// action whose hash the node computes differently from ours (an encoding difference) is re-tracked under
+    /// the node's hash, so inclusion still finds it, and logged: it means our bytes are not Go's.
+    async fn send(&self, ep: usize, wire: Wire, ours: alloy_primitives::B256) -> (SendOutcome, alloy_primitives::B256) {
         match (wire, &self.nodes[ep], self.senders.get(ep).and_then(Option::as_ref)) {
-            (Wire::Web3(body), _, Some(sender)) => sender.send(body).await,
+            (Wire::Web3(body), _, Some(sender)) => (sender.send(body).await, ours),
             (Wire::Grpc(action), Node::Grpc(client), _) => {
                 let (outcome, theirs) = client.send_action(*action).await;
                 if let Some(theirs) = theirs.filter(|t| *t != ours) {
                     tracing::error!(ours = %ours, theirs = %theirs, "the node hashed a native action differently");
-                    if self.cfg.confirm && self.tracker.remove(ep, &ours).is_some() {
-                        self.tracker.insert(ep, theirs, due, kind == ActionKind::Execution);
-                        self.tracker.set(ep, &theirs, Status::Accepted);
+                    if self.cfg.confirm && self.tracker.rekey(ep, &ours, theirs) {
+                        return (outcome, theirs);
                     }
                 }
-                outcome
+                (outcome, ours)
             }
-            _ => SendOutcome::Rejected(Kind::Other, "no sender for this endpoint's API".into()),
+            _ => (SendOutcome::Rejected(Kind::Other, "no sender for this endpoint's API".into()), ours),
         }
     }
 }
 
-/// No answer (timeout, cut connection, cancelled): when confirming, the tracker decides later whether it
-/// landed; otherwise it counts as rejected.
-fn record_unknown(ctx: &Ctx, ep: usize, hash: &alloy_primitives::B256, k: Kind, latency: std::time::Duration) {
-    if !ctx.cfg.confirm {
-        ctx.rec.rejected(ep, k, Some(latency), "no answer");
-    } else if ctx.tracker.set(ep, hash, Status::Unknown(k)) {
-        ctx.rec.unknown(ep, latency);
-    } else {
-        // Already seen in a block: the answer was lost, the action was not.
-        ctx.rec.accepted(ep, latency);
-    }
+/// When confirming, the tracker counts the answer against the action's record (it may have been found in a
+/// block first, or be a resend of bytes already sent); `None` otherwise: each answer then counts as it comes.
+fn verdict(
+    ctx: &Ctx,
+    ep: usize,
+    tracked: &alloy_primitives::B256,
+    outcome: &SendOutcome,
+    latency: std::time::Duration,
+) -> Option<Verdict> {
+    ctx.cfg.confirm.then(|| {
+        let reply = match outcome {
+            SendOutcome::Accepted => Reply::Accepted,
+            SendOutcome::Rejected(..) => Reply::Rejected,
+            SendOutcome::Unknown(k) => Reply::NoAnswer(*k),
+        };
+        ctx.tracker.answered(&ctx.rec, ep, tracked, reply, latency)
+    })
 }

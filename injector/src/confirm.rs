@@ -6,6 +6,19 @@
 //! `eth_blockNumber` and reads each new block's transaction hashes; a match is an inclusion, with latency from
 //! the intended send time. At the end every remaining record is looked up: receipt → included; known to the
 //! node → pending at end; unknown → dropped (or, for a send that never got an answer, a rejection).
+//!
+//! **The record, not the send, owns the counts.** The report promises
+//! `accepted == included + pending_at_end + dropped`, and `accepted` must count each action that reached the
+//! node once. Under a stalled chain three things race: a send's answer, the follower (or end-of-run
+//! reconciliation) finding the action, and a *second send of the same signed bytes* (after a timeout the
+//! nonce is resynced and the next tick of the account may sign exactly the action still in flight). So every
+//! count is decided here, under the map's lock, by the record's state ([`Tracker::answered`],
+//! [`Tracker::take_included`], [`settle`]):
+//! - an action is counted `accepted` once, by whichever proves it first: an `Accepted` answer, or the
+//!   follower / reconciliation finding it (then a later answer for it counts nothing);
+//! - it is settled (included, pending at end or dropped) once, by whoever removes the record;
+//! - a record is removed on a rejection only when no other send of the same bytes is out or was accepted
+//!   or went unanswered, so a duplicate's "known transaction" cannot untrack an accepted action.
 
 use crate::error::Kind;
 use crate::recorder::Recorder;
@@ -19,9 +32,9 @@ use tokio::time::Instant;
 /// Where an action stands while tracked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
-    /// Being sent.
+    /// Being sent; no send of these bytes has been answered yet.
     InFlight,
-    /// A hash came back.
+    /// A send of it was answered with its hash: counted accepted.
     Accepted,
     /// Sent, no answer (timeout / connection cut): decided at reconciliation.
     Unknown(Kind),
@@ -36,10 +49,56 @@ pub struct Pending {
     pub execution: bool,
     /// Where it stands.
     pub status: Status,
+    /// Sends of these exact bytes not answered yet (more than one after a resync re-signed the same action).
+    pub sends: u8,
 }
 
 /// Bytes per tracked action in the map: key + value (hash-table overhead comes on top; the bench measures it).
 pub const RECORD_BYTES: usize = std::mem::size_of::<B256>() + std::mem::size_of::<Pending>();
+
+/// What a send's answer is, as far as counting goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// The node returned the hash.
+    Accepted,
+    /// The node refused it (or the transport failed before the node saw it).
+    Rejected,
+    /// No answer.
+    NoAnswer(Kind),
+}
+
+/// What [`Tracker::answered`] decided (and already counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// This answer counted the action accepted (or turned an earlier unanswered send of it into accepted).
+    Accepted,
+    /// The action was already counted by another send of the same bytes: only the submit latency is recorded.
+    AlreadyCounted,
+    /// The record was already settled (found in a block or at reconciliation, and counted there): nothing
+    /// more to count, nothing to retry.
+    AlreadySettled,
+    /// Refused: the caller retries or counts the rejection. The record was removed unless another send of
+    /// the same bytes still speaks for it.
+    Rejected,
+    /// No answer: counted unknown, decided at reconciliation.
+    Unknown,
+}
+
+/// What the end-of-run lookup found for a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// In a block; `success` is the receipt's status when known.
+    Included {
+        /// The receipt's status (false: reverted).
+        success: bool,
+    },
+    /// Known to the node, not in a block.
+    Pending,
+    /// Unknown to the node.
+    Gone,
+    /// Could not be looked up in time.
+    Unresolved,
+}
 
 /// The per-endpoint maps.
 #[derive(Debug)]
@@ -58,22 +117,80 @@ impl Tracker {
         self.maps.get(ep).map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Starts tracking an action about to be sent.
-    pub fn insert(&self, ep: usize, hash: B256, due: Instant, execution: bool) {
+    /// Starts tracking an action about to be sent; false when the same bytes are already tracked (a resend
+    /// of an action still unsettled: it joins that record, which keeps its first intended time).
+    pub fn insert(&self, ep: usize, hash: B256, due: Instant, execution: bool) -> bool {
         let due_us = u64::try_from(due.saturating_duration_since(self.start).as_micros()).unwrap_or(u64::MAX);
-        if let Some(mut m) = self.map(ep) {
-            m.insert(hash, Pending { due_us, execution, status: Status::InFlight });
+        let Some(mut m) = self.map(ep) else { return false };
+        match m.get_mut(&hash) {
+            Some(p) => {
+                p.sends = p.sends.saturating_add(1);
+                false
+            }
+            None => {
+                m.insert(hash, Pending { due_us, execution, status: Status::InFlight, sends: 1 });
+                true
+            }
         }
     }
 
-    /// Updates the status; false when the record is gone (already included).
-    pub fn set(&self, ep: usize, hash: &B256, status: Status) -> bool {
-        self.map(ep).and_then(|mut m| m.get_mut(hash).map(|p| p.status = status)).is_some()
+    /// Counts a send's answer against its record (see the module doc for the rules); `latency` is from the
+    /// tick's intended time.
+    pub fn answered(&self, rec: &Recorder, ep: usize, hash: &B256, reply: Reply, latency: Duration) -> Verdict {
+        let verdict = {
+            let Some(mut m) = self.map(ep) else { return Verdict::AlreadySettled };
+            let Some(p) = m.get_mut(hash) else {
+                drop(m);
+                rec.answered_again(ep, latency);
+                return Verdict::AlreadySettled;
+            };
+            p.sends = p.sends.saturating_sub(1);
+            match (reply, p.status) {
+                (Reply::Accepted, Status::Accepted) | (Reply::NoAnswer(_), Status::Accepted | Status::Unknown(_)) => {
+                    Verdict::AlreadyCounted
+                }
+                (Reply::Accepted, before) => {
+                    p.status = Status::Accepted;
+                    if let Status::Unknown(_) = before {
+                        // An earlier send of these bytes went unanswered; this answer settles that question.
+                        drop(m);
+                        rec.answered_again(ep, latency);
+                        rec.unknown_was_accepted(ep);
+                        return Verdict::Accepted;
+                    }
+                    Verdict::Accepted
+                }
+                (Reply::Rejected, Status::InFlight) if p.sends == 0 => {
+                    m.remove(hash);
+                    Verdict::Rejected
+                }
+                // Another send of the same bytes is out, was accepted, or went unanswered: it speaks for them.
+                (Reply::Rejected, _) => Verdict::Rejected,
+                (Reply::NoAnswer(k), Status::InFlight) => {
+                    p.status = Status::Unknown(k);
+                    Verdict::Unknown
+                }
+            }
+        };
+        match verdict {
+            Verdict::Accepted => rec.accepted(ep, latency),
+            Verdict::AlreadyCounted => rec.answered_again(ep, latency),
+            Verdict::Unknown => rec.unknown(ep, latency),
+            Verdict::AlreadySettled | Verdict::Rejected => {}
+        }
+        verdict
     }
 
-    /// Stops tracking; `None` when the record is gone (already included).
-    pub fn remove(&self, ep: usize, hash: &B256) -> Option<Pending> {
-        self.map(ep).and_then(|mut m| m.remove(hash))
+    /// Moves a record to the hash the node computed (it hashed our bytes differently); false if not tracked.
+    pub fn rekey(&self, ep: usize, ours: &B256, theirs: B256) -> bool {
+        let Some(mut m) = self.map(ep) else { return false };
+        match m.remove(ours) {
+            Some(p) => {
+                m.entry(theirs).or_insert(p);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Records tracked (all endpoints).
@@ -103,12 +220,40 @@ impl Tracker {
         self.map(ep).map(|mut m| m.drain().collect()).unwrap_or_default()
     }
 
-    /// Counts an inclusion found by the follower or by reconciliation.
-    pub(crate) fn included(&self, rec: &Recorder, ep: usize, p: &Pending) {
-        if let Status::Unknown(_) = p.status {
-            rec.unknown_was_accepted(ep);
+    /// The follower saw `hash` in a block: settles its record as included (counting it accepted if no
+    /// answer had yet). `None` when it is not ours or already settled.
+    pub(crate) fn take_included(&self, rec: &Recorder, ep: usize, hash: &B256) -> Option<Pending> {
+        let p = self.map(ep)?.remove(hash)?;
+        self.settle(rec, ep, &p, Found::Included { success: true });
+        Some(p)
+    }
+
+    /// Settles a record taken out of the tracker, exactly once: the counts for what was found.
+    pub(crate) fn settle(&self, rec: &Recorder, ep: usize, p: &Pending, found: Found) {
+        let found_accepted = || match p.status {
+            Status::InFlight => rec.found_accepted(ep),
+            Status::Unknown(_) => rec.unknown_was_accepted(ep),
+            Status::Accepted => {}
+        };
+        match (found, p.status) {
+            (Found::Included { success }, _) => {
+                found_accepted();
+                rec.included(ep, Duration::from_micros(p.due_us), self.latency(p));
+                if p.execution && !success {
+                    rec.reverted(ep);
+                }
+            }
+            (Found::Pending, _) => {
+                found_accepted();
+                rec.settled(ep, true);
+            }
+            // Could not look it up: an accepted action is counted pending (not known gone).
+            (Found::Unresolved, Status::Accepted) => rec.settled(ep, true),
+            (Found::Gone, Status::Accepted) => rec.settled(ep, false),
+            (Found::Gone | Found::Unresolved, Status::Unknown(k)) => rec.unknown_was_lost(ep, k),
+            // A send still unanswered at the end (cut by the drain deadline) and nowhere on the node.
+            (Found::Gone | Found::Unresolved, Status::InFlight) => rec.lost_in_flight(ep),
         }
-        rec.included(ep, self.latency(p));
     }
 }
 
@@ -135,18 +280,17 @@ pub async fn follow(
                     match rpc.block_tx_hashes(last + 1).await {
                         Ok(Some(hashes)) => {
                             for h in hashes {
-                                if let Some(p) = tracker.remove(ep, &h) {
-                                    tracker.included(&rec, ep, &p);
-                                    if p.execution {
-                                        let (rpc, rec) = (rpc.clone(), rec.clone());
-                                        receipts.spawn(async move {
-                                            if let Ok(Some(r)) = rpc.receipt(h).await
-                                                && !r.success
-                                            {
-                                                rec.reverted(ep);
-                                            }
-                                        });
-                                    }
+                                if let Some(p) = tracker.take_included(&rec, ep, &h)
+                                    && p.execution
+                                {
+                                    let (rpc, rec) = (rpc.clone(), rec.clone());
+                                    receipts.spawn(async move {
+                                        if let Ok(Some(r)) = rpc.receipt(h).await
+                                            && !r.success
+                                        {
+                                            rec.reverted(ep);
+                                        }
+                                    });
                                 }
                             }
                             last += 1;
@@ -172,7 +316,8 @@ pub async fn follow(
         tokio::time::timeout(Duration::from_secs(10), async { while receipts.join_next().await.is_some() {} }).await;
 }
 
-/// Looks up every record still tracked on `ep` (bounded by `deadline`), settling each one.
+/// Looks up every record still tracked on `ep` (bounded by `deadline`), settling each one; returns how many
+/// could not be looked up in time.
 pub async fn reconcile(ep: usize, rpc: &Rpc, tracker: &Tracker, rec: &Recorder, deadline: Instant) -> usize {
     use futures::StreamExt;
     let items = tracker.drain(ep);
@@ -183,69 +328,26 @@ pub async fn reconcile(ep: usize, rpc: &Rpc, tracker: &Tracker, rec: &Recorder, 
             async move {
                 let lookup = async {
                     if let Some(r) = rpc.receipt(hash).await? {
-                        return Ok::<_, crate::error::RpcError>((true, Some(r.success), false));
+                        return Ok::<_, crate::error::RpcError>(Found::Included { success: r.success });
                     }
-                    Ok((false, None, rpc.knows_tx(hash).await?))
+                    Ok(if rpc.knows_tx(hash).await? { Found::Pending } else { Found::Gone })
                 };
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(remaining, lookup).await {
-                    Ok(Ok((true, success, _))) => {
-                        tracker.included(rec, ep, &p);
-                        if p.execution && success == Some(false) {
-                            rec.reverted(ep);
-                        }
-                    }
-                    Ok(Ok((false, _, known))) => settle(rec, ep, &p, known),
+                let found = match tokio::time::timeout(remaining, lookup).await {
+                    Ok(Ok(f)) => f,
+                    // Could not look it up in time: it is neither known included nor known gone.
                     _ => {
-                        // Could not look it up in time: it is neither known included nor known gone.
                         unresolved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        match p.status {
-                            Status::Accepted => rec.settled(ep, true),
-                            Status::Unknown(k) => rec.unknown_was_lost(ep, k),
-                            Status::InFlight => rec.unknown_was_lost(ep, Kind::Timeout),
-                        }
+                        Found::Unresolved
                     }
-                }
+                };
+                tracker.settle(rec, ep, &p, found);
             }
         })
         .await;
     unresolved.into_inner()
 }
 
-/// Settles a record that is not in a block: pending at the end if the node knows it, else dropped (or,
-/// for a send that never got an answer, lost with the kind of its failure).
-pub(crate) fn settle(rec: &Recorder, ep: usize, p: &Pending, known: bool) {
-    match p.status {
-        Status::Accepted => rec.settled(ep, known),
-        Status::Unknown(_) | Status::InFlight if known => {
-            rec.unknown_was_accepted(ep);
-            rec.settled(ep, true);
-        }
-        Status::Unknown(k) => rec.unknown_was_lost(ep, k),
-        Status::InFlight => rec.unknown_was_lost(ep, Kind::Timeout),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_record_is_compact() {
-        const { assert!(RECORD_BYTES <= 56) };
-    }
-
-    #[tokio::test]
-    async fn insert_set_remove() {
-        let t = Tracker::new(2, Instant::now());
-        let h = B256::repeat_byte(1);
-        t.insert(1, h, Instant::now(), false);
-        assert_eq!(t.awaiting(), 0, "in flight is not awaited yet");
-        assert!(t.set(1, &h, Status::Accepted));
-        assert_eq!(t.awaiting(), 1);
-        assert!(t.remove(0, &h).is_none());
-        assert!(t.remove(1, &h).is_some());
-        assert!(!t.set(1, &h, Status::Accepted));
-        assert!(t.is_empty());
-    }
-}
+#[path = "confirm_tests.rs"]
+mod tests;

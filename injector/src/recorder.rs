@@ -6,6 +6,7 @@
 
 use crate::error::Kind;
 use crate::metrics::Metrics;
+use crate::schedule::Profile;
 use hdrhistogram::Histogram;
 use iotex_shared::report::Latency;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -178,6 +179,15 @@ pub struct Recorder {
     state: Mutex<State>,
     /// Prometheus handles.
     pub metrics: Arc<Metrics>,
+    /// The profile, to put each inclusion latency into the step its action was scheduled in.
+    profile: Option<Profile>,
+}
+
+fn step(steps: &mut Vec<StepStats>, i: usize) -> &mut StepStats {
+    while steps.len() <= i {
+        steps.push(StepStats { secs: 0.0, counts: (0, 0, 0), submit: hist(), inclusion: hist() });
+    }
+    &mut steps[i]
 }
 
 impl Recorder {
@@ -201,7 +211,14 @@ impl Recorder {
                 steps: Vec::new(),
             }),
             metrics,
+            profile: None,
         }
+    }
+
+    /// Attributes inclusion latencies to the profile's steps by each action's intended send time.
+    pub fn with_profile(mut self, profile: Profile) -> Recorder {
+        self.profile = Some(profile);
+        self
     }
 
     /// Locks the state (a poisoned lock still holds valid counts).
@@ -275,6 +292,40 @@ impl Recorder {
         }
     }
 
+    /// An answer for an action whose outcome was already counted (another send of the same bytes, or found
+    /// in a block first): its submit latency only.
+    pub fn answered_again(&self, ep: usize, latency: Duration) {
+        self.metrics.submit_latency.observe(latency.as_secs_f64());
+        Self::answered(&mut self.lock(), ep, latency);
+    }
+
+    /// An action whose send was not answered yet was found in a block or the pool: accepted, counted once
+    /// here (its late answer counts nothing).
+    pub fn found_accepted(&self, ep: usize) {
+        if let Some(m) = self.metrics.endpoints.get(ep) {
+            m.accepted.inc();
+        }
+        let mut s = self.lock();
+        s.interval_counts.1 += 1;
+        if let Some(e) = s.endpoints.get_mut(ep) {
+            e.accepted += 1;
+        }
+    }
+
+    /// A send still unanswered at the end of the run whose action the node does not know: a timeout.
+    pub fn lost_in_flight(&self, ep: usize) {
+        if let Some(m) = self.metrics.endpoints.get(ep).and_then(|m| m.rejected.get(Kind::Timeout.index())) {
+            m.inc();
+        }
+        let mut s = self.lock();
+        if let Some(e) = s.endpoints.get_mut(ep) {
+            e.rejected[Kind::Timeout.index()] += 1;
+        }
+        if s.samples[Kind::Timeout.index()].is_none() {
+            s.samples[Kind::Timeout.index()] = Some("no answer, and the node does not know the transaction".into());
+        }
+    }
+
     /// Final rejection.
     pub fn rejected(&self, ep: usize, kind: Kind, latency: Option<Duration>, message: &str) {
         if let Some(m) = self.metrics.endpoints.get(ep).and_then(|m| m.rejected.get(kind.index())) {
@@ -308,6 +359,7 @@ impl Recorder {
             m.accepted.inc();
         }
         let mut s = self.lock();
+        s.interval_counts.1 += 1;
         if let Some(e) = s.endpoints.get_mut(ep) {
             e.unknown = e.unknown.saturating_sub(1);
             e.accepted += 1;
@@ -326,16 +378,21 @@ impl Recorder {
         }
     }
 
-    /// Seen in a block.
-    pub fn included(&self, ep: usize, latency: Duration) {
+    /// Seen in a block; `due` is the action's intended send time after the start, which names its step
+    /// (an inclusion found after its step ended, or at reconciliation, still counts for that step).
+    pub fn included(&self, ep: usize, due: Duration, latency: Duration) {
         self.metrics.included.inc();
         self.metrics.inclusion_latency.observe(latency.as_secs_f64());
+        let at = self.profile.as_ref().and_then(|p| p.step_at(due));
         let mut s = self.lock();
         record(&mut s.interval_inclusion, latency);
         s.interval_counts.2 += 1;
         if let Some(e) = s.endpoints.get_mut(ep) {
             e.included += 1;
             record(&mut e.inclusion, latency);
+        }
+        if let Some(i) = at {
+            record(&mut step(&mut s.steps, i).inclusion, latency);
         }
     }
 
@@ -358,21 +415,18 @@ impl Recorder {
     }
 
     /// Takes the interval since the last call (`secs` long, ending `t` seconds into the run), and adds it
-    /// to profile step `step` (the step its midpoint falls in) when there is one.
-    pub fn interval(&self, t: f64, secs: f64, offered: f64, step: Option<usize>) -> Interval {
+    /// to profile step `step_at` (the step its midpoint falls in) when there is one.
+    pub fn interval(&self, t: f64, secs: f64, offered: f64, step_at: Option<usize>) -> Interval {
         let mut s = self.lock();
         let submit = std::mem::replace(&mut s.interval_submit, hist());
         let inclusion = std::mem::replace(&mut s.interval_inclusion, hist());
         let (sent, accepted, included) = std::mem::take(&mut s.interval_counts);
-        if let Some(i) = step {
-            while s.steps.len() <= i {
-                s.steps.push(StepStats { secs: 0.0, counts: (0, 0, 0), submit: hist(), inclusion: hist() });
-            }
-            let st = &mut s.steps[i];
+        if let Some(i) = step_at {
+            // Inclusion latencies go to their action's step in `included`, not to the second they were seen.
+            let st = step(&mut s.steps, i);
             st.secs += secs;
             st.counts = (st.counts.0 + sent, st.counts.1 + accepted, st.counts.2 + included);
             let _ = st.submit.add(&submit);
-            let _ = st.inclusion.add(&inclusion);
         }
         let per = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
         let (sl, il) = (latency(&submit), latency(&inclusion));
@@ -401,5 +455,32 @@ impl Recorder {
         }
         let errors = Kind::ALL.iter().zip(errors).filter(|(_, n)| *n > 0).map(|(k, n)| (*k, n)).collect();
         Interval { point, submit, inclusion, totals: (s.scheduled, acc, inc, s.late), errors }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An inclusion counts for the step its action was scheduled in, even when seen after that step ended
+    /// (the last step's inclusions come after the schedule; reconciliation finds some at the very end).
+    #[test]
+    fn inclusion_latencies_go_to_the_step_of_their_intended_time() {
+        let profile = Profile::steps("10@1s,10@1s").unwrap();
+        let rec = Recorder::new(1, Arc::new(Metrics::new(1).unwrap())).with_profile(profile);
+        let s = Duration::from_secs_f64;
+        rec.included(0, s(0.5), s(0.2));
+        let _ = rec.interval(1.0, 1.0, 10.0, Some(0));
+        let _ = rec.interval(2.0, 1.0, 10.0, Some(1));
+        // Seen after the schedule ended: one of step 0, two of step 1.
+        rec.included(0, s(0.9), s(3.0));
+        rec.included(0, s(1.1), s(3.0));
+        rec.included(0, s(1.9), s(3.0));
+        let _ = rec.interval(3.0, 1.0, 0.0, None);
+        let st = rec.lock();
+        assert_eq!(st.endpoints[0].included, 4);
+        let counts: Vec<u64> = st.steps.iter().map(|x| x.inclusion.len()).collect();
+        assert_eq!(counts, vec![2, 2], "every inclusion timed in its step");
+        assert_eq!(st.steps[0].counts.2, 1, "the step's inclusion rate still counts what its seconds saw");
     }
 }

@@ -65,7 +65,7 @@ pub async fn run_with_listener(
     let metrics_server = serve_metrics(&cfg, metrics_listener, metrics.clone()).await?;
     let prepared = prepare(&cfg, &nodes, chain).await?;
 
-    let rec = Arc::new(Recorder::new(cfg.endpoints.len(), metrics));
+    let rec = Arc::new(Recorder::new(cfg.endpoints.len(), metrics).with_profile(cfg.profile.clone()));
     let start = Instant::now();
     let started_at_unix =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
@@ -414,6 +414,8 @@ async fn inject<S: FusedFuture<Output = ()> + Unpin>(
 }
 
 /// Phase 5: in-flight sends get `drain_timeout`, then are cancelled (each counted as unknown or not sent).
+/// After the cancel, a task can still be inside a nonce read (bounded by `--request-timeout`); it is waited
+/// for too, because reconciliation must not start while a send could still be answered.
 async fn drain(ctx: &Ctx, drain_timeout: Duration, cancel: &watch::Sender<bool>) {
     if tokio::time::timeout(drain_timeout, ctx.idle()).await.is_err() {
         tracing::warn!(
@@ -421,7 +423,10 @@ async fn drain(ctx: &Ctx, drain_timeout: Duration, cancel: &watch::Sender<bool>)
             "drain deadline passed; cutting in-flight sends"
         );
         let _ = cancel.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), ctx.idle()).await;
+        let grace = ctx.cfg.request_timeout + Duration::from_secs(5);
+        if tokio::time::timeout(grace, ctx.idle()).await.is_err() {
+            tracing::warn!(outstanding = ctx.tasks.load(Ordering::Acquire), "action tasks still running after the cut");
+        }
     }
 }
 

@@ -19,8 +19,7 @@
 
 use super::client::{Client, Lookup};
 use super::proto;
-use crate::confirm::{Status, Tracker};
-use crate::error::Kind;
+use crate::confirm::{Found, Tracker};
 use crate::recorder::Recorder;
 use alloy_primitives::B256;
 use std::sync::Arc;
@@ -38,11 +37,11 @@ fn handle_receipts(ep: usize, receipts: &[proto::Receipt], tracker: &Tracker, re
             continue;
         }
         let h = B256::from_slice(&r.act_hash);
-        if let Some(p) = tracker.remove(ep, &h) {
-            tracker.included(rec, ep, &p);
-            if p.execution && r.status != 1 {
-                rec.reverted(ep);
-            }
+        if let Some(p) = tracker.take_included(rec, ep, &h)
+            && p.execution
+            && r.status != 1
+        {
+            rec.reverted(ep);
         }
     }
 }
@@ -128,23 +127,16 @@ pub async fn reconcile(ep: usize, client: &Client, tracker: &Tracker, rec: &Reco
             let unresolved = &unresolved;
             async move {
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(remaining, client.lookup(hash)).await {
-                    Ok(Ok(Lookup::Included { status })) => {
-                        tracker.included(rec, ep, &p);
-                        if p.execution && status != 1 {
-                            rec.reverted(ep);
-                        }
-                    }
-                    Ok(Ok(l)) => crate::confirm::settle(rec, ep, &p, l == Lookup::Pending),
+                let found = match tokio::time::timeout(remaining, client.lookup(hash)).await {
+                    Ok(Ok(Lookup::Included { status })) => Found::Included { success: status == 1 },
+                    Ok(Ok(Lookup::Pending)) => Found::Pending,
+                    Ok(Ok(Lookup::Unknown)) => Found::Gone,
                     _ => {
                         unresolved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        match p.status {
-                            Status::Accepted => rec.settled(ep, true),
-                            Status::Unknown(k) => rec.unknown_was_lost(ep, k),
-                            Status::InFlight => rec.unknown_was_lost(ep, Kind::Timeout),
-                        }
+                        Found::Unresolved
                     }
-                }
+                };
+                tracker.settle(rec, ep, &p, found);
             }
         })
         .await;

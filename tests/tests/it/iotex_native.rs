@@ -1,7 +1,8 @@
 //! Native IoTeX actions (`--api grpc`: `SendAction` over gRPC) on a real 5-node cluster: every action lands,
 //! the count the injector reports equals the rise of the accounts' on-chain nonces (which IoTeX shares
 //! between native and web3 actions), executions ran the Counter, a mixed-API run loads both paths at once,
-//! and the node's real gRPC refusals map to the failure kinds.
+//! the node's real gRPC refusals map to the failure kinds, and a chain stalled by pausing its producers keeps
+//! the report's identity.
 
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_signer_local::PrivateKeySigner;
@@ -167,5 +168,71 @@ async fn the_nodes_real_grpc_refusals_are_classified() -> anyhow::Result<()> {
     let st = tonic::Status::internal("txpool is full");
     assert_eq!(iotex_injector::native::client::classify(&st), (Kind::PoolFull, false));
     cluster.wait_synced(1, Duration::from_secs(60)).await?;
+    Ok(())
+}
+
+/// Resumes the paused nodes however the test ends (the cluster is shared with the next test).
+struct Resume<'a>(&'a Cluster, std::ops::Range<usize>);
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        for i in self.1.clone() {
+            let _ = self.0.resume(i);
+        }
+    }
+}
+
+/// The stall of the side-by-side benchmark, made on purpose: three of the four producers are paused with
+/// SIGSTOP for 8 s mid-run, so blocks stop while the endpoint's delegate keeps taking actions into its pool,
+/// and the endpoint's own node hangs for 2 s of it, so sends time out and accounts resync while earlier
+/// sends of theirs are still unread. The report's identity
+/// must hold, and once the chain catches up `accepted` (plus gap fillers) must be exactly the nonce rise.
+#[tokio::test]
+async fn a_stalled_chain_keeps_the_identity_and_accepted_is_the_nonce_rise() -> anyhow::Result<()> {
+    let cluster = Cluster::shared().await?;
+    let _only = Cluster::exclusive().await;
+    let info = cluster.info();
+    let eps = vec![(Api::Grpc, info.nodes[1].grpc.clone())];
+    let mut cfg = config(&eps, keys(&info, 0..4)?, 40.0, 20)?;
+    cfg.account_in_flight = 4;
+    cfg.request_timeout = Duration::from_millis(500);
+    cfg.confirm_timeout = Duration::from_secs(120);
+    let start = cluster.head(1).await?;
+    let run = tokio::spawn(iotex_injector::run(cfg, std::future::pending()));
+    iotex_tests::eventually(Duration::from_secs(60), "blocks with actions before the stall", || async {
+        cluster.head(1).await.ok().filter(|h| *h >= start + 3).map(|_| ())
+    })
+    .await?;
+    let resume = Resume(cluster, 1..5);
+    for i in 2..5 {
+        cluster.pause(i)?;
+    }
+    // The faults themselves (not waits for state): 3 s of stalled blocks, then the endpoint's own node hangs
+    // for 2 s, so sends time out and nonces are re-read while the node still holds unread sends, then 3 s
+    // more of stalled blocks.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.pause(1)?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.resume(1)?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(resume);
+    let r = run.await??.report;
+    eprintln!(
+        "scheduled {} sent {} accepted {} included {} pending {} dropped {} rejected {:?} retried {:?} gap fillers {}",
+        r.scheduled, r.sent, r.accepted, r.included, r.pending_at_end, r.dropped, r.rejected, r.retried, r.gap_fillers
+    );
+    crate::injector_stall::assert_identity(&r);
+    assert_eq!(r.dropped, 0, "{r:#?}");
+    cluster.wait_synced(1, Duration::from_secs(120)).await?;
+    let web3 = info.nodes[1].web3.clone();
+    let want = r.accepted + r.gap_fillers;
+    let rise = iotex_tests::eventually(Duration::from_secs(120), "the chain to catch up", || async {
+        let mut rise = 0;
+        for a in &r.account_nonces {
+            rise += tx_count_at(&web3, &a.address, "latest").await.ok()? - a.start_nonce;
+        }
+        (rise >= want).then_some(rise)
+    })
+    .await?;
+    assert_eq!(rise, want, "accepted (plus gap fillers) is exactly the nonce rise");
     Ok(())
 }
