@@ -12,7 +12,9 @@ use iotex_tests::nodes::Node;
 use serde_json::Value;
 
 async fn differential(node: Node) -> anyhow::Result<()> {
-    let gw = TestGateway::new().upstream("node", &node.url).spawn().await?;
+    // ganache on a loaded CI machine misses the test helper's 100 ms probe timeout now and then, which takes
+    // the only node out of routing mid-corpus; health is not what this test compares.
+    let gw = TestGateway::new().upstream("node", &node.url).arg("--probe-timeout", "1s").spawn().await?;
     let c = RawClient::new();
     let cases = corpus::load()?;
     let (mut compared, mut denied, mut mismatches) = (0, 0, Vec::new());
