@@ -122,6 +122,30 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Convert an address between the io1… and 0x… forms.
     Address(AddressArgs),
+    /// Combine the reports of a sharded run (`run --shard I/N`) into one: exact summed counts, percentiles
+    /// from the merged histograms each report carries, the merged interval log and plot.
+    Merge(MergeArgs),
+}
+
+/// `merge` flags.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Write the merged JSON report here.
+    #[arg(long, value_name = "REPORT")]
+    pub out: PathBuf,
+    /// Write the merged HdrHistogram interval log here (tags `submit`, `inclusion`, one-second intervals
+    /// from the earliest shard's start).
+    #[arg(long, value_name = "OUT")]
+    pub histogram_log: Option<PathBuf>,
+    /// Write latency and rate over time, redrawn from the merged intervals, as SVG here.
+    #[arg(long, value_name = "OUT")]
+    pub plot: Option<PathBuf>,
+    /// Merge even when some shards' reports are missing (the merged report lists the shards it holds).
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// The shard reports (`run --report`), one per shard.
+    #[arg(value_name = "REPORT", required = true)]
+    pub reports: Vec<PathBuf>,
 }
 
 /// `keygen` flags.
@@ -163,6 +187,23 @@ pub struct RunArgs {
     /// What to write and show.
     #[command(flatten, next_help_heading = "Output")]
     pub output: OutputArgs,
+    /// One run over several processes.
+    #[command(flatten, next_help_heading = "Sharding")]
+    pub shard: ShardArgs,
+}
+
+/// Splitting one run over N processes (pods of an Indexed Job), merged afterwards with `merge`.
+#[derive(Debug, Args, Clone)]
+pub struct ShardArgs {
+    /// Be shard I (0-based) of N: take pool accounts I, I+N, I+2N, … and ticks I, I+N, I+2N, … of the
+    /// full-rate schedule (1/N of the rate, phase-offset so N shards together send the one-process schedule).
+    #[arg(long, env = "IOTEX_INJECTOR_SHARD", value_name = "I/N", value_parser = |s: &str| s.parse::<crate::shard::Shard>())]
+    pub shard: Option<crate::shard::Shard>,
+    /// The run this process belongs to, recorded in the report; `merge` only combines reports of one run.
+    /// When absent: the `JOB_NAME` environment variable (the chart sets it to the Job's name, which every
+    /// shard of one Job shares), else `run-<unix seconds>-<8 random hex digits>`, logged at start.
+    #[arg(long, env = "IOTEX_INJECTOR_RUN_ID", value_name = "ID")]
+    pub run_id: Option<String>,
 }
 
 /// Endpoints and how to talk to them.

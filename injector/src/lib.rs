@@ -8,7 +8,8 @@
 //!   [`accounts`] (keys, key files, mnemonic derivation, funding), [`address`] (`io1…` ⇄ `0x…`),
 //!   [`thresholds`] (`--fail-if`).
 //! - [`mod@run`]: one run as named phases: connect, prepare, inject, drain, confirm, report.
-//! - [`schedule`]: *when*: rate profiles (constant, ramp, steps) and the ticks they imply (open model).
+//! - [`schedule`]: *when*: rate profiles (constant, ramp, steps) and the ticks they imply (open model);
+//!   [`shard`]: one run split over N processes (`--shard I/N`): accounts and ticks modulo N, the run id.
 //! - [`action`]: *how*, per tick: permit → nonce → sign → send → record, timed from the intended send time.
 //! - [`signer`]: legacy EIP-155 / EIP-1559 signing and encoding; [`nonce`]: one owner per account, resync
 //!   on failure, no gaps left behind.
@@ -18,7 +19,9 @@
 //! - [`setup`]: chain-id check, gas price, funding, contract deployment, gap filling.
 //! - [`confirm`]: tracking to inclusion and end-of-run reconciliation.
 //! - [`recorder`]: counts and HdrHistograms; [`metrics`]: every Prometheus metric.
-//! - [`output`]: progress line, histogram log, plot; [`report`]: JSON report, summary, thresholds.
+//! - [`output`]: progress line, histogram log, plot; [`report`]: JSON report, summary, thresholds;
+//!   [`histograms`]: the report's lossless HdrHistograms (encoded, and read back refusing hostile text).
+//! - [`merge`]: `iotex-injector merge`: the reports of a sharded run into one, exactly.
 //! - [`error`]: failure kinds and the typed errors (configuration, control calls, the run).
 
 pub mod accounts;
@@ -28,6 +31,8 @@ pub mod amount;
 pub mod confirm;
 pub mod error;
 pub mod flags;
+pub mod histograms;
+pub mod merge;
 pub mod metrics;
 pub mod mix;
 pub mod native;
@@ -43,6 +48,7 @@ pub mod run_config;
 pub mod schedule;
 pub mod send;
 pub mod setup;
+pub mod shard;
 pub mod signer;
 pub mod thresholds;
 

@@ -30,7 +30,20 @@ fn line(r: &crate::recorder::Interval, elapsed: f64, in_flight: i64) -> String {
     )
 }
 
-/// Runs until `stop` flips: one interval per second; returns the per-second series for the plot.
+/// What the progress task kept of the run, second by second.
+#[derive(Debug, Default)]
+pub struct Series {
+    /// The per-second points, for the plot.
+    pub points: Vec<Point>,
+    /// The same intervals with their histograms, for the report (and so for `merge`).
+    pub intervals: Vec<iotex_shared::report::IntervalHistograms>,
+}
+
+/// The report keeps at most this many intervals (a day; the plot's points go on for a week).
+const MAX_INTERVALS: usize = 24 * 3600;
+
+/// Runs until `stop` flips: one interval per second; returns the per-second series for the plot and the
+/// report.
 ///
 /// Just over 80 lines: the histogram-log writer borrows the file and the serializer created here, so the
 /// set-up cannot move into a helper without boxing them; the loop body is one interval, top to bottom.
@@ -41,7 +54,7 @@ pub async fn progress(
     start: Instant,
     started_at_unix: f64,
     mut stop: watch::Receiver<bool>,
-) -> Vec<Point> {
+) -> Series {
     let bar = match cfg.progress {
         ProgressMode::Bar => true,
         ProgressMode::Auto => std::io::stderr().is_terminal(),
@@ -74,6 +87,7 @@ pub async fn progress(
             .ok()
     });
     let mut last = start;
+    let mut intervals = Vec::new();
     let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -98,6 +112,9 @@ pub async fn progress(
                 let _ = w.write_histogram(&iv.inclusion, from, d, Tag::new("inclusion"));
             }
         }
+        if intervals.len() < MAX_INTERVALS {
+            intervals.push(crate::histograms::interval(&iv, secs));
+        }
         let in_flight = rec.metrics.in_flight.get();
         let text = line(&iv, elapsed.as_secs_f64(), in_flight);
         match (&pb, cfg.progress) {
@@ -116,7 +133,7 @@ pub async fn progress(
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    rec.lock().points.clone()
+    Series { points: rec.lock().points.clone(), intervals }
 }
 
 fn out_err(path: &std::path::Path) -> impl Fn(std::io::Error) -> RunError + '_ {

@@ -58,6 +58,7 @@ where
                 2
             }
         },
+        Command::Merge(m) => merge(&m),
         Command::Run(args) => {
             iotex_shared::telemetry::init(args.output.log_format.unwrap_or_else(LogFormat::detect));
             let cfg = match args.validate() {
@@ -83,6 +84,21 @@ where
                     e.exit_code()
                 }
             }
+        }
+    }
+}
+
+/// `merge`: the merged report's summary on stdout; 2 when the reports are refused, 1 when writing failed.
+fn merge(m: &crate::flags::MergeArgs) -> i32 {
+    let (log, plot) = (m.histogram_log.as_deref(), m.plot.as_deref());
+    match crate::merge::run(&m.reports, m.allow_missing, &m.out, log, plot) {
+        Ok(report) => {
+            print!("{}", crate::report::summary(&report));
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
         }
     }
 }

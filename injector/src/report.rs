@@ -129,6 +129,7 @@ pub fn build(i: Inputs<'_>) -> Report {
         contracts: i.contracts.iter().map(|c| c.map(|a| crate::address::to_hex(&a))).collect(),
         started_at_unix_s: i.started_at_unix,
         steps: steps(&i.cfg.profile, &s.steps),
+        ..Report::default()
     }
 }
 

@@ -65,6 +65,12 @@ pub async fn run_with_listener(
     let metrics_server = serve_metrics(&cfg, metrics_listener, metrics.clone()).await?;
     let prepared = prepare(&cfg, &nodes, chain).await?;
 
+    if cfg.shard.count > 1 && cfg.run_id_source == crate::shard::RunIdSource::Random {
+        tracing::warn!(
+            run_id = %cfg.run_id,
+            "sharded run with a generated run id: no other shard has it, so merge will refuse; give --run-id"
+        );
+    }
     let rec = Arc::new(Recorder::new(cfg.endpoints.len(), metrics).with_profile(cfg.profile.clone()));
     let start = Instant::now();
     let started_at_unix =
@@ -83,6 +89,8 @@ pub async fn run_with_listener(
     ));
     tracing::info!(
         chain_id,
+        run_id = %cfg.run_id,
+        shard = %cfg.shard,
         endpoints = cfg.endpoints.len(),
         accounts = cfg.keys.len(),
         scheduled = cfg.profile.total(),
@@ -98,7 +106,8 @@ pub async fn run_with_listener(
     let gap_fillers = fill_gaps(&ctx, &prepared).await;
     confirm_inclusion(&ctx, followers, injected.interrupted, &mut shutdown).await;
     let _ = stop_progress.send(true);
-    let points = progress.await.unwrap_or_default();
+    let series = progress.await.unwrap_or_default();
+    let points = series.points;
     let account_nonces = account_nonces(&ctx, &prepared).await;
 
     let report = crate::report::build(crate::report::Inputs {
@@ -112,7 +121,15 @@ pub async fn run_with_listener(
         contracts: ctx.contracts.clone(),
         points: &points,
     });
-    let outcome = finish(&cfg, Report { gap_fillers, ..report }, &points);
+    let histograms = crate::histograms::from_state(&rec.lock(), series.intervals);
+    let report = Report {
+        gap_fillers,
+        run_id: cfg.run_id.clone(),
+        shard: iotex_shared::report::ShardInfo { index: cfg.shard.index, count: cfg.shard.count },
+        histograms: Some(histograms),
+        ..report
+    };
+    let outcome = finish(&cfg, report, &points);
     metrics_server.stop().await;
     outcome
 }

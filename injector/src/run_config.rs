@@ -2,7 +2,8 @@
 //!
 //! [`crate::flags`] has already typed each value on its own; what is left is what values must satisfy
 //! together, one validator per flag group: endpoints are plain-http URLs, exactly one rate profile, exactly
-//! one source of accounts (with its funding), and the `--fail-if` conditions. Nothing downstream re-checks.
+//! one source of accounts (with its funding), the `--fail-if` conditions, and a shard's share of accounts
+//! and ticks (`--shard`, [`RunConfig::into_shard`]). Nothing downstream re-checks.
 
 use crate::accounts::{self, AccountSource, Funding, parse_key};
 use crate::error::ConfigError;
@@ -10,6 +11,7 @@ use crate::flags::{AccountArgs, ActionArgs, EndpointArgs, ProgressMode, RateArgs
 use crate::mix::Mix;
 use crate::node::{Api, split_endpoint};
 use crate::schedule::{Profile, ProfileError};
+use crate::shard::{RunIdSource, Shard};
 use crate::signer::TxType;
 use crate::thresholds::Threshold;
 use alloy_primitives::{Address, U256};
@@ -77,6 +79,12 @@ pub struct RunConfig {
     pub thresholds: Vec<Threshold>,
     /// Progress output.
     pub progress: ProgressMode,
+    /// Which shard of the run this process is (`0/1` unsharded); `profile` and `keys` are already its share.
+    pub shard: Shard,
+    /// The run this process belongs to (all shards of one run share it).
+    pub run_id: String,
+    /// Where `run_id` came from.
+    pub run_id_source: RunIdSource,
 }
 
 impl RunConfig {
@@ -117,7 +125,43 @@ impl RunConfig {
             auth_token: None,
             thresholds: Vec::new(),
             progress: ProgressMode::Off,
+            shard: Shard::WHOLE,
+            run_id: crate::shard::resolve_run_id(None, None).map(|(id, _)| id).unwrap_or_default(),
+            run_id_source: RunIdSource::Random,
         })
+    }
+
+    /// Makes this config shard `shard` of itself: every `count`-th pool account and tick of the full
+    /// schedule (see [`crate::shard`]). Refuses a shard left with no account or no tick.
+    pub fn into_shard(mut self, shard: Shard) -> Result<Self, ConfigError> {
+        if shard == Shard::WHOLE {
+            return Ok(self);
+        }
+        let invalid = |reason: String| ConfigError::invalid("shard", reason);
+        if self.fund.is_some() {
+            return Err(invalid(format!(
+                "--fund-from cannot be split over {} shards: every shard would fund from the same key and their \
+                 nonces would collide; fund a mnemonic pool once, then give every shard --mnemonic with --accounts",
+                shard.count
+            )));
+        }
+        if (self.keys.len() as u64) < shard.count {
+            return Err(invalid(format!(
+                "{} pool accounts cannot be split over {} shards: give at least one account per shard \
+                 (--accounts is the whole pool; shard I takes accounts I, I+N, …)",
+                self.keys.len(),
+                shard.count
+            )));
+        }
+        self.keys = shard.slice(&self.keys);
+        self.profile = self.profile.sharded(shard);
+        if self.profile.total() == 0 {
+            return Err(invalid(format!(
+                "shard {shard} gets no tick of this profile: the whole run has fewer actions than shards"
+            )));
+        }
+        self.shard = shard;
+        Ok(self)
     }
 }
 
@@ -140,7 +184,10 @@ impl RunArgs {
             None => Vec::new(),
         };
         let (c, o) = (&self.confirm, &self.output);
-        Ok(RunConfig {
+        let job_name = std::env::var(crate::shard::JOB_NAME_ENV).ok();
+        let (run_id, run_id_source) = crate::shard::resolve_run_id(self.shard.run_id.as_deref(), job_name.as_deref())
+            .map_err(|e| ConfigError::invalid("run-id", e))?;
+        RunConfig {
             endpoints,
             apis,
             chain_id: self.endpoints.chain_id.map(|c| c.get()),
@@ -169,7 +216,11 @@ impl RunArgs {
             auth_token: self.endpoints.auth_token.clone(),
             thresholds,
             progress: o.progress,
-        })
+            shard: Shard::WHOLE,
+            run_id,
+            run_id_source,
+        }
+        .into_shard(self.shard.shard.unwrap_or_default())
     }
 }
 

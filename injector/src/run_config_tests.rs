@@ -316,3 +316,66 @@ fn a_bad_file_value_names_the_file_and_the_key() {
         assert!(!e.contains(&KEY[2..]), "a key leaked into an error: {e}");
     }
 }
+
+#[test]
+fn a_shard_takes_every_nth_account_and_tick() {
+    let m = "test test test test test test test test test test test junk";
+    let base = ["--mnemonic", m, "--accounts", "8", "--rate", "100", "--duration", "1s"];
+    let whole = run_args(&base).unwrap();
+    let mut args = base.to_vec();
+    args.extend(["--shard", "1/4", "--run-id", "soak-7"]);
+    let c = run_args(&args).unwrap();
+    assert_eq!((c.shard.to_string(), c.run_id.as_str()), ("1/4".to_owned(), "soak-7"));
+    assert_eq!(c.run_id_source, RunIdSource::Given);
+    assert_eq!(c.profile.total(), 25);
+    let addr = |k: &PrivateKeySigner| k.address();
+    assert_eq!(c.keys.iter().map(addr).collect::<Vec<_>>(), vec![addr(&whole.keys[1]), addr(&whole.keys[5])]);
+    assert_eq!(whole.shard, Shard::WHOLE);
+}
+
+#[test]
+fn shards_that_cannot_work_are_refused() {
+    let m = "test test test test test test test test test test test junk";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--mnemonic", m, "--accounts", "2", "--rate", "10", "--duration", "1s", "--shard", "0/4"],
+            "at least one account per shard",
+        ),
+        (&["--mnemonic", m, "--accounts", "4", "--rate", "2", "--duration", "1s", "--shard", "3/4"], "gets no tick"),
+        (
+            &[
+                "--fund-from",
+                KEY,
+                "--fund-amount",
+                "1",
+                "--accounts",
+                "4",
+                "--rate",
+                "10",
+                "--duration",
+                "1s",
+                "--shard",
+                "0/2",
+            ],
+            "fund",
+        ),
+        (&["--key", KEY, "--rate", "10", "--duration", "1s", "--shard", "2/2"], "below N"),
+        (&["--key", KEY, "--rate", "10", "--duration", "1s", "--shard", "x"], "I/N"),
+        (&["--key", KEY, "--rate", "10", "--duration", "1s", "--run-id", "a b"], "run id"),
+    ];
+    for (args, want) in cases {
+        let e = run_args(args).unwrap_err().to_string();
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}
+
+#[test]
+fn the_run_id_and_shard_come_from_the_environment_too() {
+    let env = [("IOTEX_INJECTOR_SHARD", "1/2"), ("JOB_NAME", "load-from-job")];
+    if !in_child_with_env("the_run_id_and_shard_come_from_the_environment_too", &env) {
+        return;
+    }
+    let c = run_args(&["--key", KEY, "--key", KEY, "--rate", "10", "--duration", "1s"]).unwrap();
+    assert_eq!(c.shard, Shard { index: 1, count: 2 });
+    assert_eq!((c.run_id.as_str(), c.run_id_source), ("load-from-job", RunIdSource::JobName));
+}

@@ -3,7 +3,12 @@
 //! Tick `k` (0-based) is due at the moment the profile's cumulative count reaches `k`, counted from the
 //! run's start, whatever the responses do (open model). A profile of rate `R` over `D` seconds emits exactly
 //! `ceil(R·D)` ticks; a ramp or step profile emits the integral of its rate.
+//!
+//! A sharded profile ([`Profile::sharded`], `--shard I/N`) keeps the full-rate profile and emits only its
+//! ticks `I, I+N, I+2N, …`, at the full schedule's times: N shards together send exactly the one-process
+//! schedule (same times, not merely the same rate), and each reports rates of 1/N of the profile.
 
+use crate::shard::Shard;
 use std::time::Duration;
 
 /// A step-profile or rate string that could not be read.
@@ -61,7 +66,10 @@ impl Segment {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     segments: Vec<Segment>,
+    /// Ticks of the full-rate profile (all shards together).
     total: u64,
+    /// Which of the full profile's ticks this one emits.
+    shard: Shard,
 }
 
 fn check_rate(r: f64) -> Result<f64, ProfileError> {
@@ -89,7 +97,7 @@ impl Profile {
         }
         // Tolerate float dust so that 100/s × 3 s is exactly 300 ticks, not 301.
         let total = (n0 - 1e-9).ceil().max(0.0) as u64;
-        Ok(Profile { segments, total })
+        Ok(Profile { segments, total, shard: Shard::WHOLE })
     }
 
     /// Constant rate for a duration.
@@ -124,14 +132,27 @@ impl Profile {
         self.segments.iter().position(|s| t >= s.start && t < s.start + s.len)
     }
 
-    /// Each segment as (rate at start, rate at end, start second, length in seconds).
-    pub fn segments(&self) -> Vec<(f64, f64, f64, f64)> {
-        self.segments.iter().map(|s| (s.r0, s.r1, s.start, s.len)).collect()
+    /// This profile as shard `shard` of the full-rate one: ticks `index, index + count, …` of the full
+    /// schedule, at the full schedule's times (the full profile's own shard is replaced, not nested).
+    pub fn sharded(self, shard: Shard) -> Profile {
+        Profile { shard, ..self }
     }
 
-    /// How many ticks the whole profile emits.
+    /// The shard this profile emits (`0/1` when unsharded).
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    /// Each segment as (rate at start, rate at end, start second, length in seconds); rates are this
+    /// shard's share (1/N of the full profile's).
+    pub fn segments(&self) -> Vec<(f64, f64, f64, f64)> {
+        let n = self.shard.count as f64;
+        self.segments.iter().map(|s| (s.r0 / n, s.r1 / n, s.start, s.len)).collect()
+    }
+
+    /// How many ticks this profile (this shard of it) emits.
     pub fn total(&self) -> u64 {
-        self.total
+        self.shard.share(self.total)
     }
 
     /// How long the profile lasts.
@@ -140,19 +161,19 @@ impl Profile {
         Duration::from_secs_f64(last)
     }
 
-    /// The offered rate at `t` (actions/s).
+    /// The offered rate at `t` (actions/s), this shard's share.
     pub fn rate_at(&self, t: Duration) -> f64 {
         let t = t.as_secs_f64();
         for s in &self.segments {
             if t < s.start + s.len {
                 let tau = (t - s.start).max(0.0);
-                return s.r0 + (s.r1 - s.r0) * tau / s.len;
+                return (s.r0 + (s.r1 - s.r0) * tau / s.len) / self.shard.count as f64;
             }
         }
         0.0
     }
 
-    /// Ticks due by `t` (the cumulative integral of the rate), as a float.
+    /// Ticks of the full profile (all shards) due by `t` (the cumulative integral of the rate), as a float.
     pub fn count_at(&self, t: Duration) -> f64 {
         let t = t.as_secs_f64();
         let mut n = 0.0;
@@ -169,11 +190,18 @@ impl Profile {
     /// The mean offered rate over the profile.
     pub fn mean_rate(&self) -> f64 {
         let d = self.duration().as_secs_f64();
-        if d > 0.0 { self.total as f64 / d } else { 0.0 }
+        if d > 0.0 { self.total() as f64 / d } else { 0.0 }
     }
 
-    /// The offset from start at which tick `k` is due; `None` past the end.
+    /// The offset from start at which this shard's tick `k` is due (tick `index + k·count` of the full
+    /// profile); `None` past the end.
     pub fn time_of(&self, k: u64) -> Option<Duration> {
+        let full = k.checked_mul(self.shard.count)?.checked_add(self.shard.index)?;
+        self.full_time_of(full)
+    }
+
+    /// The offset at which tick `k` of the full-rate profile is due.
+    fn full_time_of(&self, k: u64) -> Option<Duration> {
         if k >= self.total {
             return None;
         }
@@ -219,89 +247,5 @@ impl Iterator for Ticks {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn step_at_names_the_segment_a_second_falls_in() {
-        let p = Profile::steps("10@2s,20@3s").unwrap();
-        let at = |s: f64| p.step_at(Duration::from_secs_f64(s));
-        assert_eq!((at(0.0), at(1.99), at(2.0), at(4.99), at(5.0)), (Some(0), Some(0), Some(1), Some(1), None));
-        assert_eq!(p.segments(), vec![(10.0, 10.0, 0.0, 2.0), (20.0, 20.0, 2.0, 3.0)]);
-    }
-    use proptest::prelude::*;
-
-    #[test]
-    fn constant_rate_emits_rate_times_duration_evenly() {
-        let p = Profile::constant(100.0, Duration::from_secs(3)).unwrap();
-        assert_eq!(p.total(), 300);
-        let ticks: Vec<_> = Ticks::new(p).collect();
-        assert_eq!(ticks.len(), 300);
-        assert_eq!(ticks[0].due, Duration::ZERO);
-        assert_eq!(ticks[1].due, Duration::from_millis(10));
-        assert!(ticks[299].due < Duration::from_secs(3));
-    }
-
-    #[test]
-    fn fractional_rates_are_allowed() {
-        let p = Profile::constant(0.5, Duration::from_secs(10)).unwrap();
-        assert_eq!(p.total(), 5);
-        assert_eq!(p.time_of(1), Some(Duration::from_secs(2)));
-    }
-
-    #[test]
-    fn ramp_emits_its_integral_and_speeds_up() {
-        let p = Profile::ramp(0.0, 100.0, Duration::from_secs(10)).unwrap();
-        assert_eq!(p.total(), 500);
-        let t: Vec<_> = Ticks::new(p.clone()).map(|t| t.due).collect();
-        assert!(t.windows(2).all(|w| w[0] <= w[1]));
-        // Gaps shrink as the rate rises.
-        assert!(t[10] - t[9] > t[490] - t[489]);
-        assert!((p.rate_at(Duration::from_secs(5)) - 50.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn steps_parse_and_chain() {
-        let p = Profile::steps("100@1s, 200@500ms,400@1s").unwrap();
-        assert_eq!(p.total(), 100 + 100 + 400);
-        assert_eq!(p.duration(), Duration::from_millis(2500));
-        assert_eq!(p.time_of(100), Some(Duration::from_secs(1)));
-        assert_eq!(p.time_of(201), Some(Duration::from_secs_f64(1.5 + 1.0 / 400.0)));
-        assert_eq!(p.rate_at(Duration::from_millis(1200)), 200.0);
-    }
-
-    #[test]
-    fn malformed_steps_are_refused_with_the_form() {
-        for bad in ["", "100", "100@", "@1s", "x@1s", "100@5", "-1@1s", "100@0s", "100@1s,,", "inf@1s", "NaN@1s"] {
-            let e = Profile::steps(bad).unwrap_err().to_string();
-            assert!(e.contains("RATE@DURATION") || e.contains("write it like") || e.contains("finite"), "{bad}: {e}");
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn a_constant_schedule_emits_rate_times_duration_ticks(rate in 0.1f64..5000.0, ms in 100u64..20_000) {
-            let d = Duration::from_millis(ms);
-            let p = Profile::constant(rate, d).unwrap();
-            let want = (rate * d.as_secs_f64() - 1e-9).ceil() as u64;
-            prop_assert_eq!(p.total(), want);
-            let mut last = Duration::ZERO;
-            let mut n = 0u64;
-            for t in Ticks::new(p) {
-                prop_assert!(t.due >= last && t.due <= d);
-                last = t.due;
-                n += 1;
-            }
-            prop_assert_eq!(n, want);
-        }
-
-        #[test]
-        fn step_schedules_are_monotonic_and_complete(a in 1.0f64..500.0, b in 1.0f64..500.0) {
-            let p = Profile::steps(&format!("{a}@1s,{b}@2s")).unwrap();
-            let n = Ticks::new(p.clone()).count() as u64;
-            prop_assert_eq!(n, p.total());
-            let t: Vec<_> = Ticks::new(p).map(|t| t.due).collect();
-            prop_assert!(t.windows(2).all(|w| w[0] <= w[1]));
-        }
-    }
-}
+#[path = "schedule_tests.rs"]
+mod tests;

@@ -177,4 +177,93 @@ pub struct Report {
     /// observed during the step's seconds (an inclusion late in one step can land in the next).
     #[serde(default)]
     pub steps: Vec<StepReport>,
+    /// Extra: the run this report belongs to (`--run-id`); every shard of one run has the same id.
+    #[serde(default)]
+    pub run_id: String,
+    /// Extra: which shard of the run wrote this report (`--shard I/N`; `0/1` unsharded).
+    #[serde(default)]
+    pub shard: ShardInfo,
+    /// Extra: the run's latency histograms, lossless, so reports of shards merge into exact percentiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<Histograms>,
+    /// Extra, merged reports only: what was merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergedFrom>,
+}
+
+/// A shard of a run: `index` of `count`, 0-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// This shard, `0..count`.
+    pub index: u64,
+    /// Shards in the run.
+    pub count: u64,
+}
+
+impl Default for ShardInfo {
+    fn default() -> Self {
+        ShardInfo { index: 0, count: 1 }
+    }
+}
+
+/// Every HdrHistogram of a run, each in HdrHistogram's V2 encoding (deflate-compressed, cookie
+/// `0x1c849314`), base64 (standard alphabet, padded); values in microseconds, 1 µs to 1 h, 3 significant
+/// digits. Adding histograms is exact, so merged percentiles equal those of one histogram of all samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// Intended send → answer, whole run (the histogram behind `submit_latency_ms`).
+    pub submit: String,
+    /// Intended send → seen in a block (behind `inclusion_latency_ms`).
+    pub inclusion: String,
+    /// Intended → actual send (behind `send_lag_ms`).
+    pub send_lag: String,
+    /// Per endpoint, in `per_endpoint` order.
+    pub per_endpoint: Vec<LatencyHistograms>,
+    /// Per profile step, in `steps` order.
+    pub steps: Vec<LatencyHistograms>,
+    /// The run second by second (the histogram log's intervals, with their counts).
+    pub intervals: Vec<IntervalHistograms>,
+}
+
+/// Submit and inclusion histograms of one part of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyHistograms {
+    /// Submit latency.
+    pub submit: String,
+    /// Inclusion latency.
+    pub inclusion: String,
+}
+
+/// One interval (about a second) of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntervalHistograms {
+    /// Seconds from the run's start (`started_at_unix_s`) to the interval's end.
+    pub t: f64,
+    /// The interval's length in seconds.
+    pub secs: f64,
+    /// Offered rate at its midpoint (actions/s).
+    pub offered: f64,
+    /// Actions first sent in it.
+    pub sent: u64,
+    /// Acceptances in it.
+    pub accepted: u64,
+    /// Inclusions seen in it.
+    pub included: u64,
+    /// Submit latencies answered in it.
+    pub submit: String,
+    /// Inclusion latencies seen in it.
+    pub inclusion: String,
+}
+
+/// What a merged report (`iotex-injector merge`) was made from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MergedFrom {
+    /// Shards in the run.
+    pub shard_count: u64,
+    /// The shard indexes merged, ascending (all of `0..shard_count` unless `--allow-missing`).
+    pub shards: Vec<u64>,
+    /// Shard indexes whose reports were not given (empty unless `--allow-missing`).
+    pub missing: Vec<u64>,
+    /// Latest shard start − earliest (seconds): how far apart the shards' schedules began.
+    pub start_skew_s: f64,
 }

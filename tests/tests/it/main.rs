@@ -31,6 +31,7 @@ mod injector_cli;
 mod injector_faults;
 mod injector_lands;
 mod injector_native_wire;
+mod injector_shards;
 mod injector_stall;
 mod iotex_cluster;
 mod iotex_gateway;
