@@ -486,6 +486,8 @@ def cross_checks(chart: Chart, readme: Path) -> None:
     check("a finished injector Job is kept (no TTL): a deleted one would be recreated, and rerun, by the next upgrade",
           "ttlSecondsAfterFinished" not in chart.render("testing", 21, "--set", "injector.job.enabled=true").all("Job")[0]["spec"])
 
+    shard_checks(chart)
+
     # the boot node's claim goes with the release only when the values ask for it
     pol = chart.render("testing", 21, "--set", "bootnode.storage.deleteOnUninstall=true").sts("bootnode")["spec"]
     check("bootnode.storage.deleteOnUninstall=true deletes the claim with the release (and still keeps it on scale-down)",
@@ -587,6 +589,119 @@ def cross_checks(chart: Chart, readme: Path) -> None:
           combos == {(e, str(s)) for e in ENVS for s in SIZES} and len(cmds) == 6, sorted(combos))
     check("README install commands name values files that exist",
           all((chart.chart / f).is_file() for _, a, b in cmds for f in (a, b)))
+
+
+def shard_checks(chart: Chart) -> None:
+    """injector.shards: the Indexed Job, its index wiring, the S3 upload, the merge Job and its monitoring."""
+    on = ("--set", "injector.job.enabled=true")
+    r = chart.render("testing", 21, *on, "--set", "injector.shards=4", "--set", "injector.run.rate=400")
+    jobs = {j["metadata"]["name"]: j for j in r.all("Job") if "injector" in j["metadata"]["name"]}
+    shard_jobs = [j for j in jobs.values() if j["spec"].get("completionMode") == "Indexed"]
+    check("injector.shards=4: one Indexed Job with completions = parallelism = 4, plus its merge Job",
+          len(shard_jobs) == 1 and shard_jobs[0]["spec"]["completions"] == 4 and shard_jobs[0]["spec"]["parallelism"] == 4
+          and set(jobs) == {shard_jobs[0]["metadata"]["name"], shard_jobs[0]["metadata"]["name"] + "-merge"}, sorted(jobs))
+    if not shard_jobs:
+        return
+    sj = shard_jobs[0]
+    name = sj["metadata"]["name"]
+    spec = sj["spec"]["template"]["spec"]
+    inj = next((c for c in spec.get("initContainers", []) if c["name"] == "iotex-injector"), None)
+    up = next((c for c in spec.get("containers", []) if c["name"] == "upload"), None)
+    check("a shard pod runs the injector first (init container), then the upload container",
+          inj is not None and up is not None and [c["name"] for c in spec["containers"]] == ["upload"], spec.keys())
+    if inj is None or up is None:
+        return
+    env = {e["name"]: e for e in inj["env"]}
+    field = lambda e: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    check("the completion index becomes --shard=<index>/4 (from the pod's job-completion-index annotation)",
+          "--shard=$(IOTEX_INJECTOR_SHARD_INDEX)/4" in inj["args"]
+          and field(env.get("IOTEX_INJECTOR_SHARD_INDEX", {})) == "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+          (inj["args"], env.get("IOTEX_INJECTOR_SHARD_INDEX")))
+    check("every shard gets the run's total --rate (the injector takes 1/N) and writes report and histogram log",
+          "--rate=400" in inj["args"] and "--report=/reports/report.json" in inj["args"]
+          and "--histogram-log=/reports/histogram.hlog" in inj["args"], inj["args"])
+    check("all shards share one run id: IOTEX_INJECTOR_RUN_ID is the Job's name (label job-name)",
+          field(env.get("IOTEX_INJECTOR_RUN_ID", {})) == "metadata.labels['job-name']", env.get("IOTEX_INJECTOR_RUN_ID"))
+    uenv = {e["name"]: e for e in up["env"]}
+    backup = next(c for c in containers(r.one("CronJob", "testing-backup")["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+                  if c["name"] == "backup")
+    s3 = lambda c: {e["name"]: e for e in c["env"] if e["name"].startswith(("RCLONE_CONFIG", "S3_REMOTE"))}
+    check("each shard uploads with the backup's S3 bucket, endpoint and credentials Secret (same env as the backup)",
+          s3(up) == s3(backup) and up["command"][-1] == "upload-shard" and up["image"] == backup["image"], (s3(up), s3(backup)))
+    check("the upload reads the index and run id the injector used",
+          uenv.get("SHARD_INDEX", {}).get("value") == "$(IOTEX_INJECTOR_SHARD_INDEX)"
+          and uenv.get("RUN_ID", {}).get("value") == "$(IOTEX_INJECTOR_RUN_ID)" and field(uenv["IOTEX_INJECTOR_RUN_ID"]) == field(env["IOTEX_INJECTOR_RUN_ID"])
+          and {"name": "reports", "mountPath": "/reports", "readOnly": True} in up["volumeMounts"], uenv)
+    check("shard pods carry the injector's labels (RPC client, NetworkPolicy, selectors) and iotex.io/injector-shards",
+          selects(r.one("NetworkPolicy", "testing-injector")["spec"]["podSelector"]["matchLabels"], sj["spec"]["template"]["metadata"]["labels"])
+          and sj["spec"]["template"]["metadata"]["labels"].get("iotex.io/rpc-client") == "true"
+          and sj["spec"]["template"]["metadata"]["labels"].get("iotex.io/injector-shards") == "4")
+
+    mj = jobs.get(name + "-merge", {"spec": {"template": {"spec": {}}}})
+    mspec = mj["spec"]["template"]["spec"]
+    order = [(c["name"], c.get("args", c.get("command"))[0 if c.get("args") else -1]) for c in containers(mspec)]
+    check("the merge Job waits for the shard Job, downloads, runs `iotex-injector merge`, then uploads",
+          order == [("wait-shards", "wait"), ("download", "download"), ("merge", "merge"), ("upload", "upload-merged")], order)
+    merge = next((c for c in containers(mspec) if c["name"] == "merge"), {"args": []})
+    check("merge gets every shard's report (0..3) and writes the merged report, histogram log and plot",
+          merge["args"][1:4] == ["--out=/results/merged/report.json", "--histogram-log=/results/merged/histogram.hlog",
+                                 "--plot=/results/merged/latency.svg"]
+          and merge["args"][4:] == [f"/results/shards/{i}/report.json" for i in range(4)], merge["args"])
+    menv = lambda n: {e["name"]: e.get("value") for e in next(c for c in containers(mspec) if c["name"] == n)["env"]}
+    check("the merge Job waits on this run's shard Job and reads this run's S3 folder",
+          menv("wait-shards").get("SHARD_JOB") == name and menv("wait-shards").get("SHARDS") == "4"
+          and menv("download").get("RUN_ID") == name and menv("upload").get("RUN_ID") == name
+          and menv("download").get("S3_REMOTE") == uenv["S3_REMOTE"]["value"], (menv("wait-shards"), menv("download")))
+    role = r.one("Role", "testing-injector-merge")
+    check("the merge Job's ServiceAccount may only get its shard Job",
+          mspec.get("serviceAccountName") == "testing-injector-merge"
+          and role["rules"] == [{"apiGroups": ["batch"], "resources": ["jobs"], "resourceNames": [name], "verbs": ["get"]}], role["rules"])
+    check("merge Job: bounded by activeDeadlineSeconds (waiting included)", mj["spec"].get("activeDeadlineSeconds") == 86400)
+    scripts = r.one("ConfigMap", "testing-injector-scripts")["data"]
+    check("loadtest-results.sh ConfigMap carries files/scripts verbatim",
+          scripts.get("loadtest-results.sh") == (chart.chart / "files/scripts/loadtest-results.sh").read_text())
+
+    pm = r.all("PodMonitor")
+    pod_labels = sj["spec"]["template"]["metadata"]["labels"]
+    check("a PodMonitor scrapes the shard pods' metrics port, labelling component=injector, shard and shards",
+          len(pm) == 1 and selects(pm[0]["spec"]["selector"]["matchLabels"], pod_labels)
+          and pm[0]["spec"]["selector"]["matchExpressions"] == [{"key": "iotex.io/injector-shards", "operator": "Exists"}]
+          and pm[0]["spec"]["podMetricsEndpoints"][0]["port"] in [p["name"] for p in inj["ports"]]
+          and {x.get("targetLabel") for x in pm[0]["spec"]["podMetricsEndpoints"][0]["relabelings"]} >= {"component", "shard", "shards"}
+          and pm[0]["metadata"]["labels"].get("release") == "kube-prometheus-stack", pm)
+    sm = r.one("ServiceMonitor", "testing-injector")["spec"]["endpoints"][0]["relabelings"]
+    check("the injector ServiceMonitor drops shard pods (no double scrape through the metrics Service)",
+          {"action": "drop", "sourceLabels": ["__meta_kubernetes_pod_label_iotex_io_injector_shards"], "regex": ".+"} in sm, sm)
+    dash = json.loads((chart.chart / "files/dashboards/injector.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] if p["title"].startswith("Sharded run") for t in p["targets"]]
+    check("the injector dashboard sums the shards live (sum over shard!=\"\" series, and per shard)",
+          any(e.startswith("sum(rate(iotex_injector_accepted_total{") and 'shard!=""' in e for e in exprs)
+          and any(e.startswith("sum by (shard)") for e in exprs), exprs)
+
+    # run id from values; unchanged single-injector rendering when shards is 1
+    rid = chart.render("testing", 21, *on, "--set", "injector.shards=2", "--set", "injector.runId=soak-2026-01")
+    sj2 = next(j for j in rid.all("Job") if j["spec"].get("completionMode") == "Indexed")
+    e2 = {e["name"]: e for e in sj2["spec"]["template"]["spec"]["initContainers"][0]["env"]}
+    m2 = next(j for j in rid.all("Job") if j["metadata"]["name"].endswith("-merge"))
+    check("injector.runId, when set, is every shard's run id and the merge Job's S3 folder",
+          e2["IOTEX_INJECTOR_RUN_ID"].get("value") == "soak-2026-01"
+          and all({"name": "RUN_ID", "value": "soak-2026-01"} in c["env"] for c in containers(m2["spec"]["template"]["spec"]) if c["name"] in ("download", "upload")))
+    # (Secrets aside: the p2p Secret's keys are random at each render)
+    docs = lambda *a: [d for d in chart.render("testing", 21, *on, *a).docs if d["kind"] != "Secret"]
+    check("injector.shards=1 renders exactly today's single-pod injector Job (values are contracts)",
+          docs("--set", "injector.shards=1") == docs() and not chart.render("testing", 21, *on).all("PodMonitor"))
+    n = lambda *a: sorted(j["metadata"]["name"] for j in chart.render("testing", 21, *on, "--set", "injector.shards=4", *a).all("Job"))
+    check("the sharded run's Jobs keep their names across unrelated upgrades and change with the run",
+          n("--set", "gateway.config.max-lag-blocks=3") == n() and n("--set", "injector.run.rate=500") != n())
+    for what, extra, needle in [
+        ("--fail-if on shards (a shard's percentiles are not the run's)", ["--set-string", "injector.run.failIf=error_rate>0.01"], "not the run's"),
+        ("fewer accounts than shards", ["--set", "injector.run.accounts=3"], "every shard needs its own accounts"),
+        ("one key split over shards", ["--set", "injector.keyMode=key"], "cannot be split"),
+        ("shards=0 (schema)", ["--set", "injector.shards=0"], "shards"),
+        ("a run id that is not a plain name (schema)", ["--set", "injector.runId=../x"], "runId"),
+    ]:
+        p = chart.run("testing", 21, *on, "--set", "injector.shards=4", *extra)
+        check(f"a sharded run refuses {what}", p.returncode != 0 and needle in p.stderr, p.stderr[:300])
 
 
 def main() -> int:

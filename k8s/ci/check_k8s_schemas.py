@@ -10,7 +10,7 @@ import kubernetes_validate
 import yaml
 
 VERSIONS = ["1.25.0", "1.30.0", "1.33.0"]
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 
 
 def main(files):

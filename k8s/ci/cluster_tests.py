@@ -476,6 +476,85 @@ def refusals(r: Release, revision):
     check(f"{t} refused upgrades leave the release as it was (no new revision)", last == revision, (last, revision))
 
 
+def sa_kubeconfig(r: Release, sa: str, where: Path) -> Path:
+    """A kubeconfig holding a token of ServiceAccount `sa`: a script run with it has exactly that RBAC."""
+    token = kubectl("create", "token", sa, "--duration=1h", ns=r.ns).strip()
+    cluster = json.loads(kubectl("config", "view", "--raw", "--minify", "-o", "json"))["clusters"][0]["cluster"]
+    path = where / f"kubeconfig-{sa}"
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": cluster}], "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": r.ns}}]}))
+    return path
+
+
+def sharded_run(r: Release):
+    """injector.shards=4: the Indexed Job's pods get indexes 0..3, and the merge Job's `wait` (the chart's
+    loadtest-results.sh, run here with the merge ServiceAccount's token as its init container would) returns
+    only once the shard Job is Complete. Shard and merge pods stay Running until the test ends them."""
+    t = r.tag
+    p = r.install_or_upgrade("upgrade", "--set", "injector.job.enabled=true", "--set", "gateway.config.max-lag-blocks=7",
+                             "--set", "injector.shards=4")
+    check(f"{t} helm upgrade with injector.shards=4 succeeds", p.returncode == 0, p.stderr)
+    sel = f"app.kubernetes.io/instance={r.rel},iotex.io/injector-role=shards"
+    job = wait_until("the shard Job", lambda: items("jobs", r.ns, sel), 60)[0]
+    name = job["metadata"]["name"]
+    check(f"{t} the API keeps the shard Job Indexed with completions = parallelism = 4",
+          job["spec"].get("completionMode") == "Indexed" and job["spec"]["completions"] == 4 and job["spec"]["parallelism"] == 4, job["spec"])
+    running = lambda sel_: [x for x in r.pods(sel_) if x["status"].get("phase") == "Running"]
+    pods = wait_until("4 Running shard pods", lambda: (lambda ps: ps if len(ps) == 4 else None)(running(f"job-name={name}")), 120)
+    idx = {x["metadata"]["annotations"].get("batch.kubernetes.io/job-completion-index"): x for x in pods}
+    check(f"{t} the Job controller created 4 shard pods with completion indexes 0..3 (hostname <job>-<index>)",
+          sorted(idx) == ["0", "1", "2", "3"] and all(x["spec"].get("hostname") == f"{name}-{i}" for i, x in idx.items()),
+          {i: x["spec"].get("hostname") for i, x in idx.items()})
+    inj = pods[0]["spec"]["initContainers"][0]
+    check(f"{t} each shard pod runs the injector with --shard=$(IOTEX_INJECTOR_SHARD_INDEX)/4, the index read from its annotation",
+          "--shard=$(IOTEX_INJECTOR_SHARD_INDEX)/4" in inj["args"]
+          and any(e["name"] == "IOTEX_INJECTOR_SHARD_INDEX" and "job-completion-index" in e["valueFrom"]["fieldRef"]["fieldPath"] for e in inj["env"]),
+          inj["args"])
+    merge_sel = f"job-name={name}-merge"
+    merge_pod = wait_until("the merge pod Running", lambda: (running(merge_sel) or [None])[0], 120)
+    check(f"{t} the merge Job's pod is admitted (restricted) and waits beside the shards", bool(merge_pod))
+
+    work = Path(tempfile.mkdtemp(prefix="merge-", dir=r.work))
+    script = work / "loadtest-results.sh"
+    script.write_text(kjson("configmap", f"{r.rel}-injector-scripts", ns=r.ns)["data"]["loadtest-results.sh"])
+    kc = sa_kubeconfig(r, f"{r.rel}-injector-merge", work)
+    sh = [shutil.which("busybox"), "sh"] if shutil.which("busybox") else ["sh"]
+    wait = lambda timeout: run(*sh, script, "wait", timeout=120, env={
+        "PATH": os.environ["PATH"], "KUBECONFIG": str(kc), "HOME": str(work), "TMPDIR": str(work),
+        "SHARD_JOB": name, "SHARDS": "4", "POLL_SECONDS": "1", "WAIT_TIMEOUT": str(timeout)})
+    early = wait(2)
+    check(f"{t} while the shards run, the merge Job's wait (its own token, get on the shard Job) keeps waiting",
+          early.returncode == 1 and "0 of 4 shards" in early.stderr and "gave up" in early.stderr, early.stderr)
+    can = lambda verb, what: run("kubectl", "auth", "can-i", verb, what, "-n", r.ns,
+                                 f"--as=system:serviceaccount:{r.ns}:{r.rel}-injector-merge").stdout.strip()
+    check(f"{t} the merge ServiceAccount may get its shard Job and nothing else (no list, no other Job, no pods)",
+          can("get", f"jobs/{name}") == "yes" and can("list", "jobs") == "no" and can("get", "jobs/other") == "no"
+          and can("get", "pods") == "no", (can("get", f"jobs/{name}"), can("list", "jobs")))
+    for x in pods:
+        kubectl("annotate", "pod", x["metadata"]["name"], "ci.iotex.io/exit-code=0", ns=r.ns)
+    done = lambda: (lambda j: j if "Complete" in {c["type"] for c in j["status"].get("conditions") or [] if c["status"] == "True"} else None)(
+        kjson("job", name, ns=r.ns))
+    shard_job = wait_until("the shard Job Complete", done, 120)
+    check(f"{t} the 4 shards finish: the shard Job is Complete with 4 succeeded (one per index)",
+          shard_job["status"].get("succeeded") == 4 and shard_job["status"].get("completedIndexes") == "0-3", shard_job["status"])
+    check(f"{t} the merge pod was still waiting when the last shard finished",
+          kjson("pod", merge_pod["metadata"]["name"], ns=r.ns)["status"].get("phase") == "Running")
+    late = wait(30)
+    check(f"{t} once the shard Job is Complete, the merge Job's wait returns 0", late.returncode == 0 and "all 4 shards" in late.stderr, late.stderr)
+    kubectl("annotate", "pod", merge_pod["metadata"]["name"], "ci.iotex.io/exit-code=0", ns=r.ns)
+    mdone = lambda: (lambda j: j if "Complete" in {c["type"] for c in j["status"].get("conditions") or [] if c["status"] == "True"} else None)(
+        kjson("job", f"{name}-merge", ns=r.ns))
+    mj = wait_until("the merge Job Complete", mdone, 120)
+    check(f"{t} the merge Job completes after the shard Job (completionTime order)",
+          mj["status"].get("completionTime", "") >= shard_job["status"].get("completionTime", "~"),
+          (mj["status"].get("completionTime"), shard_job["status"].get("completionTime")))
+    monitors = items("podmonitors.monitoring.coreos.com", r.ns)
+    check(f"{t} the shards' PodMonitor is accepted by the real prometheus-operator CRD",
+          [m["metadata"]["name"] for m in monitors] == [f"{r.rel}-injector-shards"], monitors)
+
+
 def storage_growth(r: Release):
     """The procedure the refusal message gives for growing the boot node's volume, followed step by step."""
     t = r.tag
@@ -529,6 +608,7 @@ def case(env, size, work, deep=False, extra=()):
             backup_killed(r, b, "oom")
             rev = upgrades(r)
             refusals(r, rev)
+            sharded_run(r)
         if env == "production":
             storage_growth(r)
         uninstall(r, expect_pvc="bootnode.storage.deleteOnUninstall=true" not in extra)

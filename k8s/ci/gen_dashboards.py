@@ -88,6 +88,7 @@ gateway = dashboard("iotex-gateway", "IoTeX gateway", [
         (f'sum by (reason) (rate({G("iotex_gateway_retries_total")}[$__rate_interval]))', "retry {{reason}}")], "reqps"),
 ], "JSON-RPC traffic, latency and upstream health as the iotex-gateway sees them.")
 I = lambda m, extra="": f"{m}{sel('injector', extra)}"
+S = 'shard!=""'  # series of a sharded run's pods (PodMonitor relabeling)
 injector = dashboard("iotex-injector", "IoTeX injector", [
     ("Offered (target) actions/s", "stat", [(f'sum({I("iotex_injector_target_rate")})', "target")], "ops"),
     ("Accepted actions/s", "stat", [(f'sum(rate({I("iotex_injector_accepted_total")}[$__rate_interval]))', "accepted")], "ops"),
@@ -110,6 +111,15 @@ injector = dashboard("iotex-injector", "IoTeX injector", [
     ("Inclusion latency p50 / p99", "timeseries", [
         (f'histogram_quantile(0.5, sum by (le) (rate({I("iotex_injector_inclusion_latency_seconds_bucket")}[$__rate_interval])))', "p50"),
         (f'histogram_quantile(0.99, sum by (le) (rate({I("iotex_injector_inclusion_latency_seconds_bucket")}[$__rate_interval])))', "p99")], "s"),
+    # A sharded run (injector.shards > 1): the PodMonitor labels every shard's series with shard="<index>"
+    # and shards="<N>"; these sum the shards live (the exact merged percentiles come from the merge Job).
+    ("Sharded run: shards scraped", "stat", [(f'count({I("up", S)} == 1) or vector(0)', "shards up")], "none"),
+    ("Sharded run: offered and accepted actions/s, all shards", "timeseries", [
+        (f'sum({I("iotex_injector_target_rate", S)})', "offered (sum)"),
+        (f'sum(rate({I("iotex_injector_accepted_total", S)}[$__rate_interval]))', "accepted (sum)"),
+        (f'sum(rate({I("iotex_injector_included_total", S)}[$__rate_interval]))', "included (sum)")], "ops"),
+    ("Sharded run: accepted actions/s per shard", "timeseries",
+     [(f'sum by (shard) (rate({I("iotex_injector_accepted_total", S)}[$__rate_interval]))', "shard {{shard}}")], "ops"),
 ], "What the load injector offers, what the cluster accepts and includes, and how long it takes.")
 d = sys.argv[1]
 for name, dash in (("cluster-overview", cluster), ("gateway", gateway), ("injector", injector)):

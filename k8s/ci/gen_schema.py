@@ -110,6 +110,9 @@ schema = {
       "fundAmount": S(pattern="^[0-9]*$"), "metricsPort": I(minimum=1, maximum=65535),
       "job": OBJ({"enabled": B, "backoffLimit": I(minimum=0), "ttlSecondsAfterFinished": I(minimum=0, description="0 = keep the finished Job")}, extra=False),
       "soak": OBJ({"enabled": B, "schedule": S(), "rate": {"type": "number", "exclusiveMinimum": 0}, "duration": DUR}, extra=False),
+      "shards": I(minimum=1, maximum=1000, description="> 1: the injector Job becomes an Indexed Job of this many shards plus a merge Job"),
+      "runId": S(pattern="^$|^[a-z0-9][a-z0-9._-]{0,62}$", description='run id of a sharded run and its S3 folder; "" = the shard Job\'s name'),
+      "merge": OBJ({"activeDeadlineSeconds": I(minimum=60), "pollSeconds": I(minimum=1, maximum=600), "resources": RES}, extra=False),
       "resources": RES,
     }, extra=False),
     "monitoring": OBJ({

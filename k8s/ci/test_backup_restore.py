@@ -23,7 +23,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 SCRIPTS = Path(__file__).resolve().parent.parent / "iotex" / "files" / "scripts"
 BUSYBOX_APPLETS = ["sh", "tar", "gzip", "sha256sum", "tee", "wc", "head", "sort", "cut", "tr", "find",
                    "mkfifo", "mktemp", "date", "grep", "cat", "rm", "mkdir", "mv", "ls", "sleep", "printf",
-                   "echo", "touch", "gunzip"]
+                   "echo", "touch", "gunzip", "sed", "basename"]
 results = []
 
 
@@ -264,6 +264,8 @@ def main():
         status.write_text("0\n")
         r = env.run("bootnode-scale.sh", "start", **scale_env, STATUS_FILE=status)
         check("start after a good backup exits 0", r.returncode == 0, r.stderr)
+
+        loadtest_results(env, root)
     except Exception:  # a crash in the middle is a failure, not a silent stop
         check("test run completed without an exception", False, traceback.format_exc())
     finally:
@@ -273,6 +275,92 @@ def main():
     failed = sum(1 for _, ok in results if not ok)
     print(f"backup/restore: {len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def loadtest_results(env: Env, root: Path):
+    """loadtest-results.sh, the S3 side of a sharded load run (injector.shards), against the same moto
+    bucket: 4 shards upload under the run id, the merge Job's download gets all 4 (and refuses a partial
+    set), its upload puts the merged files next to them; `wait` against a fake kubectl. The merge itself
+    (`iotex-injector merge`) is the injector's, tested in its crate; here a stand-in writes merged/."""
+    remote = "s3:backups/iotex/testrel"
+    run_id = "testrel-injector-0123456789"
+    base = f"{remote}/loadtests/{run_id}"
+    shards = {}
+    for i in range(4):
+        d = root / f"shard-{i}"
+        d.mkdir()
+        shards[i] = {"report.json": f'{{"shard": "{i}/4", "run_id": "{run_id}"}}\n'.encode(),
+                     "histogram.hlog": os.urandom(2000 + i)}
+        for name, blob in shards[i].items():
+            (d / name).write_bytes(blob)
+        u = env.run("loadtest-results.sh", "upload-shard", S3_REMOTE=remote, RUN_ID=run_id, SHARD_INDEX=i,
+                    RESULTS_DIR=d)
+        check(f"shard {i} uploads its report and histogram log under the run id", u.returncode == 0, u.stderr)
+    listed = sorted(env.rclone("lsf", "-R", "--files-only", f"{base}/").stdout.split())
+    check("the run's folder holds shards/<index>/report.json and histogram.hlog for the 4 shards",
+          listed == sorted(f"shards/{i}/{n}" for i in range(4) for n in ("histogram.hlog", "report.json")), listed)
+
+    work = root / "merge"
+    dl = env.run("loadtest-results.sh", "download", S3_REMOTE=remote, RUN_ID=run_id, SHARDS=4, RESULTS_DIR=work)
+    check("the merge Job's download gets every shard's files byte for byte",
+          dl.returncode == 0 and all((work / "shards" / str(i) / n).read_bytes() == b
+                                     for i in range(4) for n, b in shards[i].items()), dl.stderr)
+    short = env.run("loadtest-results.sh", "download", S3_REMOTE=remote, RUN_ID=run_id, SHARDS=6,
+                    RESULTS_DIR=root / "merge-6")
+    check("download refuses a partial set, naming the missing shards (no merge of wrong totals)",
+          short.returncode != 0 and "shard(s) 4 5 of 6" in short.stderr, short.stderr)
+    (work / "merged").mkdir()
+    merged = {"report.json": b'{"merged": true}\n', "histogram.hlog": os.urandom(5000), "latency.svg": b"<svg/>\n"}
+    for name, blob in merged.items():
+        (work / "merged" / name).write_bytes(blob)
+    um = env.run("loadtest-results.sh", "upload-merged", S3_REMOTE=remote, RUN_ID=run_id, RESULTS_DIR=work)
+    got = {n: subprocess.run([str(env.bin / "rclone"), "cat", f"{base}/merged/{n}"], env=env.base, capture_output=True,
+                             timeout=60).stdout for n in merged}
+    check("upload-merged puts the merged report, histogram log and plot under merged/", um.returncode == 0 and got == merged,
+          um.stderr)
+
+    # hostile or broken input: nothing is written outside loadtests/<run id>/, and every refusal says why
+    empty = root / "empty-shard"
+    empty.mkdir()
+    for what, args, kw, needle in [
+        ("a run id with a slash", ["upload-shard"], dict(RUN_ID="../../latest", SHARD_INDEX=0, RESULTS_DIR=root / "shard-0"), "not a plain name"),
+        ("a run id starting with a dot", ["upload-shard"], dict(RUN_ID="..", SHARD_INDEX=0, RESULTS_DIR=root / "shard-0"), "not a plain name"),
+        ("a shard index that is not a number", ["upload-shard"], dict(RUN_ID=run_id, SHARD_INDEX="1;rm", RESULTS_DIR=root / "shard-0"), "not a completion index"),
+        ("a shard without a report (its injector failed early)", ["upload-shard"], dict(RUN_ID=run_id, SHARD_INDEX=9, RESULTS_DIR=empty), "no report"),
+        ("a shard count that is not a number", ["download"], dict(RUN_ID=run_id, SHARDS="4x", RESULTS_DIR=root / "m2"), "not a positive number"),
+        ("zero shards", ["download"], dict(RUN_ID=run_id, SHARDS="0", RESULTS_DIR=root / "m3"), "not a positive number"),
+        ("a merge with no merged report", ["upload-merged"], dict(RUN_ID=run_id, RESULTS_DIR=empty), "no merged report"),
+        ("an unknown mode", ["merge-everything"], dict(RUN_ID=run_id), "usage"),
+    ]:
+        p = env.run("loadtest-results.sh", *args, S3_REMOTE=remote, **kw)
+        check(f"loadtest-results.sh refuses {what}", p.returncode != 0 and needle in p.stderr, p.stderr)
+    after = sorted(env.rclone("lsf", "-R", "--files-only", f"{remote}/").stdout.split())
+    check("refused uploads wrote nothing (only snapshots, latest and this run's folder exist)",
+          all(x.startswith(("snapshots/", "latest", f"loadtests/{run_id}/shards/", f"loadtests/{run_id}/merged/")) for x in after)
+          and not any(x.startswith(f"loadtests/{run_id}/shards/9") for x in after), after)
+
+    # wait: polls `kubectl get job` until Complete (0) or Failed (1); the states come from a file
+    states = root / "job-states"
+    fake = env.bin / "kubectl"
+    fake.write_text('#!/bin/sh\necho "$*" >>"$KUBECTL_LOG"\n'
+                    'first=$(head -n 1 "$STATES"); rest=$(sed 1d "$STATES" 2>/dev/null || tail -n +2 "$STATES")\n'
+                    '[ -n "$rest" ] && printf "%s\\n" "$rest" >"$STATES"\n'
+                    '[ "$first" = ERR ] && { echo "forbidden" >&2; exit 1; }\nprintf "%s" "$first"\n')
+    fake.chmod(0o755)
+    calls = root / "wait.calls"
+    wenv = dict(SHARD_JOB="rel-injector-0123456789", SHARDS=4, POLL_SECONDS=0, KUBECTL_LOG=calls, STATES=states)
+    states.write_text(" \n1 \nERR\n3 \n4 Complete\n")
+    w = env.run("loadtest-results.sh", "wait", **wenv)
+    log = calls.read_text().splitlines()
+    check("wait polls the shard Job (get only) until it is Complete, through counts and an API error",
+          w.returncode == 0 and len(log) == 5 and all(l.startswith("get job rel-injector-0123456789 -o jsonpath=") for l in log)
+          and "3 of 4 shards" in w.stderr and "forbidden" in w.stderr, (w.stderr, log))
+    states.write_text("2 Failed\n")
+    w = env.run("loadtest-results.sh", "wait", **wenv)
+    check("wait fails when the shard Job failed (no merge of a partial run)", w.returncode == 1 and "failed" in w.stderr, w.stderr)
+    states.write_text("1 \n")
+    w = env.run("loadtest-results.sh", "wait", **{**wenv, "WAIT_TIMEOUT": 1, "POLL_SECONDS": 1})
+    check("wait gives up after WAIT_TIMEOUT", w.returncode == 1 and "gave up" in w.stderr, w.stderr)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,11 @@ lint_and_render() {
     --set gateway.autoscaling.enabled=true --set injector.keyMode=keysFile --set injector.secret.keysFile=k \
     --set-string 'injector.run.steps=100@30s\,200@1m' --set-string 'injector.run.failIf=error_rate>0.01\,inclusion_p99_ms>5000' \
     >"$out/all-features.yaml" || { echo "helm template with every feature on failed"; rc=1; }
+  # A sharded load run (Indexed Job, merge Job, PodMonitor), kept out of all-features.yaml so that the
+  # injector flag check below runs only the flags today's binary has.
+  "$helm" template shards "$chart" -n iotex-shards -f "$chart/values-testing.yaml" -f "$chart/values-21.yaml" \
+    --set injector.job.enabled=true --set injector.shards=4 >"$out/shards.yaml" \
+    || { echo "helm template with injector.shards=4 failed"; rc=1; }
   return $rc
 }
 
@@ -202,7 +207,7 @@ step "generated files up to date" drift
 step "helm lint --strict + helm template (3 environments x 2 sizes)" lint_and_render
 step "yamllint (chart YAML and rendered manifests)" yaml_lint
 step "Kubernetes schemas (kubernetes-validate, strict)" "$py" "$ci/check_k8s_schemas.py" "$out"/*.yaml
-step "CRD models (ServiceMonitor, PrometheusRule)" node "$ci/validate_crds.mjs" "$tools/npm/node_modules" "$out"/*.yaml
+step "CRD models (ServiceMonitor, PodMonitor, PrometheusRule)" node "$ci/validate_crds.mjs" "$tools/npm/node_modules" "$out"/*.yaml
 step "promtool check rules + test rules" rules
 step "dashboard PromQL" "$py" "$ci/check_dashboards.py" "$chart/files/dashboards"
 step "shell scripts parse under busybox sh" scripts_syntax

@@ -1,4 +1,4 @@
-// Validates every ServiceMonitor and PrometheusRule in rendered chart output against the
+// Validates every ServiceMonitor, PodMonitor (sharded injector runs) and PrometheusRule in rendered chart output against the
 // prometheus-operator CRD models (@kubernetes-models/prometheus-operator, pinned in package-lock.json).
 // usage: node validate_crds.mjs <node_modules dir> rendered.yaml...   Prints `N passed, N failed`.
 import { createRequire } from "node:module";
@@ -14,10 +14,11 @@ const base = path.join(modules, "@kubernetes-models/prometheus-operator/monitori
 const models = {
   ServiceMonitor: (await import(pathToFileURL(path.join(base, "ServiceMonitor.js")).href)).ServiceMonitor,
   PrometheusRule: (await import(pathToFileURL(path.join(base, "PrometheusRule.js")).href)).PrometheusRule,
+  PodMonitor: (await import(pathToFileURL(path.join(base, "PodMonitor.js")).href)).PodMonitor,
 };
 
 let passed = 0, failed = 0;
-const seen = { ServiceMonitor: 0, PrometheusRule: 0 };
+const seen = { ServiceMonitor: 0, PrometheusRule: 0, PodMonitor: 0 };
 for (const file of files) {
   for (const doc of yaml.loadAll(readFileSync(file, "utf8"))) {
     if (!doc || doc.apiVersion !== "monitoring.coreos.com/v1") continue;
