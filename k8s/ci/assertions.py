@@ -693,6 +693,11 @@ def shard_checks(chart: Chart) -> None:
     n = lambda *a: sorted(j["metadata"]["name"] for j in chart.render("testing", 21, *on, "--set", "injector.shards=4", *a).all("Job"))
     check("the sharded run's Jobs keep their names across unrelated upgrades and change with the run",
           n("--set", "gateway.config.max-lag-blocks=3") == n() and n("--set", "injector.run.rate=500") != n())
+    shard_env = [e["name"] for j in chart.render("testing", 21, *on, "--set", "injector.shards=4").all("Job")
+                 for c in j["spec"]["template"]["spec"].get("initContainers", []) + j["spec"]["template"]["spec"]["containers"]
+                 for e in c.get("env", [])]
+    check("shard pods get no IOTEX_INJECTOR_FUND_FROM (the injector refuses --fund-from with --shard N>1)",
+          "IOTEX_INJECTOR_FUND_FROM" not in shard_env and "IOTEX_INJECTOR_RUN_ID" in shard_env, shard_env)
     for what, extra, needle in [
         ("--fail-if on shards (a shard's percentiles are not the run's)", ["--set-string", "injector.run.failIf=error_rate>0.01"], "not the run's"),
         ("fewer accounts than shards", ["--set", "injector.run.accounts=3"], "every shard needs its own accounts"),

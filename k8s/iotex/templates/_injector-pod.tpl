@@ -83,8 +83,13 @@ spec:
         - name: IOTEX_INJECTOR_KEY
           valueFrom: {secretKeyRef: {name: {{ $secret }}, key: key}}
         {{- end }}
+        {{- if le $shards 1 }}
+        {{- /* Not for shards: every shard would fund from the same key at once and their nonces would
+               collide (the injector refuses --fund-from with --shard N>1), so shards need accounts
+               funded before the run (genesis balances, or one unsharded run with fundFrom first). */}}
         - name: IOTEX_INJECTOR_FUND_FROM
           valueFrom: {secretKeyRef: {name: {{ $secret }}, key: fund-from, optional: true}}
+        {{- end }}
         - name: IOTEX_INJECTOR_AUTH_TOKEN
           valueFrom: {secretKeyRef: {name: {{ $secret }}, key: auth-token, optional: true}}
         {{- if gt $shards 1 }}
