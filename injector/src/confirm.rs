@@ -13,7 +13,7 @@
 //! reconciliation) finding the action, and a *second send of the same signed bytes* (after a timeout the
 //! nonce is resynced and the next tick of the account may sign exactly the action still in flight). So every
 //! count is decided here, under the map's lock, by the record's state ([`Tracker::answered`],
-//! [`Tracker::take_included`], [`settle`]):
+//! `Tracker::take_included`, `settle`):
 //! - an action is counted `accepted` once, by whichever proves it first: an `Accepted` answer, or the
 //!   follower / reconciliation finding it (then a later answer for it counts nothing);
 //! - it is settled (included, pending at end or dropped) once, by whoever removes the record;
