@@ -698,6 +698,14 @@ def shard_checks(chart: Chart) -> None:
                  for e in c.get("env", [])]
     check("shard pods get no IOTEX_INJECTOR_FUND_FROM (the injector refuses --fund-from with --shard N>1)",
           "IOTEX_INJECTOR_FUND_FROM" not in shard_env and "IOTEX_INJECTOR_RUN_ID" in shard_env, shard_env)
+    shard_args = [a for j in chart.render("testing", 21, *on, "--set", "injector.shards=4", "--set-string", "injector.fundAmount=5").all("Job")
+                  for c in j["spec"]["template"]["spec"].get("initContainers", []) if c["name"] == "iotex-injector"
+                  for a in c["args"]]
+    single_args = [a for j in chart.render("testing", 21, *on, "--set-string", "injector.fundAmount=5").all("Job")
+                   for c in j["spec"]["template"]["spec"]["containers"] if c["name"] == "iotex-injector" for a in c["args"]]
+    check("shard pods get no --fund-amount either (the injector refuses it without --fund-from); one pod keeps it",
+          shard_args and not any(a.startswith("--fund-amount") for a in shard_args) and "--fund-amount=5" in single_args,
+          (shard_args, single_args))
     for what, extra, needle in [
         ("--fail-if on shards (a shard's percentiles are not the run's)", ["--set-string", "injector.run.failIf=error_rate>0.01"], "not the run's"),
         ("fewer accounts than shards", ["--set", "injector.run.accounts=3"], "every shard needs its own accounts"),

@@ -54,8 +54,10 @@ spec:
         {{- with $run.mix }}
         - {{ printf "--mix=%s" . | quote }}
         {{- end }}
-        {{- with $inj.fundAmount }}
-        - --fund-amount={{ . }}
+        {{- /* Funding is for one unsharded run (see IOTEX_INJECTOR_FUND_FROM below): a shard given
+               --fund-amount without --fund-from is refused by the injector. */}}
+        {{- if and $inj.fundAmount (le $shards 1) }}
+        - --fund-amount={{ $inj.fundAmount }}
         {{- end }}
         - --chain-id={{ $.Values.chain.evmChainId }}
         - --metrics-listen=0.0.0.0:{{ $inj.metricsPort }}
