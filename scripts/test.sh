@@ -36,6 +36,11 @@ step "real IoTeX node: iotex-server from its Go module (cached; the first build 
 scripts/install-iotex.sh
 (cd tools/p2p-id && GOTOOLCHAIN=local go test ./...)
 
+step "network-chaos tools: iptables-legacy, toxiproxy-server from its Go module (cached)"
+# tests/tests/it/iotex_chaos.rs puts a cluster in a network namespace and needs these; installing them here
+# shows progress and names what failed outside the test's timeout.
+scripts/install-chaos-tools.sh >/dev/null
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

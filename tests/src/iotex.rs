@@ -51,14 +51,25 @@ pub struct ClusterInfo {
 pub struct Cluster {
     dir: tempfile::TempDir,
     info: std::sync::Mutex<ClusterInfo>,
+    /// The command prefix the cluster script runs under (`ip netns exec NAME` for a cluster in a network
+    /// namespace; empty on the test's own loopback).
+    wrap: Vec<String>,
 }
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/iotex-cluster.sh")
 }
 
-fn run_script(args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new("bash").arg(script()).args(args).output()?;
+fn run_script(wrap: &[String], args: &[&str]) -> anyhow::Result<String> {
+    let mut cmd = match wrap.split_first() {
+        Some((program, rest)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(rest).arg("bash");
+            c
+        }
+        None => std::process::Command::new("bash"),
+    };
+    let out = cmd.arg(script()).args(args).output()?;
     anyhow::ensure!(
         out.status.success(),
         "iotex-cluster.sh {} failed ({}):\n{}",
@@ -88,17 +99,25 @@ static EXCLUSIVE: Mutex<()> = Mutex::const_new(());
 impl Cluster {
     /// Starts a cluster of its own in a fresh temporary directory.
     pub async fn start() -> anyhow::Result<Cluster> {
-        tokio::task::spawn_blocking(|| {
+        Self::start_wrapped(Vec::new()).await
+    }
+
+    /// Starts a cluster whose script (and so every node) runs under the command prefix `wrap`, e.g.
+    /// [`crate::netns::Netns::wrap`]: the nodes then listen on that namespace's loopback, which the test's
+    /// own loopback cannot reach, so [`Cluster::head`] and the other calls to nodes must not be used on it.
+    pub async fn start_wrapped(wrap: Vec<String>) -> anyhow::Result<Cluster> {
+        tokio::task::spawn_blocking(move || {
             let mut last = None;
             for _ in 0..3 {
                 let dir = tempfile::Builder::new().prefix("iotex-cluster-").tempdir()?;
                 let base = free_range()?.to_string();
                 let owner = std::process::id().to_string();
                 let path = dir.path().to_string_lossy().into_owned();
-                match run_script(&["up", &path, "--base-port", &base, "--owner-pid", &owner, "--remove-on-exit"]) {
+                let up = ["up", &path, "--base-port", &base, "--owner-pid", &owner, "--remove-on-exit"];
+                match run_script(&wrap, &up) {
                     Ok(_) => {
                         let info = read_info(dir.path())?;
-                        return Ok(Cluster { dir, info: std::sync::Mutex::new(info) });
+                        return Ok(Cluster { dir, info: std::sync::Mutex::new(info), wrap });
                     }
                     Err(e) if e.to_string().contains("in use") => last = Some(e),
                     Err(e) => return Err(e),
@@ -166,7 +185,8 @@ impl Cluster {
     pub async fn restart(&self, i: usize) -> anyhow::Result<()> {
         let name = self.node(i).name;
         let path = self.dir.path().to_string_lossy().into_owned();
-        tokio::task::spawn_blocking(move || run_script(&["start-node", &path, &name])).await??;
+        let wrap = self.wrap.clone();
+        tokio::task::spawn_blocking(move || run_script(&wrap, &["start-node", &path, &name])).await??;
         let info = read_info(self.dir.path())?;
         *self.info.lock().map_err(|_| anyhow::anyhow!("cluster info lock poisoned"))? = info;
         Ok(())
@@ -213,7 +233,7 @@ fn read_info(dir: &Path) -> anyhow::Result<ClusterInfo> {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let path = self.dir.path().to_string_lossy().into_owned();
-        if let Err(e) = run_script(&["down", &path]) {
+        if let Err(e) = run_script(&self.wrap, &["down", &path]) {
             eprintln!("iotex cluster at {path} did not stop cleanly: {e}");
         }
     }

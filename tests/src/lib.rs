@@ -11,7 +11,9 @@
 //! - [`dns`]: a loopback DNS server whose records a test changes (discovery).
 //! - [`protobuf_peer`]: Python `protobuf` as an independent decoder of native IoTeX actions.
 //! - [`http`]: a raw HTTP/1.1 client for asserting exact statuses, headers and bodies.
-//! - [`load`]: steady JSON-RPC read load that counts what succeeded and keeps what failed.
+//! - [`load`]: steady JSON-RPC read load that counts what succeeded, keeps what failed and times every call.
+//! - [`netns`]: a network namespace of the test's own, joined by a veth pair, with loss and partition
+//!   faults; [`toxiproxy`]: delay and bandwidth faults on its ports (the chaos test).
 //! - [`eventually`]: poll a condition until it holds or a bounded deadline passes; [`replace_file`]: swap a
 //!   watched file's content the way a ConfigMap update does.
 //!
@@ -25,9 +27,11 @@ pub mod inject;
 pub mod iotex;
 pub mod load;
 pub mod mock;
+pub mod netns;
 pub mod nodes;
 pub mod protobuf_peer;
 pub mod sink;
+pub mod toxiproxy;
 
 use std::future::Future;
 use std::time::Duration;

@@ -42,7 +42,19 @@ pub struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicU64>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Every call's latency in microseconds (failed calls too), since the last [`Load::take_latency`].
+    latency: Arc<Mutex<Latency>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Call latencies, microseconds, 1 µs to 10 min at 3 significant digits.
+pub type Latency = hdrhistogram::Histogram<u64>;
+
+fn new_latency() -> Latency {
+    // Explicit bounds: `Histogram::new` starts with a tiny range that `saturating_record` clamps to.
+    // 1 µs .. 600 s at 3 digits are valid bounds, so this cannot fail.
+    #[allow(clippy::expect_used)]
+    Latency::new_with_bounds(1, 600_000_000, 3).expect("1 µs .. 600 s at 3 digits are valid bounds")
 }
 
 impl Load {
@@ -50,10 +62,12 @@ impl Load {
     /// answer with `result` and no `error`.
     pub fn start(url: &str, plan: LoadPlan) -> Load {
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let latency = Arc::new(Mutex::new(new_latency()));
         let (stop, ok) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
         let tasks = (0..plan.workers)
             .map(|w| {
                 let (url, stop, ok, errors) = (url.to_owned(), stop.clone(), ok.clone(), Arc::clone(&errors));
+                let latency = Arc::clone(&latency);
                 tokio::spawn(async move {
                     let c = RawClient::new();
                     let deadline = tokio::time::Instant::now() + plan.max_time;
@@ -62,7 +76,12 @@ impl Load {
                             break;
                         }
                         let (method, params) = (plan.calls)(w, i as usize);
-                        match c.call(&url, method, params).await {
+                        let started = std::time::Instant::now();
+                        let result = c.call(&url, method, params).await;
+                        if let Ok(mut h) = latency.lock() {
+                            h.saturating_record(started.elapsed().as_micros().try_into().unwrap_or(u64::MAX));
+                        }
+                        match result {
                             Ok(_) => {
                                 ok.fetch_add(1, Ordering::Relaxed);
                             }
@@ -79,7 +98,21 @@ impl Load {
                 })
             })
             .collect();
-        Load { stop, ok, errors, tasks }
+        Load { stop, ok, errors, latency, tasks }
+    }
+
+    /// The latencies recorded since the last call (or the start), and a fresh histogram from now on: one
+    /// phase of a test at a time.
+    pub fn take_latency(&self) -> Latency {
+        match self.latency.lock() {
+            Ok(mut h) => std::mem::replace(&mut *h, new_latency()),
+            Err(p) => std::mem::replace(&mut *p.into_inner(), new_latency()),
+        }
+    }
+
+    /// Every error a client saw so far (the load keeps running).
+    pub fn errors(&self) -> Vec<String> {
+        self.errors.lock().map(|v| v.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Calls that succeeded so far.

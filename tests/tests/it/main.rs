@@ -33,6 +33,7 @@ mod injector_lands;
 mod injector_native_wire;
 mod injector_shards;
 mod injector_stall;
+mod iotex_chaos;
 mod iotex_cluster;
 mod iotex_gateway;
 mod iotex_injector;
