@@ -24,6 +24,7 @@ mod gateway_corpus;
 mod gateway_discovery;
 mod gateway_faults;
 mod gateway_guards;
+mod gateway_hostile_wire;
 mod gateway_nodes;
 mod gateway_tokens;
 mod gateway_ws;
