@@ -24,7 +24,9 @@ pub fn path(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     if !built.iter().any(|b| b == bin) {
         let profile = dir.file_name().and_then(|p| p.to_str()).unwrap_or("debug");
         let target = dir.parent().ok_or_else(|| anyhow::anyhow!("no target dir above {dir:?}"))?;
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        // `cargo` from PATH (rustup's proxy) in the repo, so `rust-toolchain.toml` picks the toolchain the tests
+        // were built with; `$CARGO` may name another toolchain's cargo, whose build would not be reused.
+        let cargo = "cargo";
         let profile_arg = if profile == "debug" { "dev" } else { profile };
         let status = std::process::Command::new(cargo)
             .args(["build", "-q", "-p", package, "--bin", bin, "--profile", profile_arg, "--target-dir"])

@@ -29,6 +29,7 @@ mod gateway_nodes;
 mod gateway_tokens;
 mod gateway_ws;
 mod injector_cli;
+mod injector_crash;
 mod injector_faults;
 mod injector_lands;
 mod injector_native_wire;
