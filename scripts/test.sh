@@ -54,6 +54,11 @@ step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked --quiet
 
 step "tests"
+# Every log line and /metrics scrape of this run is kept here (tests/src/capture.rs) and scanned for the
+# tests' secrets after the tests (see "nothing leaks" below).
+export IOTEX_TEST_LOG_DIR="$root/target/test-logs/$(date +%Y%m%d-%H%M%S)-$$"
+rm -rf "$root/target/test-logs"
+mkdir -p "$IOTEX_TEST_LOG_DIR"
 if cargo nextest --version >/dev/null 2>&1; then
   # Doc tests first (nextest does not run them), so the test runner's closing summary is nextest's.
   cargo test --workspace --doc --locked --quiet
@@ -61,6 +66,10 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+step "nothing leaks: no test key, mnemonic, token or basic-auth password in any captured log line or metric"
+# Fails on any hit (FILE:LINE: KIND, never the value) and when nothing was captured at all.
+cargo run --locked -q -p iotex-tests --bin scan-secrets -- "$IOTEX_TEST_LOG_DIR"
 
 step "soak, 3 minutes: gateway + injector + a read load on a real IoTeX cluster; RSS, fds and accepted = included"
 # scripts/soak.sh 1h gives the figures in docs/reliability.md; this is the short version, on the debug

@@ -324,6 +324,9 @@ pub enum WsClose {
         /// Notifications missed.
         missed: u64,
     },
+    /// The session's access token was revoked, its tier removed, or it expired while the session was open
+    /// (1008): its subscriptions stop with it.
+    Token(AuthError),
 }
 
 impl WsClose {
@@ -344,6 +347,7 @@ impl WsClose {
                 CloseCode::Policy,
                 format!("client too slow: {missed} notifications missed; reconnect and resubscribe"),
             ),
+            WsClose::Token(e) => (CloseCode::Policy, e.to_string()),
         };
         CloseFrame { code, reason: reason.into() }
     }

@@ -376,6 +376,9 @@ pub struct WsMetrics {
     pub backfilled_logs: IntCounter,
     /// `iotex_gateway_ws_slow_client_disconnects_total`: clients cut off for not reading fast enough.
     pub slow_disconnects: IntCounter,
+    /// `iotex_gateway_ws_token_closes_total`: sessions closed because their access token was revoked, its tier
+    /// removed, or it expired while they were open.
+    pub token_closes: IntCounter,
 }
 
 impl WsMetrics {
@@ -397,6 +400,8 @@ impl WsMetrics {
                 "Logs fetched with eth_getLogs after a resubscribe and delivered.")?,
             slow_disconnects: counter(r, "iotex_gateway_ws_slow_client_disconnects_total",
                 "WebSocket clients disconnected because their outgoing queue was full.")?,
+            token_closes: counter(r, "iotex_gateway_ws_token_closes_total",
+                "WebSocket sessions closed because their access token was revoked, its tier removed, or it expired.")?,
         };
         precreate(&m.subscriptions, &WS_TOPIC_KINDS);
         precreate(&m.messages, &["in", "out"]);

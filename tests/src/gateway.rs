@@ -91,7 +91,8 @@ impl TestGateway {
         // The real listeners are already bound; these only satisfy validation.
         argv.extend(["--listen", "127.0.0.1:1", "--admin-listen", "127.0.0.1:2"].map(String::from));
         let cfg = iotex_gateway::config::load(&argv)?;
-        iotex_shared::telemetry::init(iotex_shared::telemetry::LogFormat::Text);
+        // The product's text format on the terminal, plus every event kept for the end-of-run secret scan.
+        crate::capture::init_tracing();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async move {

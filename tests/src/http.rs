@@ -65,6 +65,10 @@ impl RawClient {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await?.to_bytes();
+        if url.split('?').next().is_some_and(|p| p.ends_with("/metrics")) {
+            // Every scrape is kept: metric labels must never carry a secret either.
+            crate::capture::tee_metrics(url, &body);
+        }
         Ok(Reply { status, headers, body })
     }
 

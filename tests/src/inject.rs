@@ -16,6 +16,7 @@ pub fn dev_keys(n: usize) -> Vec<alloy_signer_local::PrivateKeySigner> {
 
 /// A constant-rate config against `url` with the first `accounts` dev keys, short timeouts for tests.
 pub fn config(url: &str, accounts: usize, rate: f64, duration: Duration) -> anyhow::Result<RunConfig> {
+    crate::capture::init_tracing();
     let mut c = RunConfig::new(url, dev_keys(accounts), rate, duration)?;
     c.confirm_timeout = Duration::from_secs(20);
     c.drain_timeout = Duration::from_secs(10);

@@ -227,7 +227,11 @@ impl Cluster {
 
 fn read_info(dir: &Path) -> anyhow::Result<ClusterInfo> {
     let text = std::fs::read_to_string(dir.join("cluster.json"))?;
-    Ok(serde_json::from_str(&text)?)
+    let info: ClusterInfo = serde_json::from_str(&text)?;
+    for k in &info.funded_keys {
+        crate::capture::register_secret("hex-key", k);
+    }
+    Ok(info)
 }
 
 impl Drop for Cluster {

@@ -10,6 +10,9 @@
 //! - [`corpus`]: the execution-apis request corpus (`tests/corpus/`) for differential tests.
 //! - [`dns`]: a loopback DNS server whose records a test changes (discovery).
 //! - [`protobuf_peer`]: Python `protobuf` as an independent decoder of native IoTeX actions.
+//! - [`bins`]: the real gateway and injector binaries as child processes (to `kill -9`, to read their CPU time).
+//! - [`capture`]: every log line and `/metrics` scrape of the run kept under `target/test-logs/<run>/`, and
+//!   [`leak_scan`]: the scan that proves no test secret is in them.
 //! - [`http`]: a raw HTTP/1.1 client for asserting exact statuses, headers and bodies.
 //! - [`load`]: steady JSON-RPC read load that counts what succeeded, keeps what failed and times every call.
 //! - [`netns`]: a network namespace of the test's own, joined by a veth pair, with loss and partition
@@ -19,12 +22,15 @@
 //!
 //! Every process a helper starts is killed when its handle drops, so a failing test leaves nothing behind.
 
+pub mod bins;
+pub mod capture;
 pub mod corpus;
 pub mod dns;
 pub mod gateway;
 pub mod http;
 pub mod inject;
 pub mod iotex;
+pub mod leak_scan;
 pub mod load;
 pub mod mock;
 pub mod netns;

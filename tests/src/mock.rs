@@ -54,6 +54,7 @@ pub struct MockUpstream {
 impl MockUpstream {
     /// Starts a mock answering normally, at head `head`.
     pub async fn spawn(head: u64) -> anyhow::Result<MockUpstream> {
+        crate::capture::init_tracing();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let state = Arc::new(Mutex::new(State {

@@ -120,6 +120,9 @@ impl Node {
         fixed: Option<u16>,
         mut make: impl FnMut(u16) -> Command,
     ) -> anyhow::Result<Node> {
+        // Every test that starts a node gets its log lines kept for the end-of-run secret scan, also when it
+        // then runs the injector in process (whose own `telemetry::init` keeps this subscriber).
+        crate::capture::init_tracing();
         let mut last_err = None;
         for _attempt in 0..3 {
             let port = match fixed {

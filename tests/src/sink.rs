@@ -106,6 +106,7 @@ impl Sink {
 
     /// Binds 127.0.0.1:0 and serves until dropped.
     pub async fn spawn(self) -> anyhow::Result<RunningSink> {
+        crate::capture::init_tracing();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let sends = Arc::new(AtomicU64::new(0));

@@ -257,6 +257,29 @@ impl Auth {
         Ok(())
     }
 
+    /// Whether an already verified token may still be served, without charging its quota: refused when it
+    /// has been revoked, its tier removed, or it has expired since it was verified. WebSocket sessions opened
+    /// with a token check this every [`Auth::recheck_every`], so a long-lived session that only receives
+    /// subscription notifications (and so is never charged) still ends when its token does.
+    pub fn still_valid(&self, claims: &Claims, now: u64) -> Result<(), AuthError> {
+        if self.revoked.load().contains(claims.id.as_str()) {
+            return Err(AuthError::Revoked);
+        }
+        if !self.settings.load().tiers.contains_key(&claims.tier) {
+            return Err(AuthError::UnknownTier);
+        }
+        if now >= claims.expires_at {
+            return Err(AuthError::Expired);
+        }
+        Ok(())
+    }
+
+    /// How often open sessions re-check their token: the revocation list's reload period, since a
+    /// revocation cannot take effect sooner than the list is read.
+    pub fn recheck_every(&self) -> Duration {
+        self.settings.load().revocation_reload
+    }
+
     fn refuse(&self, e: AuthError) -> Refusal {
         if let Some(c) = AuthError::ALL.iter().position(|x| *x == e).and_then(|i| self.rejected.get(i)) {
             c.inc();

@@ -11,7 +11,7 @@
 use super::Ws;
 use super::hub::Membership;
 use super::topic::{Event, Topic};
-use crate::error::{WsClose, WsRefusal};
+use crate::error::{AuthError, WsClose, WsRefusal};
 use crate::layers::auth::Refusal;
 use crate::token::Claims;
 use bytes::Bytes;
@@ -37,6 +37,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 pub const CALLS_IN_FLIGHT: usize = 32;
 /// How long the writer gets to send what is queued and the close frame when a session ends.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Floor of the token re-check period, so a tiny `token-revocation-reload` cannot make sessions spin.
+const MIN_RECHECK: Duration = Duration::from_millis(50);
 
 type Stream = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -123,11 +125,23 @@ pub async fn run(ws: Arc<Ws>, stream: Stream, client: Option<IpAddr>, identity: 
         pending: Vec::new(),
         calls: Arc::new(Semaphore::new(CALLS_IN_FLIGHT)),
     };
+    // A session opened with a token re-checks it on the revocation list's reload period: a client that only
+    // listens to subscriptions sends nothing to be refused, so without this check a revoked or expired token
+    // would keep its notifications flowing for as long as the socket stays open.
+    let mut recheck = conn.identity.as_ref().map(|_| {
+        let every = ws.auth.recheck_every().max(MIN_RECHECK);
+        tokio::time::interval_at(tokio::time::Instant::now() + every, every)
+    });
     let close = loop {
         let msg = tokio::select! {
             biased;
             () = ws.shutdown.cancelled() => break Some(WsClose::ShuttingDown.frame()),
             Some(f) = kill_rx.recv() => break Some(f),
+            Some(e) = token_check(&ws, conn.identity.as_ref(), recheck.as_mut()) => {
+                m.token_closes.inc();
+                tracing::info!(reason = e.reason(), "WebSocket session closed: its access token is no longer valid");
+                break Some(WsClose::Token(e).frame());
+            }
             msg = incoming.next() => msg,
         };
         match msg {
@@ -165,6 +179,24 @@ pub async fn run(ws: Arc<Ws>, stream: Stream, client: Option<IpAddr>, identity: 
     }
     m.connections.dec();
     ws.sessions.send_modify(|n| *n = n.saturating_sub(1));
+}
+
+/// Waits for the next re-check tick and returns why the session's token is no longer valid; pends forever for a
+/// session without a token (or while the token stays valid), so the `select!` arm never fires for those.
+async fn token_check(
+    ws: &Ws,
+    identity: Option<&Claims>,
+    recheck: Option<&mut tokio::time::Interval>,
+) -> Option<AuthError> {
+    let (Some(claims), Some(recheck)) = (identity, recheck) else {
+        return std::future::pending().await;
+    };
+    loop {
+        recheck.tick().await;
+        if let Err(e) = ws.auth.still_valid(claims, crate::token::unix_now()) {
+            return Some(e);
+        }
+    }
 }
 
 /// Writes queued messages in order; on the close signal, sends the close frame (if any) and ends.
