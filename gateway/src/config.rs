@@ -216,7 +216,7 @@ pub struct Opts {
         default_value_t = DEFAULT_MAX_RESPONSE_BYTES, value_parser = keyed(nonzero::<NonZeroUsize>))]
     pub max_response_bytes: NonZeroUsize,
     /// Node answer bytes buffered at once across all calls; a call that would go past it waits up to 1s, then
-    /// is refused with `-32002`. At least max-response-bytes.
+    /// is refused with `-32002`. At least twice max-response-bytes.
     #[arg(long, env = "IOTEX_GATEWAY_MAX_BUFFERED_RESPONSE_BYTES", value_name = "BYTES", help_heading = H_LIMITS,
         default_value_t = DEFAULT_MAX_BUFFERED_RESPONSE_BYTES, value_parser = keyed(nonzero::<NonZeroUsize>))]
     pub max_buffered_response_bytes: NonZeroUsize,
@@ -749,11 +749,12 @@ impl Opts {
                 max_buffered_bytes: o.max_buffered_response_bytes.get(),
             },
         };
-        if startup.answers.max_buffered_bytes < startup.answers.max_response_bytes {
+        // Twice: a buffer growing to the cap briefly holds its old and its new allocation (upstream/answer.rs).
+        if startup.answers.max_buffered_bytes / 2 < startup.answers.max_response_bytes {
             return Err(invalid(
                 "max-buffered-response-bytes",
                 format!(
-                    "must be at least max-response-bytes ({}), or no answer that size could ever be read",
+                    "must be at least twice max-response-bytes ({}), or an answer that size might never fit",
                     startup.answers.max_response_bytes
                 ),
             ));

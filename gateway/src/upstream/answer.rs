@@ -8,7 +8,10 @@
 //!
 //! The budget is a semaphore of bytes. A read holds permits for the capacity it has allocated (not the
 //! length read so far), so what the budget counts is what the allocator holds; the buffer grows by
-//! doubling, capped at the answer cap, with permits taken before each growth. The permits are returned once
+//! doubling, capped at the answer cap, with permits taken before each growth, for the old and the new
+//! allocation together while the copy is made. An answer of the full cap therefore needs up to about
+//! 1.6 × the cap of budget for a moment (64 MiB + 100 MiB with the defaults), which is why
+//! `max-buffered-response-bytes` must be at least twice `max-response-bytes`. The permits are returned once
 //! the answer has been classified: after that an answer is on its way to its client, and what holds it
 //! there is the client's connection (capped by `max-connections`).
 
@@ -34,12 +37,12 @@ pub struct AnswerBudget {
 }
 
 impl AnswerBudget {
-    /// A budget of `total` bytes with answers of at most `max_answer` bytes (`max_answer` is lowered to
-    /// `total` if above it: no bigger answer could ever be read).
+    /// A budget of `total` bytes with answers of at most `max_answer` bytes (`max_answer` is lowered to half
+    /// of `total` if above it: a bigger answer could not always grow its buffer within the budget).
     pub fn new(max_answer: usize, total: usize, metrics: Option<AnswerMetrics>) -> Arc<AnswerBudget> {
         let total = total.clamp(1, Semaphore::MAX_PERMITS);
         Arc::new(AnswerBudget {
-            max_answer: max_answer.min(total),
+            max_answer: max_answer.min(total / 2).max(1),
             total,
             permits: Arc::new(Semaphore::new(total)),
             metrics,
@@ -154,9 +157,15 @@ impl AnswerBudget {
             }
             if want > budgeted {
                 let grown = budgeted.saturating_mul(2).max(want).min(self.max_answer);
-                self.take(grown - budgeted, held).await?;
+                // Growing copies into a new allocation while the old one still exists: budget both for that
+                // moment, then give the old one's share back.
+                self.take(grown, held).await?;
                 // Exact, so the allocation is what was budgeted (`reserve` may double past the cap).
                 buf.reserve_exact(grown - buf.len());
+                if let Some(old) = held.as_mut().and_then(|h| h.split(budgeted)) {
+                    drop(old);
+                }
+                self.gauge();
                 budgeted = grown;
             }
             buf.extend_from_slice(&data);
