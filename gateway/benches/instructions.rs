@@ -179,7 +179,12 @@ fn setup(case: Case) -> Running {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
     let (svc, keep) = rt.block_on(async {
         let metrics = Arc::new(Metrics::new().unwrap_or_else(|e| panic!("metrics: {e}")));
-        let factory = UpstreamFactory { max_in_flight: 64, serving_threads: 1, metrics: Arc::clone(&metrics) };
+        let factory = UpstreamFactory {
+            max_in_flight: 64,
+            serving_threads: 1,
+            metrics: Arc::clone(&metrics),
+            answers: iotex_gateway::upstream::answer::AnswerBudget::default_unmetered(),
+        };
         let ups = cfg.live.upstreams.iter().filter_map(|u| factory.build(u).ok()).collect::<Vec<_>>();
         let health = health::spawn(ups, health_config(&cfg), factory);
         let mut view = health.view.clone();
@@ -189,7 +194,20 @@ fn setup(case: Case) -> Running {
         let stop = CancellationToken::new();
         let RpcTier { proxy, limiter, auth, ws } =
             rpc_tier(&cfg, &health, &metrics, &stop).unwrap_or_else(|e| panic!("tier: {e}"));
-        (stack::build(proxy, auth, limiter, ws, cfg.startup.max_body_bytes, metrics), (health, stop))
+        (
+            stack::build(
+                proxy,
+                auth,
+                limiter,
+                ws,
+                stack::BodyLimits {
+                    max_bytes: cfg.startup.max_body_bytes,
+                    read_timeout: cfg.startup.clients.body_read_timeout,
+                },
+                metrics,
+            ),
+            (health, stop),
+        )
     });
     // The serving thread's client pool, as `lib::serve` picks it.
     upstream::use_pool(1);

@@ -210,11 +210,44 @@ pub struct Opts {
     #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_BATCH_SIZE", value_name = "N", help_heading = H_LIMITS,
         default_value = "100", value_parser = keyed(nonzero::<NonZeroUsize>))]
     pub upstream_batch_size: NonZeroUsize,
+    /// Largest answer accepted from a node, in bytes (IoTeX answers at most 100 MiB, then an empty HTTP 500).
+    /// A bigger one is refused with `-32005` and does not count against the node's health.
+    #[arg(long, env = "IOTEX_GATEWAY_MAX_RESPONSE_BYTES", value_name = "BYTES", help_heading = H_LIMITS,
+        default_value_t = DEFAULT_MAX_RESPONSE_BYTES, value_parser = keyed(nonzero::<NonZeroUsize>))]
+    pub max_response_bytes: NonZeroUsize,
+    /// Node answer bytes buffered at once across all calls; a call that would go past it waits up to 1s, then
+    /// is refused with `-32002`. At least twice max-response-bytes.
+    #[arg(long, env = "IOTEX_GATEWAY_MAX_BUFFERED_RESPONSE_BYTES", value_name = "BYTES", help_heading = H_LIMITS,
+        default_value_t = DEFAULT_MAX_BUFFERED_RESPONSE_BYTES, value_parser = keyed(nonzero::<NonZeroUsize>))]
+    pub max_buffered_response_bytes: NonZeroUsize,
     /// Concurrent calls per upstream; IoTeX nodes answer 429 past 100.
     #[arg(long, env = "IOTEX_GATEWAY_MAX_IN_FLIGHT_PER_UPSTREAM", value_name = "N", help_heading = H_LIMITS,
         default_value = "64", value_parser = keyed(nonzero::<NonZeroUsize>))]
     pub max_in_flight_per_upstream: NonZeroUsize,
 
+    /// Longest a client may take to send a request's headers, from its first byte (or from connecting,
+    /// for the first request); slower connections are closed.
+    #[arg(long, env = "IOTEX_GATEWAY_HEADER_READ_TIMEOUT", value_name = "DUR", help_heading = H_CLIENTS,
+        default_value = "10s", value_parser = keyed(positive_duration))]
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request's whole body, from when its headers are in; a slow
+    /// trickle does not extend it. Past it: HTTP 408 and the connection is closed.
+    #[arg(long, env = "IOTEX_GATEWAY_BODY_READ_TIMEOUT", value_name = "DUR", help_heading = H_CLIENTS,
+        default_value = "30s", value_parser = keyed(positive_duration))]
+    pub body_read_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    #[arg(long, env = "IOTEX_GATEWAY_IDLE_TIMEOUT", value_name = "DUR", help_heading = H_CLIENTS,
+        default_value = "60s", value_parser = keyed(positive_duration))]
+    pub idle_timeout: Duration,
+    /// Open JSON-RPC connections in total; past it, a new connection is closed at once.
+    #[arg(long, env = "IOTEX_GATEWAY_MAX_CONNECTIONS", value_name = "N", help_heading = H_CLIENTS,
+        default_value = "4096", value_parser = keyed(nonzero::<NonZeroUsize>))]
+    pub max_connections: NonZeroUsize,
+    /// Open JSON-RPC connections per client IP (the TCP peer; peers in trusted-proxy are exempt, since many
+    /// clients share them); past it, a new connection is closed at once.
+    #[arg(long, env = "IOTEX_GATEWAY_MAX_CONNECTIONS_PER_CLIENT", value_name = "N", help_heading = H_CLIENTS,
+        default_value = "256", value_parser = keyed(nonzero::<NonZeroUsize>))]
+    pub max_connections_per_client: NonZeroUsize,
     /// Requests per second per client IP; absent = no limit.
     #[arg(long, env = "IOTEX_GATEWAY_RATE_LIMIT_PER_CLIENT", value_name = "N", help_heading = H_CLIENTS,
         value_parser = keyed(nonzero::<NonZeroU32>))]
@@ -467,6 +500,34 @@ pub struct Startup {
     pub ws: WsConfig,
     /// Whether there is a cache at all (`cache-max-bytes` > 0); its size is [`Live::cache_max_bytes`].
     pub cache: bool,
+    /// Client connection timeouts and caps.
+    pub clients: ClientLimits,
+    /// Node answer size cap and buffer budget.
+    pub answers: AnswerLimits,
+}
+
+/// Client connection timeouts and caps (README, Slow clients).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Headers must be complete this long after their first byte (after connecting, for the first request).
+    pub header_read_timeout: Duration,
+    /// A body must be complete this long after its headers.
+    pub body_read_timeout: Duration,
+    /// No request for this long closes a keep-alive connection.
+    pub idle_timeout: Duration,
+    /// Open connections in total.
+    pub max_connections: usize,
+    /// Open connections per client IP (trusted proxies exempt).
+    pub max_connections_per_client: usize,
+}
+
+/// Bounds on node answers held in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerLimits {
+    /// Largest single answer.
+    pub max_response_bytes: usize,
+    /// Answer bytes buffered at once across all calls.
+    pub max_buffered_bytes: usize,
 }
 
 impl Startup {
@@ -486,6 +547,8 @@ impl Startup {
             config_poll_interval,
             ws: WsConfig { upstream_silence, max_subscriptions, send_queue },
             cache,
+            clients,
+            answers,
         } = self;
         [
             (*listen != new.listen, "listen"),
@@ -503,6 +566,16 @@ impl Startup {
             (*send_queue != new.ws.send_queue, "ws-send-queue"),
             // A cache is built at start or not at all; resizing one works live.
             (*cache != new.cache, "cache-max-bytes (on/off)"),
+            (clients.header_read_timeout != new.clients.header_read_timeout, "header-read-timeout"),
+            (clients.body_read_timeout != new.clients.body_read_timeout, "body-read-timeout"),
+            (clients.idle_timeout != new.clients.idle_timeout, "idle-timeout"),
+            (clients.max_connections != new.clients.max_connections, "max-connections"),
+            (
+                clients.max_connections_per_client != new.clients.max_connections_per_client,
+                "max-connections-per-client",
+            ),
+            (answers.max_response_bytes != new.answers.max_response_bytes, "max-response-bytes"),
+            (answers.max_buffered_bytes != new.answers.max_buffered_bytes, "max-buffered-response-bytes"),
         ]
         .into_iter()
         .filter_map(|(changed, key)| changed.then_some(key))
@@ -593,6 +666,12 @@ pub struct WsConfig {
 
 /// Default cache budget: 64 MiB holds ~30,000 typical blocks or receipts.
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 64 << 20;
+/// Default cap on one node answer: an IoTeX node answers at most 100 MiB (`pkg/util/httputil`, then an
+/// empty HTTP 500), so no legitimate answer is refused.
+pub const DEFAULT_MAX_RESPONSE_BYTES: NonZeroUsize = NonZeroUsize::MIN.saturating_add((100 << 20) - 1);
+/// Default budget of node answer bytes buffered at once: two maximal answers and change, which fits a
+/// 512 MiB pod limit next to the 64 MiB cache and a few thousand connections.
+pub const DEFAULT_MAX_BUFFERED_RESPONSE_BYTES: NonZeroUsize = NonZeroUsize::MIN.saturating_add((256 << 20) - 1);
 /// Smallest non-zero cache budget: below it no realistic block fits.
 pub const MIN_CACHE_MAX_BYTES: u64 = 4096;
 /// Default `eth_getLogs` range per node call: the `api.rangeQueryLimit` default of iotex-core v2.1.0, within
@@ -658,7 +737,28 @@ impl Opts {
                 send_queue: o.ws_send_queue.get(),
             },
             cache: o.cache_max_bytes > 0,
+            clients: ClientLimits {
+                header_read_timeout: o.header_read_timeout,
+                body_read_timeout: o.body_read_timeout,
+                idle_timeout: o.idle_timeout,
+                max_connections: o.max_connections.get(),
+                max_connections_per_client: o.max_connections_per_client.get(),
+            },
+            answers: AnswerLimits {
+                max_response_bytes: o.max_response_bytes.get(),
+                max_buffered_bytes: o.max_buffered_response_bytes.get(),
+            },
         };
+        // Twice: a buffer growing to the cap briefly holds its old and its new allocation (upstream/answer.rs).
+        if startup.answers.max_buffered_bytes / 2 < startup.answers.max_response_bytes {
+            return Err(invalid(
+                "max-buffered-response-bytes",
+                format!(
+                    "must be at least twice max-response-bytes ({}), or an answer that size might never fit",
+                    startup.answers.max_response_bytes
+                ),
+            ));
+        }
         let live = o.live(&|id| layered.is_set(id))?;
         Ok(Config { startup, live, source: Some(layered.source) })
     }

@@ -8,7 +8,7 @@
 //!   JSON-RPC error under the message's id; [`WsClose`]: why the gateway closes a WebSocket.
 //! - [`node_error_body`] and [`readdressed`]: a node's error passed to a caller under the caller's id.
 
-use crate::outcome::Outcome;
+use crate::outcome::{AttemptOutcome, Outcome};
 use crate::upstream::AttemptError;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -90,6 +90,9 @@ impl CallError {
             CallError::Invalid(_) | CallError::EmptyBatch | CallError::BatchTooLarge { .. } => codes::INVALID_REQUEST,
             CallError::MethodNotAllowed(_) => codes::METHOD_NOT_FOUND,
             CallError::NoUpstream | CallError::Saturated => codes::RESOURCE_UNAVAILABLE,
+            // EIP-1474 "limit exceeded": the answer is bigger than this gateway passes on.
+            CallError::Upstream(e) if e.kind == AttemptOutcome::TooLarge => codes::LIMIT_EXCEEDED,
+            CallError::Upstream(e) if e.kind == AttemptOutcome::OverBudget => codes::RESOURCE_UNAVAILABLE,
             CallError::Upstream(_) => codes::UPSTREAM_FAILED,
             CallError::Deadline => codes::DEADLINE_EXCEEDED,
             // What geth and IoTeX answer for an unknown filter, so client libraries recreate the filter.
@@ -108,6 +111,9 @@ impl CallError {
             }
             CallError::MethodNotAllowed(_) => StatusCode::OK,
             CallError::NoUpstream | CallError::Saturated => StatusCode::SERVICE_UNAVAILABLE,
+            // A JSON-RPC refusal of this call, like a too-wide log range: the transport worked.
+            CallError::Upstream(e) if e.kind == AttemptOutcome::TooLarge => StatusCode::OK,
+            CallError::Upstream(e) if e.kind == AttemptOutcome::OverBudget => StatusCode::SERVICE_UNAVAILABLE,
             CallError::Upstream(_) => StatusCode::BAD_GATEWAY,
             CallError::Deadline => StatusCode::GATEWAY_TIMEOUT,
             CallError::FilterLost(_) | CallError::FilterUnknown(_) => StatusCode::OK,
@@ -140,6 +146,8 @@ impl CallError {
                 let cut: String = m.chars().take(64).collect();
                 format!("method `{cut}…` is not available through this gateway")
             }
+            // The detail says which limit and what to do; it names no node (the upstream name stays in logs).
+            CallError::Upstream(e) if e.kind.is_gateway_limit() => e.detail.clone(),
             CallError::FilterUnknown(id) if id.len() > 80 => {
                 let cut: String = id.chars().take(80).collect();
                 format!("filter not found: `{cut}…` is not a filter id issued by this gateway")
@@ -186,6 +194,8 @@ pub enum HttpRefusal {
     },
     /// 400: the body broke off while being read.
     Unreadable,
+    /// 408: the body was not all in within `body-read-timeout`; the connection is closed.
+    BodyTimeout(Duration),
     /// 400: a WebSocket upgrade request that is not a valid handshake; says what is wrong.
     BadHandshake(&'static str),
     /// 429: over the per-client rate limit or the token's quota; retry after the wait.
@@ -207,6 +217,11 @@ impl HttpRefusal {
             HttpRefusal::Unreadable => {
                 (StatusCode::BAD_REQUEST, codes::PARSE_ERROR, "request body could not be read".into())
             }
+            HttpRefusal::BodyTimeout(limit) => (
+                StatusCode::REQUEST_TIMEOUT,
+                codes::INVALID_REQUEST,
+                format!("request body not received within {}s; send the whole body at once", limit.as_secs_f64()),
+            ),
             HttpRefusal::BadHandshake(why) => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST, why.to_owned()),
             HttpRefusal::RateLimited(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -232,6 +247,10 @@ impl HttpRefusal {
                     _ => HeaderValue::from_static("Bearer realm=\"iotex-gateway\", error=\"invalid_token\""),
                 };
                 headers.insert(header::WWW_AUTHENTICATE, challenge);
+            }
+            HttpRefusal::BodyTimeout(_) => {
+                // The rest of the body may still trickle in: the connection cannot carry another request.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             HttpRefusal::TooLarge { .. } | HttpRefusal::Unreadable | HttpRefusal::BadHandshake(_) => {}
         }

@@ -2,7 +2,8 @@
 //!
 //! Layout (the request path reads top-down in [`stack`]):
 //! - [`config`]: flags, env vars and TOML merged and validated once into [`config::Config`].
-//! - [`server`]: accept loop and graceful shutdown for both listeners.
+//! - [`server`]: accept loop and graceful shutdown for both listeners; [`connections`]: caps on open client
+//!   connections and the timeouts that close slow or idle ones.
 //! - [`stack`]: the JSON-RPC listener's layers: access token → rate limit → WebSocket upgrade → HTTP checks →
 //!   [`proxy`].
 //! - [`layers`]: HTTP middleware ([`layers::auth`], [`layers::rate_limit`]).
@@ -32,6 +33,7 @@ pub mod admin;
 pub mod cache;
 pub mod coalesce;
 pub mod config;
+pub mod connections;
 pub mod discovery;
 pub mod error;
 pub mod filters;
@@ -116,6 +118,33 @@ pub fn health_config(cfg: &Config) -> HealthConfig {
     }
 }
 
+/// What builds each upstream: its pools, in-flight cap and the answer cap and buffer budget they all share.
+fn upstream_factory(cfg: &Config, metrics: &Arc<Metrics>, serving_threads: usize) -> UpstreamFactory {
+    let answers = cfg.startup.answers;
+    UpstreamFactory {
+        max_in_flight: cfg.startup.max_in_flight_per_upstream,
+        serving_threads,
+        metrics: Arc::clone(metrics),
+        answers: upstream::answer::AnswerBudget::new(
+            answers.max_response_bytes,
+            answers.max_buffered_bytes,
+            Some(metrics.answers.clone()),
+        ),
+    }
+}
+
+/// Client connection caps and timeouts from a config.
+pub fn conn_settings(cfg: &Config) -> connections::ConnSettings {
+    let c = &cfg.startup.clients;
+    connections::ConnSettings {
+        header_read_timeout: c.header_read_timeout,
+        idle_timeout: c.idle_timeout,
+        max_connections: c.max_connections,
+        max_per_client: c.max_connections_per_client,
+        trusted: cfg.live.trusted_proxies.clone(),
+    }
+}
+
 /// JSON-RPC tier settings from a config.
 pub fn proxy_settings(cfg: &Config) -> ProxySettings {
     ProxySettings {
@@ -138,11 +167,7 @@ pub async fn run(
 ) -> Result<ShutdownReport, GatewayError> {
     let metrics = Arc::new(Metrics::new()?);
     let serving_threads = cfg.startup.worker_threads.unwrap_or_else(available_cores);
-    let factory = UpstreamFactory {
-        max_in_flight: cfg.startup.max_in_flight_per_upstream,
-        serving_threads,
-        metrics: Arc::clone(&metrics),
-    };
+    let factory = upstream_factory(&cfg, &metrics, serving_threads);
     let upstreams = cfg.live.upstreams.iter().map(|u| factory.build(u)).collect::<Result<Vec<_>, _>>()?;
     let health = health::spawn(upstreams.clone(), health_config(&cfg), factory);
     let stop_ws = CancellationToken::new();
@@ -154,9 +179,13 @@ pub async fn run(
         Arc::clone(&auth),
         Arc::clone(&limiter),
         Arc::clone(&ws),
-        cfg.startup.max_body_bytes,
+        stack::BodyLimits {
+            max_bytes: cfg.startup.max_body_bytes,
+            read_timeout: cfg.startup.clients.body_read_timeout,
+        },
         Arc::clone(&metrics),
     );
+    let conn_limits = connections::ConnLimits::new(conn_settings(&cfg), metrics.conns.clone());
     let draining = Arc::new(AtomicBool::new(false));
     let admin =
         admin::Admin { view: health.view.clone(), metrics: Arc::clone(&metrics), draining: Arc::clone(&draining) };
@@ -182,8 +211,9 @@ pub async fn run(
     let stop_rpc = CancellationToken::new();
     let stop_admin = CancellationToken::new();
     let grace = cfg.startup.shutdown_grace;
+    let rpc = server::Listener { name: "rpc", limits: Some(conn_limits), grace };
     let (rpc_task, admin_task) =
-        serve(listeners, rpc_service, admin, ws, serving_threads, grace, (&stop_rpc, &stop_admin))?;
+        serve(listeners, rpc_service, admin, ws, serving_threads, rpc, (&stop_rpc, &stop_admin))?;
     shutdown.await;
     draining.store(true, Ordering::Relaxed);
     metrics.draining.set(1);
@@ -299,7 +329,7 @@ fn serve(
     admin: admin::Admin,
     ws: Arc<ws::Ws>,
     threads: usize,
-    grace: Duration,
+    rpc: server::Listener,
     (stop_rpc, stop_admin): (&CancellationToken, &CancellationToken),
 ) -> Result<(ServeTask, ServeTask), GatewayError> {
     // Serving thread `i` uses upstream client pool `i + 1` (pool 0 belongs to the control runtime's probes).
@@ -308,14 +338,15 @@ fn serve(
     let rpc_task = tokio::spawn({
         let stop = stop_rpc.clone();
         async move {
-            let report = server::serve(listeners.rpc, rpc_service, Some(&shards), stop, grace, "rpc").await;
+            let grace = rpc.grace;
+            let report = server::serve(listeners.rpc, rpc_service, Some(&shards), stop, rpc).await;
             // WebSocket sessions live on the serving threads: let them send their close frames first.
             ws.drained(grace.min(Duration::from_secs(3))).await;
             shards.stop().await;
             report
         }
     });
-    let admin_task =
-        tokio::spawn(server::serve(listeners.admin, admin, None, stop_admin.clone(), Duration::from_secs(1), "admin"));
+    let admin_listener = server::Listener { name: "admin", limits: None, grace: Duration::from_secs(1) };
+    let admin_task = tokio::spawn(server::serve(listeners.admin, admin, None, stop_admin.clone(), admin_listener));
     Ok((rpc_task, admin_task))
 }

@@ -1,6 +1,6 @@
 //! Every metric the gateway exports, registered and documented in one place, grouped by subsystem: each
 //! group is a struct that registers its own metrics ([`CallMetrics`], [`NodeMetrics`], [`HttpMetrics`],
-//! [`AuthMetrics`], [`ReuseMetrics`], [`WsMetrics`]) and [`Metrics`] holds one of each plus the process's
+//! [`AuthMetrics`], [`ReuseMetrics`], [`WsMetrics`], [`ConnMetrics`], [`AnswerMetrics`]) and [`Metrics`] holds one of each plus the process's
 //! lifecycle. A metric is its field, its doc line and one registration call.
 //!
 //! Names are a contract for the chart's dashboards and alerts: `iotex_gateway_<subsystem>_<thing>_<unit|total>`.
@@ -252,7 +252,7 @@ impl NodeMetrics {
 
 /// The HTTP tier (`stack.rs`, `layers/rate_limit.rs`, `ws/`): requests refused before JSON-RPC.
 pub struct HttpMetrics {
-    /// `iotex_gateway_http_rejected_total{reason}`: `method`, `too_large`, `read`.
+    /// `iotex_gateway_http_rejected_total{reason}`: `method`, `too_large`, `read`, `body_timeout`.
     pub body_rejected: IntCounterVec,
     /// `iotex_gateway_rate_limited_total`.
     pub rate_limited: IntCounter,
@@ -267,6 +267,71 @@ impl HttpMetrics {
             rate_limited: counter(r, "iotex_gateway_rate_limited_total",
                 "HTTP requests refused by the per-client rate limit.")?,
         })
+    }
+}
+
+/// Client connections (`connections.rs`): how many are open, refused at accept, closed by a timeout.
+#[derive(Clone)]
+pub struct ConnMetrics {
+    /// `iotex_gateway_connections_open`.
+    pub open: IntGauge,
+    refused: IntCounterVec,
+    closed: IntCounterVec,
+}
+
+impl ConnMetrics {
+    #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
+    fn register(r: &Registrar) -> Made<ConnMetrics> {
+        let m = ConnMetrics {
+            open: gauge(r, "iotex_gateway_connections_open", "JSON-RPC client connections open now.")?,
+            refused: counters(r, "iotex_gateway_connections_refused_total",
+                "New JSON-RPC connections closed at once, by the cap reached: total (max-connections), \
+                 per_client (max-connections-per-client).", &["reason"])?,
+            closed: counters(r, "iotex_gateway_connections_closed_total",
+                "JSON-RPC connections the gateway closed, by reason: header_timeout (headers slower than \
+                 header-read-timeout), idle_timeout (no request within idle-timeout).", &["reason"])?,
+        };
+        precreate(&m.refused, &["total", "per_client"]);
+        precreate(&m.closed, &["header_timeout", "idle_timeout"]);
+        Ok(m)
+    }
+
+    /// Counts a connection refused at accept (`reason`: `total`, `per_client`).
+    pub fn refused(&self, reason: &str) {
+        self.refused.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a connection closed by a timeout (`reason`: `header_timeout`, `idle_timeout`).
+    pub fn closed(&self, reason: &str) {
+        self.closed.with_label_values(&[reason]).inc();
+    }
+}
+
+/// Node answers held in memory (`upstream/answer.rs`): the buffer budget and answers refused.
+#[derive(Clone)]
+pub struct AnswerMetrics {
+    /// `iotex_gateway_answer_buffered_bytes`.
+    pub buffered: IntGauge,
+    refused: IntCounterVec,
+}
+
+impl AnswerMetrics {
+    #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
+    fn register(r: &Registrar) -> Made<AnswerMetrics> {
+        let m = AnswerMetrics {
+            buffered: gauge(r, "iotex_gateway_answer_buffered_bytes",
+                "Node answer bytes being read and checked now, across all calls (max-buffered-response-bytes).")?,
+            refused: counters(r, "iotex_gateway_answers_refused_total",
+                "Node answers not passed on, by reason: too_large (over max-response-bytes), over_budget \
+                 (max-buffered-response-bytes stayed full).", &["reason"])?,
+        };
+        precreate(&m.refused, &["too_large", "over_budget"]);
+        Ok(m)
+    }
+
+    /// Counts an answer refused for `reason` (`too_large`, `over_budget`).
+    pub fn refused(&self, reason: &str) {
+        self.refused.with_label_values(&[reason]).inc();
     }
 }
 
@@ -425,6 +490,10 @@ pub struct Metrics {
     pub reuse: ReuseMetrics,
     /// `iotex_gateway_ws_*`.
     pub ws: WsMetrics,
+    /// Client connections.
+    pub conns: ConnMetrics,
+    /// Node answers in memory.
+    pub answers: AnswerMetrics,
     /// `iotex_gateway_draining` (1 after a shutdown signal).
     pub draining: IntGauge,
     /// `iotex_gateway_config_reloads_total{result}`: `applied`, `unchanged` or `rejected`.
@@ -445,6 +514,8 @@ impl Metrics {
             auth: AuthMetrics::register(&r)?,
             reuse: ReuseMetrics::register(&r)?,
             ws: WsMetrics::register(&r)?,
+            conns: ConnMetrics::register(&r)?,
+            answers: AnswerMetrics::register(&r)?,
             draining: gauge(&r, "iotex_gateway_draining", "1 once shutdown has begun, else 0.")?,
             config_reloads: counters(&r, "iotex_gateway_config_reloads_total",
                 "Config reloads by result: applied, unchanged, rejected.", &["result"])?,
@@ -500,6 +571,11 @@ mod tests {
             "iotex_gateway_cache_evictions_total 0",
             "iotex_gateway_cache_bytes 0",
             "iotex_gateway_cache_entries 0",
+            "iotex_gateway_connections_open 0",
+            "iotex_gateway_connections_refused_total{reason=\"per_client\"} 0",
+            "iotex_gateway_connections_closed_total{reason=\"header_timeout\"} 0",
+            "iotex_gateway_answer_buffered_bytes 0",
+            "iotex_gateway_answers_refused_total{reason=\"too_large\"} 0",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

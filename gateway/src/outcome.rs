@@ -74,11 +74,15 @@ pub enum AttemptOutcome {
     Transport,
     /// 2xx but not a JSON-RPC response.
     InvalidResponse,
+    /// The answer is over `max-response-bytes`: the query's fault, not the node's.
+    TooLarge,
+    /// The gateway's answer buffer budget stayed full: the gateway's state, not the node's.
+    OverBudget,
 }
 
 impl AttemptOutcome {
     /// Every value, in label order.
-    pub const ALL: [AttemptOutcome; 9] = [
+    pub const ALL: [AttemptOutcome; 11] = [
         AttemptOutcome::Ok,
         AttemptOutcome::RpcError,
         AttemptOutcome::Connect,
@@ -88,6 +92,8 @@ impl AttemptOutcome {
         AttemptOutcome::Http4xx,
         AttemptOutcome::Transport,
         AttemptOutcome::InvalidResponse,
+        AttemptOutcome::TooLarge,
+        AttemptOutcome::OverBudget,
     ];
 
     /// The label value.
@@ -102,6 +108,8 @@ impl AttemptOutcome {
             AttemptOutcome::Http4xx => "http_4xx",
             AttemptOutcome::Transport => "transport",
             AttemptOutcome::InvalidResponse => "invalid_response",
+            AttemptOutcome::TooLarge => "too_large",
+            AttemptOutcome::OverBudget => "over_budget",
         }
     }
 
@@ -113,5 +121,11 @@ impl AttemptOutcome {
     /// True when the upstream answered as a node should (even with a JSON-RPC error).
     pub fn is_answer(self) -> bool {
         matches!(self, AttemptOutcome::Ok | AttemptOutcome::RpcError)
+    }
+
+    /// True when the failure says nothing about the node's health (the answer was too big for this gateway,
+    /// or the gateway had no room for it): not reported to health, and not retried elsewhere.
+    pub fn is_gateway_limit(self) -> bool {
+        matches!(self, AttemptOutcome::TooLarge | AttemptOutcome::OverBudget)
     }
 }

@@ -113,7 +113,9 @@ impl Reader {
                     e
                 }
             };
-            if err.kind == AttemptOutcome::Http4xx {
+            // The node refused this request (4xx), or its answer is too big for this gateway or has no room
+            // in it: another node would answer the same.
+            if err.kind == AttemptOutcome::Http4xx || err.kind.is_gateway_limit() {
                 return Err(CallError::Upstream(err));
             }
             if Instant::now() >= deadline {
@@ -188,6 +190,8 @@ pub fn passive_report(upstream: &Upstream, r: &Result<Answer, AttemptError>) -> 
         Ok(_) => Some(Passive::Success(upstream.id)),
         // A 4xx with a non-JSON body is the node refusing this request, not the node being unwell.
         Err(e) if e.kind == AttemptOutcome::Http4xx => None,
+        // Too big for this gateway, or no room in it: nothing about the node's health.
+        Err(e) if e.kind.is_gateway_limit() => None,
         Err(e) if e.kind == AttemptOutcome::Http429 => {
             upstream.metrics.busy.inc();
             Some(Passive::Busy(upstream.id))

@@ -12,7 +12,11 @@
 //! address put in the request's extensions as [`ClientAddr`]. On stop, the listener is closed at once, idle
 //! keep-alive connections are told to close, and requests in flight get the grace period to finish; what is
 //! still open after that is cut and reported.
+//!
+//! On the JSON-RPC listener, [`crate::connections`] caps the connections open (a connection past a cap is
+//! closed as soon as it is accepted) and closes those whose headers are too slow or that sit idle.
 
+use crate::connections::{Activity, ConnGuard, ConnLimits, Tracked};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -22,6 +26,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -60,21 +65,45 @@ impl<S> HttpService for S where
 {
 }
 
-/// Serves one accepted connection on the current runtime until it ends or is told to close.
-fn spawn_connection<S: HttpService>(stream: tokio::net::TcpStream, peer: SocketAddr, service: S, watcher: Watcher) {
+/// Serves one accepted connection on the current runtime until it ends, is told to close, or (with
+/// `limits`) passes a connection timeout.
+fn spawn_connection<S: HttpService>(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    service: S,
+    watcher: Watcher,
+    admitted: Option<(Arc<ConnLimits>, ConnGuard)>,
+) {
     let _ = stream.set_nodelay(true);
+    let activity = Activity::new();
+    let (limits, guard) = admitted.map_or((None, None), |(l, g)| (Some(l), Some(g)));
+    let on_request = Arc::clone(&activity);
     let hyper_svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(ClientAddr(peer));
-        service.clone().oneshot(req)
+        let done = on_request.request_started();
+        let call = service.clone().oneshot(req);
+        async move {
+            let out = call.await;
+            drop(done);
+            out
+        }
     });
     // With upgrades, so a WebSocket handshake on the JSON-RPC port can take the connection over (ws/).
     let conn = auto::Builder::new(TokioExecutor::new())
-        .serve_connection_with_upgrades(TokioIo::new(stream), hyper_svc)
+        .serve_connection_with_upgrades(TokioIo::new(Tracked::new(stream, Arc::clone(&activity), guard)), hyper_svc)
         .into_owned();
     let conn = watcher.watch(conn);
     tokio::spawn(async move {
+        let result = match &limits {
+            Some(l) => match crate::connections::watch(conn, &activity, l).await {
+                Ok(r) => r,
+                // Too slow or idle: dropping the connection closed it; the watchdog counted it.
+                Err(_) => return,
+            },
+            None => conn.await,
+        };
         // Client resets and half-closed sockets end up here; they are the client's business.
-        if let Err(e) = conn.await {
+        if let Err(e) = result {
             tracing::debug!(error = %e, "connection ended with an error");
         }
     });
@@ -84,6 +113,7 @@ struct Handoff {
     stream: std::net::TcpStream,
     peer: SocketAddr,
     watcher: Watcher,
+    admitted: Option<(Arc<ConnLimits>, ConnGuard)>,
 }
 
 /// The serving threads of one listener.
@@ -112,7 +142,7 @@ impl Shards {
                 rt.block_on(async move {
                     while let Some(h) = rx.recv().await {
                         match tokio::net::TcpStream::from_std(h.stream) {
-                            Ok(stream) => spawn_connection(stream, h.peer, svc.clone(), h.watcher),
+                            Ok(stream) => spawn_connection(stream, h.peer, svc.clone(), h.watcher, h.admitted),
                             Err(e) => tracing::warn!(error = %e, "cannot adopt an accepted connection"),
                         }
                     }
@@ -138,16 +168,28 @@ impl Shards {
     }
 }
 
+/// How one listener serves: its name for logs, its connection caps and timeouts (`None`: none, the admin
+/// listener), and how long in-flight requests get to finish once stopped.
+pub struct Listener {
+    /// For logs.
+    pub name: &'static str,
+    /// Connection caps and timeouts.
+    pub limits: Option<Arc<ConnLimits>>,
+    /// Grace period after stop.
+    pub grace: Duration,
+}
+
 /// Serves `service` on `listener` until `stop` is cancelled, then drains for up to `grace`. Connections go to
-/// `shards` round-robin when given, else are served on the current runtime.
+/// `shards` round-robin when given, else are served on the current runtime. Long because the accept loop,
+/// the admission check and the hand-off read best in one piece.
 pub async fn serve<S: HttpService>(
     listener: TcpListener,
     service: S,
     shards: Option<&Shards>,
     stop: CancellationToken,
-    grace: Duration,
-    name: &'static str,
+    how: Listener,
 ) -> ServeReport {
+    let Listener { name, limits, grace } = how;
     let graceful = GracefulShutdown::new();
     let mut report = ServeReport::default();
     let mut next = 0usize;
@@ -166,6 +208,14 @@ pub async fn serve<S: HttpService>(
             }
         };
         report.connections += 1;
+        let admitted = match &limits {
+            Some(l) => match l.admit(peer.ip()) {
+                Ok(guard) => Some((Arc::clone(l), guard)),
+                // Past a cap: dropping the stream closes it at once (counted by `admit`).
+                Err(_) => continue,
+            },
+            None => None,
+        };
         let watcher = graceful.watcher();
         match shards {
             Some(sh) if !sh.senders.is_empty() => {
@@ -173,14 +223,14 @@ pub async fn serve<S: HttpService>(
                 next = next.wrapping_add(1);
                 match stream.into_std() {
                     Ok(std_stream) => {
-                        if tx.send(Handoff { stream: std_stream, peer, watcher }).is_err() {
+                        if tx.send(Handoff { stream: std_stream, peer, watcher, admitted }).is_err() {
                             tracing::warn!(listener = name, "serving thread gone; connection dropped");
                         }
                     }
                     Err(e) => tracing::warn!(listener = name, error = %e, "cannot hand off a connection"),
                 }
             }
-            _ => spawn_connection(stream, peer, service.clone(), watcher),
+            _ => spawn_connection(stream, peer, service.clone(), watcher, admitted),
         }
     }
     drop(listener);

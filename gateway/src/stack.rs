@@ -4,7 +4,8 @@
 //! AuthLayer                   access token (if keys are set): 401 + -32012 when bad/required, per-token GCRA
 //! RateLimitLayer              per-client GCRA for callers without a token: 429 + -32005 + Retry-After
 //! WsLayer                     `Upgrade: websocket` becomes a WebSocket session (ws/); the rest passes on
-//! RpcHttp                     POST only; body cap (413) before any JSON is read; then the JSON-RPC tier
+//! RpcHttp                     POST only; body cap (413) and body read timeout (408, connection closed) before
+//!                             any JSON is read; then the JSON-RPC tier
 //! Proxy                       parse, policy, route, retry, broadcast, assemble (proxy.rs)
 //! ```
 
@@ -35,7 +36,7 @@ pub fn build(
     auth: Arc<Auth>,
     limiter: Arc<Limiter>,
     ws: Arc<Ws>,
-    max_body: usize,
+    body: BodyLimits,
     metrics: Arc<Metrics>,
 ) -> RpcStack {
     ServiceBuilder::new()
@@ -45,7 +46,17 @@ pub fn build(
         .layer(RateLimitLayer::new(limiter))
         // After the limits, so an upgrade is admitted like any request; a session then limits each message.
         .layer(WsLayer::new(ws))
-        .service(RpcHttp { proxy, max_body, metrics })
+        .service(RpcHttp { proxy, max_body: body.max_bytes, body_timeout: body.read_timeout, metrics })
+}
+
+/// What a request body may be: at most `max_bytes` (`max-body-bytes`), all in within `read_timeout` of the
+/// headers (`body-read-timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Largest body.
+    pub max_bytes: usize,
+    /// Longest time to receive it, measured once from when the headers are in: a trickle does not extend it.
+    pub read_timeout: std::time::Duration,
 }
 
 /// HTTP concerns of the JSON-RPC listener.
@@ -53,6 +64,7 @@ pub fn build(
 pub struct RpcHttp {
     proxy: Arc<Proxy>,
     max_body: usize,
+    body_timeout: std::time::Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -89,10 +101,16 @@ where
             if declared.is_some_and(|n| n > this.max_body as u64) {
                 return too_large();
             }
-            let body = match Limited::new(req.into_body(), this.max_body).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(),
-                Err(e) => {
+            // One deadline for the whole body, not per chunk, so a client sending a byte a second is still cut.
+            let read = tokio::time::timeout(this.body_timeout, Limited::new(req.into_body(), this.max_body).collect());
+            let body = match read.await {
+                Err(_) => {
+                    this.metrics.http.body_rejected.with_label_values(&["body_timeout"]).inc();
+                    return Ok(HttpRefusal::BodyTimeout(this.body_timeout).response());
+                }
+                Ok(Ok(b)) => b.to_bytes(),
+                Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(),
+                Ok(Err(e)) => {
                     this.metrics.http.body_rejected.with_label_values(&["read"]).inc();
                     tracing::debug!(error = %e, "client body broke off");
                     return Ok(HttpRefusal::Unreadable.response());

@@ -186,6 +186,15 @@ def checks_for(chart: Chart, env: str, size: int) -> None:
     websocket = port_number(boot["spec"]["template"]["spec"]["containers"][0], "websocket")
     check(f"{tag} gateway subscribes on each node's WebSocket port (upstream-ws-port :16014)",
           gw.get("upstream-ws-port") == websocket, gw.get("upstream-ws-port"))
+    slow = {k: gw.get(k) for k in ("header-read-timeout", "body-read-timeout", "idle-timeout", "max-connections",
+                                   "max-connections-per-client", "max-response-bytes", "max-buffered-response-bytes")}
+    check(f"{tag} gateway.toml bounds slow clients and buffered answers (timeouts, connection caps, answer budget)",
+          all(isinstance(slow[k], str) and slow[k] for k in ("header-read-timeout", "body-read-timeout", "idle-timeout"))
+          and all(isinstance(slow[k], int) and slow[k] > 0 for k in ("max-connections", "max-connections-per-client",
+                                                                      "max-response-bytes"))
+          and isinstance(slow["max-buffered-response-bytes"], int)
+          and slow["max-buffered-response-bytes"] >= 2 * slow["max-response-bytes"]
+          and slow["max-connections-per-client"] <= slow["max-connections"], slow)
     check(f"{tag} headless Service selects both boot node and delegate pods",
           selects(headless["spec"]["selector"], boot["spec"]["template"]["metadata"]["labels"])
           and selects(headless["spec"]["selector"], dele["spec"]["template"]["metadata"]["labels"]))

@@ -90,6 +90,10 @@ schema = {
         "busy-backoff": DUR, "upstream-batch-size": I(minimum=1, maximum=100), "config-poll-interval": DUR,
         "ws-upstream-silence": DUR, "ws-max-subscriptions": I(minimum=1), "ws-send-queue": I(minimum=1),
         "cache-max-bytes": I(minimum=0), "coalesce": B,
+        # slow clients and bounded memory (docs/reliability.md)
+        "header-read-timeout": DUR, "body-read-timeout": DUR, "idle-timeout": DUR,
+        "max-connections": I(minimum=1), "max-connections-per-client": I(minimum=1),
+        "max-response-bytes": I(minimum=1), "max-buffered-response-bytes": I(minimum=2),
       }, ["listen", "admin-listen", "shutdown-delay", "shutdown-grace"], extra=False,
         description="iotex-gateway config keys (kebab-case, as its flags); upstream lists are generated"),
       "terminationGracePeriodSeconds": I(minimum=1), "resources": RES,

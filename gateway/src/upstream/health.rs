@@ -147,13 +147,15 @@ pub struct UpstreamFactory {
     pub serving_threads: usize,
     /// Where per-upstream metric handles come from.
     pub metrics: Arc<Metrics>,
+    /// The answer cap and buffer budget every upstream shares.
+    pub answers: Arc<super::answer::AnswerBudget>,
 }
 
 impl UpstreamFactory {
     /// A new upstream with a fresh id.
     pub fn build(&self, cfg: &UpstreamConfig) -> Result<Arc<Upstream>, super::UpstreamUriError> {
         Upstream::new(cfg, self.max_in_flight, self.serving_threads, self.metrics.nodes.upstream(&cfg.name))
-            .map(Arc::new)
+            .map(|u| Arc::new(u.with_answer_budget(Arc::clone(&self.answers))))
     }
 }
 

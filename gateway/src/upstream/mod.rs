@@ -7,8 +7,10 @@
 //! Layout:
 //! - this file: [`Upstream`] and one attempt ([`Upstream::call`]), classified into [`AttemptOutcome`]s.
 //! - [`health`]: the health supervisor that owns every upstream's state and publishes a [`health::ClusterView`].
+//! - [`answer`]: reads an answer within `max-response-bytes` and the shared buffer budget.
 //! - [`pool`]: the picker: power of two choices over routable upstreams, on peak-EWMA latency × in-flight.
 
+pub mod answer;
 pub mod health;
 pub mod pool;
 
@@ -102,6 +104,7 @@ pub struct Upstream {
     failure_streak: AtomicBool,
     /// Pre-resolved metric handles.
     pub metrics: UpstreamMetrics,
+    answers: Arc<answer::AnswerBudget>,
 }
 
 /// A configuration value that is valid as a URL but not as an HTTP request target.
@@ -172,7 +175,14 @@ impl Upstream {
             errors: AtomicU64::new(0),
             failure_streak: AtomicBool::new(false),
             metrics,
+            answers: answer::AnswerBudget::default_unmetered(),
         })
+    }
+
+    /// Reads answers within `answers` (the process-wide cap and budget) instead of the defaults.
+    pub fn with_answer_budget(mut self, answers: Arc<answer::AnswerBudget>) -> Upstream {
+        self.answers = answers;
+        self
     }
 
     fn client(&self) -> &Client<HttpConnector, Full<Bytes>> {
@@ -281,12 +291,14 @@ impl Upstream {
             (kind, error_chain(&e))
         })?;
         let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| (AttemptOutcome::Transport, format!("body broke off: {}", error_chain(&e))))?
-            .to_bytes();
+        let declared = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        // Bounded: an answer over max-response-bytes, or one the buffer budget has no room for, is refused
+        // without being held whole (dropping the body closes that node connection).
+        let body = self.answers.read(resp.into_body(), declared).await?;
         if batch { classify_batch(status, body) } else { classify(status, body) }
     }
 

@@ -20,6 +20,7 @@
 mod e2e_injector_through_gateway;
 mod gateway_batch_filters;
 mod gateway_cache;
+mod gateway_clients;
 mod gateway_corpus;
 mod gateway_discovery;
 mod gateway_faults;
