@@ -4,7 +4,8 @@
 # steady rate for DURATION, and a steady Explorer-like read load through the gateway beside it. Every
 # SOAK_INTERVAL it samples both binaries' RSS, open fds and threads, and the reads' p99
 # (scripts/lib/soak.py). At the end it writes soak.json and soak.svg and fails if, after the warm-up, either
-# binary's RSS grew more than 20 MB or its fds grew, or the injector's accepted != included.
+# binary's RSS grew more than 20 MB (the gateway's net of its response cache, a store bounded by
+# cache-max-bytes that fills on purpose) or its fds grew, or the injector's accepted != included.
 #
 #   scripts/soak.sh 1h                  # the figures in docs/reliability.md
 #   scripts/soak.sh 3m                  # what scripts/test.sh runs (SOAK_INTERVAL=15s there)
@@ -87,7 +88,8 @@ log "iotex-injector: $rate actions/s for ${duration}s through the gateway; reads
 inj_pid=$!; pids+=("$inj_pid")
 
 set +e
-python3 scripts/lib/soak.py run --gateway "http://127.0.0.1:$gw_port" --gateway-pid "$gw_pid" --injector-pid "$inj_pid" \
+python3 scripts/lib/soak.py run --gateway "http://127.0.0.1:$gw_port" --gateway-admin "http://127.0.0.1:$admin_port" \
+  --gateway-pid "$gw_pid" --injector-pid "$inj_pid" \
   --out "$out" --interval "$interval" --warmup "$warmup" --read-rate "${SOAK_READ_RATE:-20}" --max-seconds $((duration * 2 + 300))
 rc=$?
 wait "$inj_pid"; inj_rc=$?

@@ -102,6 +102,22 @@ class Reader(threading.Thread):
             return lat
 
 
+def cache_mb(admin):
+    """The gateway's cache size (iotex_gateway_cache_bytes) in MB from its admin /metrics, or None."""
+    if not admin:
+        return None
+    try:
+        u = urllib.parse.urlparse(admin)
+        conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=5)
+        conn.request("GET", "/metrics")
+        for line in conn.getresponse().read().decode().splitlines():
+            if line.startswith("iotex_gateway_cache_bytes "):
+                return round(float(line.split()[1]) / 1048576, 2)
+    except (OSError, http.client.HTTPException, ValueError):
+        pass
+    return None
+
+
 def p99(values):
     if not values:
         return None
@@ -126,11 +142,16 @@ def judge(samples, report, warmup_s):
         third = max(1, len(points) // 3)
         med = lambda xs: sorted(xs)[len(xs) // 2]
         first, last = points[:third], points[-third:]
-        f = {"rss_mb_start": med([p["rss_mb"] for p in first]), "rss_mb_end": med([p["rss_mb"] for p in last]),
+        # RSS net of the gateway's response cache when the samples have it (see `run`).
+        rss = lambda p: p.get("rss_less_cache_mb", p["rss_mb"])
+        f = {"rss_mb_start": med([rss(p) for p in first]), "rss_mb_end": med([rss(p) for p in last]),
              "rss_mb_max": max(p["rss_mb"] for p in points),
              "fds_start": med([p["fds"] for p in first]), "fds_end": med([p["fds"] for p in last]),
              "fds_max": max(p["fds"] for p in points),
-             "threads_start": med([p["threads"] for p in first]), "threads_end": med([p["threads"] for p in last])}
+             "threads_start": med([p["threads"] for p in first]), "threads_end": med([p["threads"] for p in last]),
+             "net_of_cache": all("rss_less_cache_mb" in p for p in points)}
+        if f["net_of_cache"]:
+            f["cache_mb_end"] = points[-1].get("cache_mb")
         f["rss_drift_mb"] = round(f["rss_mb_end"] - f["rss_mb_start"], 2)
         figures[name] = f
         if f["rss_drift_mb"] > RSS_DRIFT_MB:
@@ -190,9 +211,15 @@ def run(a):
         lat = reader.take()
         s = {"t": round(time.monotonic() - t0, 1), "gateway": proc_sample(a.gateway_pid),
              "injector": proc_sample(a.injector_pid), "read_p99_ms": p99(lat), "reads": len(lat)}
+        cache = cache_mb(a.gateway_admin)
+        if s["gateway"] is not None and cache is not None:
+            # The response cache is a store bounded by the gateway's cache-max-bytes, filled on purpose
+            # (finalized receipts and blocks never expire); what must stay flat is the rest of the process.
+            s["gateway"]["cache_mb"] = cache
+            s["gateway"]["rss_less_cache_mb"] = round(s["gateway"]["rss_mb"] - cache, 2)
         samples.append(s)
         g, i = s["gateway"] or {}, s["injector"] or {}
-        print(f"soak: t={s['t']:>7.1f}s gateway rss {g.get('rss_mb')} MB fds {g.get('fds')} threads {g.get('threads')} | "
+        print(f"soak: t={s['t']:>7.1f}s gateway rss {g.get('rss_mb')} MB (cache {g.get('cache_mb')}) fds {g.get('fds')} threads {g.get('threads')} | "
               f"injector rss {i.get('rss_mb')} MB fds {i.get('fds')} threads {i.get('threads')} | reads {s['reads']} p99 {s['read_p99_ms']} ms",
               flush=True)
         if s["injector"] is None:
@@ -230,6 +257,9 @@ def self_test():
         p = {"rss_mb": rss, "fds": fds, "threads": thr}
         return {"t": t, "gateway": p, "injector": dict(p), "read_p99_ms": 3.0}
     good = [s(10, 50, 20), s(70, 60, 21), s(130, 62, 22), s(190, 61, 20)]
+    cached = [s(60 + 10 * i, 33 + 4 * i, 52) for i in range(9)]
+    for i, p in enumerate(cached):  # RSS rises with the cache only: net of it, flat
+        p["gateway"].update(cache_mb=4 * i, rss_less_cache_mb=33)
     wobble = [s(60 + 10 * i, 33 + (i % 2) * 0.5, 52 + (i * 3) % 6) for i in range(9)]
     leak = [s(60 + 10 * i, 33 + 4 * i, 50 + 3 * i) for i in range(9)]
     rep = {"accepted": 100, "included": 100, "scheduled": 100, "sent": 100}
@@ -240,6 +270,7 @@ def self_test():
         ([s(70, 60, 20), s(130, 60, 40)], rep, 60, ["gateway: fds grew", "injector: fds grew"]),
         ([s(70, 60, 20), s(130, 60, 28)], rep, 60, []),
         (wobble, rep, 60, []),
+        (cached, rep, 60, ["injector: RSS grew"]),
         (leak, rep, 60, ["gateway: RSS grew 24", "gateway: fds grew", "injector: RSS grew", "injector: fds grew"]),
         (good, {**rep, "included": 99}, 60, ["accepted 100 != included 99"]),
         (good, None, 60, ["no injector report"]),
@@ -270,6 +301,7 @@ def main():
     r.add_argument("--interval", type=float, default=60.0)
     r.add_argument("--warmup", type=float, default=60.0)
     r.add_argument("--read-rate", type=float, default=20.0)
+    r.add_argument("--gateway-admin", default="", help="admin URL, to judge RSS net of the response cache")
     r.add_argument("--max-seconds", type=float, required=True)
     v = sub.add_parser("verdict")
     v.add_argument("--out", required=True)
