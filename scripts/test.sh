@@ -57,6 +57,11 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+step "fuzz smoke: every cargo-fuzz target for 5 s from its seed corpus (scripts/fuzz.sh)"
+# The parsers of untrusted and operator input (JSON-RPC bodies, access tokens, both config loaders, keys and
+# mnemonics, native actions); the long runs are in docs/reliability.md. The first build takes a few minutes.
+scripts/fuzz.sh 5
+
 for extra in k8s/ci/validate.sh; do
   if [ -f "$extra" ]; then
     step "$extra"
