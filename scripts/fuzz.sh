@@ -36,6 +36,7 @@ for t in $targets; do
   mkdir -p "$work" "artifacts/$t"
   if [ -n "${FUZZ_RUNS:-}" ]; then budget=(-runs="$FUZZ_RUNS"); else budget=(-max_total_time="$seconds"); fi
   log="target/fuzz-$t.log"
+  touch "$log.start"
   echo "fuzz: $t (${FUZZ_RUNS:+$FUZZ_RUNS runs}${FUZZ_RUNS:-${seconds}s})" >&2
   # One worker: the machine's cores are shared. -timeout: an input that takes 10 s is a hang, reported.
   if cargo fuzz run "${build[@]}" "$t" "$work" "corpus/$t" -- "${budget[@]}" -timeout=10 -rss_limit_mb=2048 \
@@ -46,8 +47,9 @@ for t in $targets; do
   else
     failed+=("$t")
     tail -40 "$log" >&2
-    for a in "artifacts/$t"/*; do
-      [ -e "$a" ] && echo "fuzz: $t failed; reproduce: (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run ${build[*]} $t $a)" >&2
+    # Only what this run found: older artifacts stay for whoever is fixing them.
+    for a in $(find "artifacts/$t" -type f -newer "$log.start"); do
+      echo "fuzz: $t failed; reproduce: (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run ${build[*]} $t $a)" >&2
     done
   fi
 done
