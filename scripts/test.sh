@@ -77,6 +77,11 @@ step "soak, 3 minutes: gateway + injector + a read load on a real IoTeX cluster;
 SOAK_PROFILE=debug SOAK_INTERVAL=15s SOAK_OUT="$PWD/target/soak/ci" scripts/soak.sh 3m
 python3 scripts/lib/soak.py --self-test
 
+step "fuzz smoke: every cargo-fuzz target for 5 s from its seed corpus (scripts/fuzz.sh)"
+# The parsers of untrusted and operator input (JSON-RPC bodies, access tokens, both config loaders, keys and
+# mnemonics, native actions); the long runs are in docs/reliability.md. The first build takes a few minutes.
+scripts/fuzz.sh 5
+
 for extra in k8s/ci/validate.sh; do
   if [ -f "$extra" ]; then
     step "$extra"

@@ -119,7 +119,7 @@ pub fn health_config(cfg: &Config) -> HealthConfig {
 }
 
 /// What builds each upstream: its pools, in-flight cap and the answer cap and buffer budget they all share.
-fn upstream_factory(cfg: &Config, metrics: &Arc<Metrics>, serving_threads: usize) -> UpstreamFactory {
+pub fn upstream_factory(cfg: &Config, metrics: &Arc<Metrics>, serving_threads: usize) -> UpstreamFactory {
     let answers = cfg.startup.answers;
     UpstreamFactory {
         max_in_flight: cfg.startup.max_in_flight_per_upstream,

@@ -5,7 +5,7 @@
 
 use crate::error::ConfigError;
 use alloy_primitives::U256;
-use alloy_signer_local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English};
+use alloy_signer_local::{LocalSignerError, MnemonicBuilder, PrivateKeySigner, coins_bip39::English};
 use std::path::Path;
 
 /// The ethereum BIP-44 prefix; account `i` is `{prefix}/{i}`. IoTeX wallets use `m/44'/304'/0'/0`.
@@ -60,6 +60,25 @@ pub fn read_keys_file(path: &Path) -> Result<Vec<PrivateKeySigner>, ConfigError>
     Ok(keys)
 }
 
+/// What is wrong with a refused mnemonic, in words that never repeat it: coins-bip39's own messages quote
+/// the whole phrase (wrong checksum) or the unknown word, and this message goes to stderr and logs.
+fn mnemonic_problem(e: &LocalSignerError) -> String {
+    use alloy_signer_local::coins_bip39::{MnemonicError, WordlistError};
+    match e {
+        LocalSignerError::Bip39Error(MnemonicError::InvalidPhrase(_)) => {
+            "the checksum does not match: a word is wrong or out of place".into()
+        }
+        LocalSignerError::Bip39Error(MnemonicError::WordlistError(WordlistError::InvalidWord(_))) => {
+            "a word is not in the BIP-39 English word list".into()
+        }
+        LocalSignerError::Bip39Error(MnemonicError::InvalidWordCount(n)) => {
+            format!("{n} words; a mnemonic has 12, 15, 18, 21 or 24")
+        }
+        // The rest (entropy, BIP-32 derivation) describe no part of the phrase.
+        other => other.to_string(),
+    }
+}
+
 /// Derives `count` accounts `{path}/0 … {path}/{count-1}` from a BIP-39 English mnemonic.
 ///
 /// The parent key is derived once and each account is one child step from it, so a large pool costs
@@ -77,12 +96,44 @@ pub fn derive(phrase: &str, path: &str, count: u32) -> Result<Vec<PrivateKeySign
         .phrase(words)
         .derivation_path(format!("{path}/0"))
         .map_err(|e| ConfigError::invalid("derivation-path", format!("`{path}`: {e}")))?;
-    let parent = builder
-        .build_parent_key()
-        .map_err(|e| ConfigError::invalid("mnemonic", format!("not a valid BIP-39 English mnemonic ({e})")))?;
+    let parent = builder.build_parent_key().map_err(|e| {
+        ConfigError::invalid("mnemonic", format!("not a valid BIP-39 English mnemonic ({})", mnemonic_problem(&e)))
+    })?;
     (0..count)
         .map(|i| {
             parent.child(i).map(|k| k.signer()).map_err(|e| ConfigError::invalid("derivation-path", e.to_string()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inputs the `injector_keys` fuzz target found (fuzz/fuzz_targets/injector_keys.rs), committed under
+    /// tests/data/fuzz/: the first byte is the target's selector, the rest the phrase. Before the fix, a phrase
+    /// of valid words with a wrong checksum came back whole inside the error message.
+    const FUZZ_FOUND: &[(&str, &[u8])] =
+        &[("checksum", include_bytes!("../tests/data/fuzz/mnemonic-echoed-checksum.bin"))];
+
+    #[test]
+    fn a_refused_mnemonic_is_never_repeated_in_the_error() {
+        let checksum =
+            "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon";
+        let unknown = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon zzzzzz";
+        let mut cases = vec![(checksum.to_owned(), "checksum"), (unknown.to_owned(), "word list")];
+        for (what, bytes) in FUZZ_FOUND {
+            let phrase = String::from_utf8_lossy(bytes.get(1..).unwrap_or_default()).into_owned();
+            cases.push((phrase, what));
+        }
+        for (phrase, want) in cases {
+            let Err(e) = derive(&phrase, DEFAULT_DERIVATION_PATH, 1) else { panic!("accepted: {phrase}") };
+            let message = e.to_string();
+            assert!(message.contains(want), "{message}");
+            let words = phrase.split_whitespace().collect::<Vec<_>>();
+            assert!(!message.contains(&words.join(" ")), "the error repeats the phrase: {message}");
+            assert!(!message.contains(&words[..6].join(" ")), "the error repeats half the phrase: {message}");
+            assert!(!message.contains("zzzzzz"), "the error repeats the unknown word: {message}");
+        }
+    }
 }

@@ -1,0 +1,72 @@
+//! The injector's account inputs (`injector/src/accounts.rs`): a keys file (`--keys-file`, read from a real
+//! file by `read_keys_file`), one hex key (`--key`, `--fund-from`: `parse_key`) and a BIP-39 mnemonic with a
+//! derivation path (`--mnemonic`, `--derivation-path`: `derive`).
+//!
+//! The first input byte picks the input (and, for a mnemonic, how many accounts to derive, 1-4); for a
+//! mnemonic the rest is `PHRASE` or `PHRASE\nPATH`. Checked beyond "no panic": **no error message repeats
+//! the secret** (a key line, the phrase, or any 64-hex-digit run of the input), since error messages go to
+//! stderr, logs and CI output; a keys file that parses gives one key per non-comment line; a derivation
+//! that succeeds gives exactly the accounts asked for.
+
+#![no_main]
+
+use iotex_fuzz::Scratch;
+use iotex_injector::accounts;
+use libfuzzer_sys::fuzz_target;
+use std::sync::LazyLock;
+
+static FILE: LazyLock<Scratch> = LazyLock::new(|| Scratch::new("keys"));
+
+/// Panics if `message` contains `secret` (trimmed; ignored when too short to be a secret or a guess at one).
+fn assert_not_echoed(message: &str, secret: &str, what: &str) {
+    let secret = secret.trim();
+    if secret.len() >= 16 && message.contains(secret) {
+        panic!("the error message repeats the {what}: {message}");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, rest)) = data.split_first() else { return };
+    let text = String::from_utf8_lossy(rest);
+    match which % 4 {
+        0 => match accounts::read_keys_file(FILE.write(rest)) {
+            Ok(keys) => {
+                let lines = text.lines().filter(|l| !l.split('#').next().unwrap_or("").trim().is_empty()).count();
+                assert_eq!(keys.len(), lines, "one key per non-comment line");
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for line in text.lines() {
+                    assert_not_echoed(&message, line.split('#').next().unwrap_or(""), "key line");
+                }
+            }
+        },
+        1 => {
+            if let Err(e) = accounts::parse_key("key", &text) {
+                assert_not_echoed(&e.to_string(), &text, "key");
+            }
+        }
+        _ => {
+            let (phrase, path) = text.split_once('\n').unwrap_or((&text, accounts::DEFAULT_DERIVATION_PATH));
+            let count = u32::from(which / 4 % 4) + 1;
+            match accounts::derive(phrase, path, count) {
+                Ok(keys) => assert_eq!(keys.len(), count as usize),
+                Err(e) => {
+                    // The derivation path is no secret and is quoted when refused: leave out what it contains.
+                    let quoted = path.trim().trim_end_matches('/');
+                    let mut message = e.to_string();
+                    if !quoted.is_empty() {
+                        message = message.replace(quoted, "PATH");
+                    }
+                    let words = phrase.split_whitespace().collect::<Vec<_>>();
+                    // The phrase as the error would print it: its words joined by single spaces.
+                    assert_not_echoed(&message, &words.join(" "), "mnemonic");
+                    if words.len() >= 12 {
+                        // Half the words of a real phrase are half the secret, too.
+                        assert_not_echoed(&message, &words[..6].join(" "), "mnemonic");
+                    }
+                }
+            }
+        }
+    }
+});
