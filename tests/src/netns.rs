@@ -125,6 +125,22 @@ impl Netns {
         Ok(())
     }
 
+    /// Packets the DROP rules of [`Netns::loss`] and [`Netns::partition`] have dropped so far (iptables'
+    /// own counters), so a test can show its fault was really in force rather than a rule that matched nothing.
+    pub fn dropped(&self) -> anyhow::Result<u64> {
+        let mut n = 0;
+        for chain in ["INPUT", "OUTPUT"] {
+            let out = self.exec(&["iptables-legacy", "-L", chain, "-n", "-v", "-x"])?;
+            // Rule lines start with the packet count; DROP is the target column.
+            n += out
+                .lines()
+                .filter(|l| l.split_whitespace().nth(2) == Some("DROP"))
+                .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        Ok(n)
+    }
+
     /// Cuts TCP `ports` off from the other end of the pair, both ways (a partition of those services).
     pub fn partition(&self, ports: &[u16]) -> anyhow::Result<()> {
         for &port in ports {

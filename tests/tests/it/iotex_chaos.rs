@@ -158,7 +158,11 @@ async fn one_node_delayed_lossy_thin_or_partitioned_is_invisible_to_explorer_rea
 
     t.ns.loss(&ports, 0.3)?;
     rows.push(phase(&load, "30 % packet loss on one node", None).await?);
+    // The loss was in force: its rules dropped packets of the gateway's traffic to that node (probes at
+    // least). Read before the rules go: deleting a rule deletes its counters.
+    let lost = t.ns.dropped()?;
     t.ns.heal_loss(&ports, 0.3)?;
+    assert!(lost > 0, "the 30 % loss rules dropped no packet: the fault never applied");
 
     t.toxi.add(&web3, "bandwidth", json!({"rate": 16})).await?;
     rows.push(phase(&load, "bandwidth cap 16 KB/s on one node", None).await?);
@@ -167,16 +171,26 @@ async fn one_node_delayed_lossy_thin_or_partitioned_is_invisible_to_explorer_rea
     // Measured from the cut: the calls caught on the node before the gateway notices are in the phase.
     load.take_latency();
     let since = load.errors().len();
+    let cut = std::time::Instant::now();
     t.ns.partition(&ports)?;
     t.gw.wait_state(&victim, "down", Duration::from_secs(60)).await?;
+    let left_after = cut.elapsed();
     rows.push(phase(&load, "one node partitioned, until and after it left the pool", Some(since)).await?);
     load.take_latency();
     let since = load.errors().len();
+    let partition_drops = t.ns.dropped()?;
+    let healed = std::time::Instant::now();
     t.ns.heal_partition(&ports)?;
     t.gw.wait_state(&victim, "up", Duration::from_secs(120)).await?;
+    let back_after = healed.elapsed();
     rows.push(phase(&load, "partition healed, until and after it is back in the pool", Some(since)).await?);
 
     let (ok, errors) = load.stop().await;
+    eprintln!(
+        "chaos: loss dropped {lost} packets; the partition dropped {partition_drops}; the node left the pool \
+         {left_after:?} after the cut and was back {back_after:?} after the heal"
+    );
+    assert!(partition_drops > 0, "the partition rules dropped no packet: the node was never cut off");
     eprintln!("\n| case | calls | client errors | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|");
     for r in &rows {
         eprintln!("| {} | {} | {} | {:.1} | {:.1} | {:.1} |", r.case, r.calls, r.errors, r.p50, r.p99, r.max);
