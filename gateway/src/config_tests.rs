@@ -337,3 +337,10 @@ fn an_empty_list_in_the_file_replaces_a_default_list_and_the_charts_file_loads()
 fn the_max_batch_size_default_is_the_one_in_use() {
     assert_eq!(opts(&["--upstream", "http://x"]).live.max_batch_size, 1000);
 }
+
+#[test]
+fn the_command_line_definition_passes_clap_own_consistency_checks() {
+    // Done once here so the fuzz build can turn them off in clap (fuzz/Cargo.toml), where they ran on every
+    // parse of every input.
+    <Cli as clap::CommandFactory>::command().debug_assert();
+}

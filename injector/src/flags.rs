@@ -394,3 +394,13 @@ where
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_passes_clap_own_consistency_checks() {
+        // Done once here so the fuzz build can turn them off in clap (fuzz/Cargo.toml), where they ran on
+        // every parse of every input.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}
