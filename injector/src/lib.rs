@@ -39,6 +39,7 @@ pub mod native;
 pub mod node;
 pub mod nonce;
 pub mod output;
+pub mod plot;
 pub mod program;
 pub mod recorder;
 pub mod report;

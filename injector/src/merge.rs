@@ -115,7 +115,7 @@ pub fn run(
         write_log(p, &merged.report).map_err(output(p))?;
     }
     if let Some(p) = plot {
-        crate::output::plot(p, &merged.points).map_err(output(p))?;
+        crate::plot::plot(p, &merged.points).map_err(output(p))?;
     }
     Ok(merged.report)
 }
@@ -519,6 +519,8 @@ fn bins(inputs: &[Input], start: f64) -> Result<(Vec<IntervalHistograms>, Vec<Po
             submit_p99: sl.p99,
             inclusion_p50: il.p50,
             inclusion_p99: il.p99,
+            submit_samples: submit.len(),
+            inclusion_samples: inclusion.len(),
         });
         m.submit = encode(&submit);
         m.inclusion = encode(&inclusion);

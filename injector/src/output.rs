@@ -1,5 +1,5 @@
 //! What the operator sees: the per-second progress line (TTY) or log line, the HdrHistogram interval log,
-//! the JSON report file and the SVG plot.
+//! the JSON report file, and the SVG plot (drawn by `plot.rs`).
 
 use crate::error::RunError;
 use crate::flags::ProgressMode;
@@ -147,66 +147,7 @@ pub fn write_all(cfg: &RunConfig, report: &Report, points: &[Point]) -> Result<(
         std::fs::write(p, json).map_err(out_err(p))?;
     }
     if let Some(p) = &cfg.plot {
-        crate::output::plot(p, points).map_err(|e| out_err(p)(std::io::Error::other(e)))?;
+        crate::plot::plot(p, points).map_err(|e| out_err(p)(std::io::Error::other(e)))?;
     }
-    Ok(())
-}
-
-/// Draws rate (offered, sent, accepted, included per second) and latency (submit and inclusion p50/p99)
-/// over time into an SVG file.
-pub fn plot(path: &std::path::Path, points: &[Point]) -> Result<(), String> {
-    use plotters::prelude::*;
-    let root = SVGBackend::new(path, (1000, 700)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let (top, bottom) = root.split_vertically(350);
-    let t_max = points.iter().map(|p| p.t).fold(1.0, f64::max);
-    let r_max = points.iter().map(|p| p.offered.max(p.sent).max(p.accepted).max(p.included)).fold(1.0, f64::max) * 1.1;
-    let l_max = points.iter().map(|p| p.submit_p99.max(p.inclusion_p99)).fold(1.0, f64::max) * 1.1;
-    let series = |f: fn(&Point) -> f64| points.iter().map(move |p| (p.t, f(p))).collect::<Vec<_>>();
-    {
-        let mut c = ChartBuilder::on(&top)
-            .caption("actions per second", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..t_max, 0.0..r_max)
-            .map_err(|e| e.to_string())?;
-        c.configure_mesh().x_desc("seconds").draw().map_err(|e| e.to_string())?;
-        for (name, color, f) in [
-            ("offered", BLACK, (|p: &Point| p.offered) as fn(&Point) -> f64),
-            ("sent", BLUE, |p: &Point| p.sent),
-            ("accepted", GREEN, |p: &Point| p.accepted),
-            ("included", MAGENTA, |p: &Point| p.included),
-        ] {
-            c.draw_series(LineSeries::new(series(f), color))
-                .map_err(|e| e.to_string())?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        c.configure_series_labels().border_style(BLACK).draw().map_err(|e| e.to_string())?;
-    }
-    {
-        let mut c = ChartBuilder::on(&bottom)
-            .caption("latency from intended send time (ms)", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..t_max, 0.0..l_max)
-            .map_err(|e| e.to_string())?;
-        c.configure_mesh().x_desc("seconds").draw().map_err(|e| e.to_string())?;
-        for (name, color, f) in [
-            ("submit p50", CYAN, (|p: &Point| p.submit_p50) as fn(&Point) -> f64),
-            ("submit p99", BLUE, |p: &Point| p.submit_p99),
-            ("inclusion p50", RED, |p: &Point| p.inclusion_p50),
-            ("inclusion p99", MAGENTA, |p: &Point| p.inclusion_p99),
-        ] {
-            c.draw_series(LineSeries::new(series(f), color))
-                .map_err(|e| e.to_string())?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        c.configure_series_labels().border_style(BLACK).draw().map_err(|e| e.to_string())?;
-    }
-    root.present().map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -113,6 +113,11 @@ pub struct Point {
     pub inclusion_p50: f64,
     /// Inclusion p99 (ms).
     pub inclusion_p99: f64,
+    /// Submit latencies measured in the interval: with none, its submit percentiles are not a measurement
+    /// (0 by convention) and the plot leaves a gap there.
+    pub submit_samples: u64,
+    /// Inclusion latencies measured in the interval (none in most seconds of a chain with slower blocks).
+    pub inclusion_samples: u64,
 }
 
 /// What the progress task takes each second.
@@ -440,6 +445,8 @@ impl Recorder {
             submit_p99: sl.p99,
             inclusion_p50: il.p50,
             inclusion_p99: il.p99,
+            submit_samples: submit.len(),
+            inclusion_samples: inclusion.len(),
         };
         if s.points.len() < MAX_POINTS {
             s.points.push(point);
