@@ -279,6 +279,10 @@ pub struct AccountArgs {
     /// Amount per account for --fund-from (`10` = 10 IOTX; units rau, gwei, qev, iotx).
     #[arg(long, env = "IOTEX_INJECTOR_FUND_AMOUNT", value_parser = iotx)]
     pub fund_amount: Option<U256>,
+    /// Skip the pre-flight check that every account can pay for its share of the run at the worst case
+    /// (and the top-up of short accounts from --fund-from), e.g. to load a node's insufficient-funds path.
+    #[arg(long, env = "IOTEX_INJECTOR_NO_PREFLIGHT")]
+    pub no_preflight: bool,
 }
 
 /// What each action is: kind, recipient, value, envelope, gas.

@@ -40,6 +40,7 @@ pub mod node;
 pub mod nonce;
 pub mod output;
 pub mod plot;
+pub mod preflight;
 pub mod program;
 pub mod recorder;
 pub mod report;

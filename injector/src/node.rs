@@ -86,6 +86,14 @@ impl Node {
         }
     }
 
+    /// The account's balance in rau (`eth_getBalance` / `GetAccount`).
+    pub async fn balance(&self, a: Address) -> Result<alloy_primitives::U256, RpcError> {
+        match self {
+            Node::Web3(r) => r.balance(a).await,
+            Node::Grpc(c) => c.balance(a).await,
+        }
+    }
+
     /// The head height.
     pub async fn block_number(&self) -> Result<u64, RpcError> {
         match self {

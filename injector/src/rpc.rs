@@ -3,7 +3,7 @@
 //! The hot path (`eth_sendRawTransaction`) does not go through here: see [`crate::send`] for why.
 
 use crate::error::{Kind, RpcError};
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, U256};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
@@ -112,6 +112,15 @@ impl Rpc {
     pub async fn pending_nonce(&self, addr: Address) -> Result<u64, RpcError> {
         let v = self.call("eth_getTransactionCount", rpc_params![addr, "pending"]).await?;
         quantity::<u64>(&v).ok_or_else(|| self.bad("eth_getTransactionCount", &v))
+    }
+
+    /// `eth_getBalance(addr, "pending")` in rau (IoTeX answers every tag with the current balance).
+    pub async fn balance(&self, addr: Address) -> Result<U256, RpcError> {
+        let v = self.call("eth_getBalance", rpc_params![addr, "pending"]).await?;
+        v.as_str()
+            .and_then(|s| s.strip_prefix("0x"))
+            .and_then(|digits| U256::from_str_radix(digits, 16).ok())
+            .ok_or_else(|| self.bad("eth_getBalance", &v))
     }
 
     /// `eth_getTransactionCount(addr, "latest")`: the confirmed nonce on nodes that distinguish it.

@@ -216,14 +216,11 @@ async fn prepare(cfg: &RunConfig, rpcs: &[Node], chain: ChainIds) -> Result<Prep
     let addresses: Vec<Address> = cfg.keys.iter().map(|k| k.address()).collect();
     if let Some(f) = &cfg.fund {
         let pairs: Vec<(Address, usize)> = addresses.iter().copied().zip(account_ep.iter().copied()).collect();
-        crate::setup::fund(rpcs, &f.key, f.amount, &pairs, chain, gas_price).await?;
-        for (ep, node) in rpcs.iter().enumerate() {
-            let mine: Vec<Address> = pairs.iter().filter(|(_, e)| *e == ep).map(|(a, _)| *a).collect();
-            if let (Node::Grpc(c), false) = (node, mine.is_empty()) {
-                crate::native::setup::fund(c, &f.key, f.amount, &mine, native_params(chain, gas_price)).await?;
-                tracing::info!(endpoint = ep, "funded pool accounts (native transfers)");
-            }
-        }
+        fund(rpcs, f, f.amount, &pairs, chain, gas_price).await?;
+    }
+    let fees = Fees { gas_price, priority_fee };
+    if cfg.preflight {
+        preflight(cfg, rpcs, chain, fees, &account_ep, &addresses).await?;
     }
     let mut contracts = vec![cfg.contract; rpcs.len()];
     if cfg.mix.execution > 0 && cfg.contract.is_none() {
@@ -260,14 +257,62 @@ async fn prepare(cfg: &RunConfig, rpcs: &[Node], chain: ChainIds) -> Result<Prep
             );
         }
     }
-    Ok(Prepared {
-        fees: Fees { gas_price, priority_fee },
-        account_ep,
-        addresses,
-        contracts,
-        start_nonces,
-        start_blocks,
-    })
+    Ok(Prepared { fees, account_ep, addresses, contracts, start_nonces, start_blocks })
+}
+
+/// Sends `amount` to each `(account, endpoint)` from the `--fund-from` key: plain transfers on web3
+/// endpoints, native ones on gRPC endpoints.
+async fn fund(
+    rpcs: &[Node],
+    f: &crate::accounts::Funding,
+    amount: alloy_primitives::U256,
+    pairs: &[(Address, usize)],
+    chain: ChainIds,
+    gas_price: u128,
+) -> Result<(), RunError> {
+    crate::setup::fund(rpcs, &f.key, amount, pairs, chain, gas_price).await?;
+    for (ep, node) in rpcs.iter().enumerate() {
+        let mine: Vec<Address> = pairs.iter().filter(|(_, e)| *e == ep).map(|(a, _)| *a).collect();
+        if let (Node::Grpc(c), false) = (node, mine.is_empty()) {
+            crate::native::setup::fund(c, &f.key, amount, &mine, native_params(chain, gas_price)).await?;
+            tracing::info!(endpoint = ep, "funded pool accounts (native transfers)");
+        }
+    }
+    Ok(())
+}
+
+/// The pre-flight check (`preflight.rs`): every account can pay for its share of the run at the worst case,
+/// after a top-up from `--fund-from` of the ones that cannot; else the run refuses before the first tick.
+async fn preflight(
+    cfg: &RunConfig,
+    rpcs: &[Node],
+    chain: ChainIds,
+    fees: Fees,
+    account_ep: &[usize],
+    addresses: &[Address],
+) -> Result<(), RunError> {
+    use crate::preflight as pf;
+    // The first account of each endpoint deploys the Counter when executions need one.
+    let deployers: Vec<usize> = if cfg.mix.execution > 0 && cfg.contract.is_none() {
+        (0..rpcs.len()).filter_map(|ep| account_ep.iter().position(|x| *x == ep)).collect()
+    } else {
+        Vec::new()
+    };
+    let needs = pf::needs(cfg, fees, &pf::native_accounts(rpcs, account_ep), &deployers);
+    let mut short = pf::shortfalls(addresses, &pf::balances(rpcs, account_ep, addresses).await?, &needs);
+    if let (Some(f), false) = (&cfg.fund, short.is_empty()) {
+        let top_up = short.iter().map(pf::Short::missing).max().unwrap_or_default();
+        tracing::info!(accounts = short.len(), top_up = %pf::iotx(top_up), "pre-flight: topping up short accounts");
+        let pairs: Vec<(Address, usize)> = short.iter().map(|s| (s.address, account_ep[s.account])).collect();
+        fund(rpcs, f, top_up, &pairs, chain, fees.gas_price).await?;
+        short = pf::shortfalls(addresses, &pf::balances(rpcs, account_ep, addresses).await?, &needs);
+    }
+    if !short.is_empty() {
+        return Err(RunError::Setup(pf::refusal(&short, addresses.len(), cfg.fund.is_some())));
+    }
+    let most = needs.iter().max().copied().unwrap_or_default();
+    tracing::info!(accounts = addresses.len(), worst_case_each = %pf::iotx(most), "pre-flight: every account can pay for its share");
+    Ok(())
 }
 
 /// The shared state every tick's task reads: keys, clients, bounds, nonces, tracker, recorder.

@@ -41,6 +41,8 @@ pub struct RunConfig {
     pub account_source: AccountSource,
     /// Optional funding.
     pub fund: Option<Funding>,
+    /// Check before the first tick that every account can pay for its share (`preflight.rs`).
+    pub preflight: bool,
     /// Action mix.
     pub mix: Mix,
     /// Fixed transfer recipient.
@@ -106,6 +108,7 @@ impl RunConfig {
             keys,
             account_source: AccountSource::Keys,
             fund: None,
+            preflight: true,
             mix: Mix { transfer: 1, execution: 0 },
             to: None,
             value: U256::from(1u8),
@@ -197,6 +200,7 @@ impl RunArgs {
             keys,
             account_source,
             fund,
+            preflight: !self.accounts.no_preflight,
             mix,
             to,
             value,

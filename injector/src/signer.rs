@@ -43,6 +43,15 @@ pub struct Fees {
     pub priority_fee: u128,
 }
 
+/// The highest fee per gas an action of `tx_type` is signed with: the gas price (legacy), or the type-2 cap
+/// of twice the gas price (what the pre-flight check budgets for).
+pub fn max_fee_per_gas(tx_type: TxType, fees: Fees) -> u128 {
+    match tx_type {
+        TxType::Legacy => fees.gas_price,
+        TxType::Eip1559 => fees.gas_price.saturating_mul(2),
+    }
+}
+
 impl Fees {
     /// Legacy-style fees where the tip is the whole gas price (setup transactions, tests).
     pub fn flat(gas_price: u128) -> Fees {
@@ -101,8 +110,8 @@ pub fn sign<S: SignerSync>(
                 chain_id,
                 nonce,
                 gas_limit: call.gas_limit,
-                max_fee_per_gas: fees.gas_price.saturating_mul(2),
-                max_priority_fee_per_gas: fees.priority_fee.min(fees.gas_price.saturating_mul(2)),
+                max_fee_per_gas: max_fee_per_gas(TxType::Eip1559, fees),
+                max_priority_fee_per_gas: fees.priority_fee.min(max_fee_per_gas(TxType::Eip1559, fees)),
                 to: TxKind::Call(call.to),
                 value: call.value,
                 access_list: Default::default(),

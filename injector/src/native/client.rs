@@ -13,7 +13,7 @@
 use super::proto::{self, Action};
 use crate::error::{Kind, RpcError};
 use crate::send::SendOutcome;
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, U256};
 use http::uri::PathAndQuery;
 use std::time::Duration;
 use tonic::client::Grpc;
@@ -161,6 +161,18 @@ impl Client {
             .await
             .map_err(|s| self.err("GetAccount", &s))?;
         r.account_meta.map(|m| m.pending_nonce).ok_or_else(|| self.bad("GetAccount", "no accountMeta"))
+    }
+
+    /// `GetAccount` → `balance` (decimal rau).
+    pub async fn balance(&self, a: Address) -> Result<U256, RpcError> {
+        let req = proto::GetAccountRequest { address: crate::address::to_io(&a) };
+        let r = self
+            .unary::<_, proto::GetAccountResponse>("GetAccount", req)
+            .await
+            .map_err(|s| self.err("GetAccount", &s))?;
+        let meta = r.account_meta.ok_or_else(|| self.bad("GetAccount", "no accountMeta"))?;
+        U256::from_str_radix(&meta.balance, 10)
+            .map_err(|_| self.bad("GetAccount", &format!("balance {:?} is not a decimal amount", meta.balance)))
     }
 
     /// `GetReceiptByAction`: `None` while the action is not in a block.

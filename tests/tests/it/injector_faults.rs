@@ -94,6 +94,9 @@ async fn insufficient_funds_and_underpriced_are_classified() -> anyhow::Result<(
     let mut cfg = config(&node.url, 1, 20.0, Duration::from_secs(1))?;
     cfg.keys = vec![alloy_signer_local::PrivateKeySigner::random()];
     cfg.confirm_timeout = Duration::from_secs(2);
+    // The node's own refusal is what is classified here: the pre-flight check would refuse the run first
+    // (`the_pre_flight_check_refuses_unfunded_accounts_and_tops_them_up_from_fund_from`).
+    cfg.preflight = false;
     let r = iotex_injector::run(cfg, std::future::pending()).await?.report;
     assert_eq!(r.rejected.get("insufficient_funds"), Some(&20), "{:?}", r.rejected);
     assert_eq!(r.accepted, 0);
@@ -105,6 +108,37 @@ async fn insufficient_funds_and_underpriced_are_classified() -> anyhow::Result<(
     let r = iotex_injector::run(cfg, std::future::pending()).await?.report;
     assert_eq!(r.rejected.get("underpriced"), Some(&20), "{:?}", r.rejected);
     assert!(r.sample_errors.contains_key("underpriced"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_pre_flight_check_refuses_unfunded_accounts_and_tops_them_up_from_fund_from() -> anyhow::Result<()> {
+    let node = Node::anvil(&[]).await?;
+    let fresh = || (0..3).map(|_| alloy_signer_local::PrivateKeySigner::random()).collect::<Vec<_>>();
+    let head =
+        || async { iotex_tests::nodes::parse_quantity(&node.rpc("eth_blockNumber", serde_json::json!([])).await?) };
+    let before = head().await?;
+    let mut cfg = config(&node.url, 3, 30.0, Duration::from_secs(1))?;
+    cfg.keys = fresh();
+    let Err(e) = iotex_injector::run(cfg, std::future::pending()).await else {
+        anyhow::bail!("unfunded accounts must be refused")
+    };
+    let message = e.to_string();
+    assert!(matches!(e, RunError::Setup(_)), "{message}");
+    assert!(message.contains("3 of 3 accounts cannot pay"), "{message}");
+    assert!(message.contains("--fund-from"), "{message}");
+    assert_eq!(head().await?, before, "nothing was sent before the refusal (anvil mines every transaction)");
+
+    // With --fund-from, a fund amount too small for the run is topped up to what each account needs.
+    let mut cfg = config(&node.url, 3, 30.0, Duration::from_secs(1))?;
+    cfg.keys = fresh();
+    cfg.fund = Some(iotex_injector::accounts::Funding {
+        key: iotex_injector::accounts::parse_key("fund-from", iotex_tests::nodes::DEV_KEYS[4])?,
+        amount: alloy_primitives::U256::from(1u8),
+    });
+    let r = iotex_injector::run(cfg, std::future::pending()).await?.report;
+    assert_eq!((r.accepted, r.included), (30, 30), "{:?}", r.rejected);
+    assert!(r.rejected.is_empty(), "{:?}", r.rejected);
     Ok(())
 }
 

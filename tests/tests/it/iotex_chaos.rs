@@ -31,6 +31,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
 /// Calls per phase: enough for a p99 (hundreds), few enough for a short phase on two shared cores.
 const PHASE_CALLS: u64 = 400;
 const PHASE_WITHIN: Duration = Duration::from_secs(120);
+/// toxiproxy's `bandwidth` toxic, KB/s, on the victim's web3 answers.
+const BANDWIDTH_KB_S: u64 = 16;
+/// Calls in the batch [`capped_read`] sends (IoTeX's batch cap is 100): each answer is a block header of
+/// about 1 KB, so a few dozen KB in all, a couple of seconds at the cap.
+const CAPPED_READ_BLOCKS: u64 = 40;
 
 /// Dropped in field order: the gateway, then toxiproxy, then the cluster, then the namespace.
 struct Topology {
@@ -107,6 +112,26 @@ struct Row {
     max: f64,
 }
 
+/// One batch of `eth_getBlockByNumber` calls straight to a node's web3 proxy at `ip:port`, bypassing the
+/// gateway: the bytes of the answer and how long they took to arrive.
+async fn capped_read(ip: &str, port: u16) -> anyhow::Result<(usize, Duration)> {
+    let batch: Vec<serde_json::Value> = (0..CAPPED_READ_BLOCKS)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_getBlockByNumber", "params": ["latest", false]}))
+        .collect();
+    let started = std::time::Instant::now();
+    let reply =
+        iotex_tests::http::RawClient::new().post(&format!("http://{ip}:{port}"), serde_json::to_vec(&batch)?).await?;
+    let took = started.elapsed();
+    anyhow::ensure!(reply.status == 200, "the capped read got HTTP {}: {}", reply.status, reply.text());
+    let answers = reply.json();
+    anyhow::ensure!(
+        answers.as_array().is_some_and(|a| a.len() == CAPPED_READ_BLOCKS as usize),
+        "the capped read's answer is not {CAPPED_READ_BLOCKS} answers: {}",
+        reply.text()
+    );
+    Ok((reply.body.len(), took))
+}
+
 /// Runs one phase of `PHASE_CALLS` calls under whatever fault is on, and measures it from `since` (the
 /// histogram taken when the fault went on, so its onset is in the phase) or from now.
 async fn phase(load: &Load, case: &'static str, since: Option<usize>) -> anyhow::Result<Row> {
@@ -164,9 +189,18 @@ async fn one_node_delayed_lossy_thin_or_partitioned_is_invisible_to_explorer_rea
     t.ns.heal_loss(&ports, 0.3)?;
     assert!(lost > 0, "the 30 % loss rules dropped no packet: the fault never applied");
 
-    t.toxi.add(&web3, "bandwidth", json!({"rate": 16})).await?;
+    t.toxi.add(&web3, "bandwidth", json!({"rate": BANDWIDTH_KB_S})).await?;
     rows.push(phase(&load, "bandwidth cap 16 KB/s on one node", None).await?);
+    // The cap was in force: a large answer read straight through the victim's proxy came at most at twice
+    // the capped rate. A floor on time, which a slow machine can only make easier to pass.
+    let (bytes, took) = capped_read(&t.ns.inner_ip, WEB3 + v).await?;
     t.toxi.remove(&web3, "bandwidth").await?;
+    let kb_s = bytes as f64 / 1024.0 / took.as_secs_f64();
+    eprintln!("chaos: under the cap, {bytes} bytes came through the victim's proxy in {took:?} ({kb_s:.1} KB/s)");
+    assert!(
+        kb_s <= 2.0 * BANDWIDTH_KB_S as f64,
+        "{bytes} bytes in {took:?} ({kb_s:.1} KB/s) through a proxy capped at {BANDWIDTH_KB_S} KB/s: the cap never applied"
+    );
 
     // Measured from the cut: the calls caught on the node before the gateway notices are in the phase.
     load.take_latency();
