@@ -170,6 +170,7 @@ pub fn merge(inputs: &[Input], allow_missing: bool) -> Result<Merged, MergeError
         intervals,
     });
     r.per_endpoint = per_endpoint;
+    r.equations = crate::report::equations(&r);
     r.merged = Some(MergedFrom {
         shard_count: first.shard.count,
         missing: (0..first.shard.count).filter(|s| !shards.contains(s)).collect(),

@@ -4,7 +4,7 @@ use crate::error::Kind;
 use crate::recorder::{Recorder, latency};
 use crate::run_config::RunConfig;
 use crate::thresholds::Threshold;
-use iotex_shared::report::{AccountReport, EndpointReport, Report, StepReport, ThresholdResult};
+use iotex_shared::report::{AccountReport, EndpointReport, Equation, Report, StepReport, ThresholdResult};
 use std::collections::BTreeMap;
 
 /// What [`build`] needs.
@@ -204,13 +204,53 @@ pub fn value(r: &Report, name: &str) -> f64 {
         "inclusion_p99_ms" => r.inclusion_latency_ms.p99,
         "inclusion_p999_ms" => r.inclusion_latency_ms.p999,
         "inclusion_max_ms" => r.inclusion_latency_ms.max,
+        "unbalanced" => r.equations.iter().filter(|e| !e.holds).count() as f64,
         _ => f64::NAN,
     }
 }
 
-/// Evaluates `--fail-if` into the report; returns the breached expressions.
+/// The equations the counts of `r` must satisfy (see `Report::equations`); the second only when inclusion
+/// was tracked.
+pub fn equations(r: &Report) -> Vec<Equation> {
+    let eq = |equation: &str, left: u64, right: u64| Equation {
+        equation: equation.into(),
+        left,
+        right,
+        holds: left == right,
+    };
+    let mut out = vec![eq(
+        "scheduled = sent + not_sent + shed",
+        r.scheduled,
+        r.sent.saturating_add(r.not_sent).saturating_add(r.shed),
+    )];
+    if r.confirmed {
+        out.push(eq(
+            "accepted = included + pending_at_end + dropped",
+            r.accepted,
+            r.included.saturating_add(r.pending_at_end).saturating_add(r.dropped),
+        ));
+    }
+    out
+}
+
+/// The equations of `r` that do not hold, one line each, for the warning and `--fail-if`.
+pub fn unbalanced(r: &Report) -> Vec<String> {
+    r.equations
+        .iter()
+        .filter(|e| !e.holds)
+        .map(|e| {
+            format!("{} does not hold: {} ≠ {} ({} unaccounted)", e.equation, e.left, e.right, e.left.abs_diff(e.right))
+        })
+        .collect()
+}
+
+/// Evaluates `--fail-if` into the report; returns the breached expressions. With any `--fail-if`, a report
+/// whose equations do not hold fails the run too: a threshold on counts that do not add up proves nothing.
 pub fn thresholds(mut r: Report, ts: &[Threshold]) -> (Report, Vec<String>) {
     let mut breached = Vec::new();
+    if !ts.is_empty() {
+        breached.extend(unbalanced(&r));
+    }
     for t in ts {
         let v = value(&r, &t.name);
         let b = t.breached(v);
@@ -222,6 +262,28 @@ pub fn thresholds(mut r: Report, ts: &[Threshold]) -> (Report, Vec<String>) {
     (r, breached)
 }
 
+/// The per-step table of the summary, for a run of more than one step.
+fn steps_table(s: &mut String, r: &Report) {
+    use std::fmt::Write;
+    if r.steps.len() > 1 {
+        // A capacity ramp: the knee is where achieved stops following offered, or inclusion p99 jumps.
+        let _ = writeln!(s, "step  offered/s  achieved/s  included/s  submit p99 ms  inclusion p50/p99 ms");
+        for (n, st) in r.steps.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "{:>4}  {:>9.1}  {:>10.1}  {:>10.1}  {:>13.1}  {:>8.0}/{:<8.0}",
+                n + 1,
+                st.rate_to,
+                st.achieved_rate,
+                st.included_rate,
+                st.submit_latency_ms.p99,
+                st.inclusion_latency_ms.p50,
+                st.inclusion_latency_ms.p99
+            );
+        }
+    }
+}
+
 /// The human summary printed at the end.
 pub fn summary(r: &Report) -> String {
     use std::fmt::Write;
@@ -230,6 +292,9 @@ pub fn summary(r: &Report) -> String {
         format!("p50 {:.1} ms  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}", x.p50, x.p90, x.p99, x.p999, x.max)
     };
     let _ = writeln!(s, "── iotex-injector summary {}", if r.interrupted { "(interrupted)" } else { "" });
+    for line in unbalanced(r) {
+        let _ = writeln!(s, "WARNING: THE REPORT DOES NOT BALANCE: {line}");
+    }
     let _ = writeln!(
         s,
         "chain {}  {} accounts  {:.1} s  offered {:.1}/s  achieved {:.1}/s  (rate error {:.2} %)",
@@ -258,23 +323,7 @@ pub fn summary(r: &Report) -> String {
     if r.confirmed {
         let _ = writeln!(s, "inclusion latency {}", l(&r.inclusion_latency_ms));
     }
-    if r.steps.len() > 1 {
-        // A capacity ramp: the knee is where achieved stops following offered, or inclusion p99 jumps.
-        let _ = writeln!(s, "step  offered/s  achieved/s  included/s  submit p99 ms  inclusion p50/p99 ms");
-        for (n, st) in r.steps.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "{:>4}  {:>9.1}  {:>10.1}  {:>10.1}  {:>13.1}  {:>8.0}/{:<8.0}",
-                n + 1,
-                st.rate_to,
-                st.achieved_rate,
-                st.included_rate,
-                st.submit_latency_ms.p99,
-                st.inclusion_latency_ms.p50,
-                st.inclusion_latency_ms.p99
-            );
-        }
-    }
+    steps_table(&mut s, r);
     if r.rejected.is_empty() {
         let _ = writeln!(s, "rejected: none");
     } else {
@@ -307,6 +356,58 @@ pub fn summary(r: &Report) -> String {
 mod tests {
     use super::*;
     use crate::recorder::Point;
+
+    /// The legacy run of issue 18: 159 accepted actions in no category.
+    fn counts(scheduled: u64, sent: u64, accepted: u64, included: u64, pending: u64, dropped: u64) -> Report {
+        let mut r = Report {
+            scheduled,
+            sent,
+            accepted,
+            included,
+            pending_at_end: pending,
+            dropped,
+            confirmed: true,
+            ..Report::default()
+        };
+        r.equations = equations(&r);
+        r
+    }
+
+    #[test]
+    fn a_report_whose_counts_do_not_add_up_says_so_and_fails_a_run_with_fail_if() {
+        let fine = counts(20_000, 20_000, 19_169, 18_685, 407, 77);
+        assert!(fine.equations.iter().all(|e| e.holds), "{:?}", fine.equations);
+        assert!(unbalanced(&fine).is_empty());
+        assert!(!summary(&fine).contains("WARNING"));
+
+        let lost = counts(20_000, 20_000, 19_169, 18_526, 407, 77);
+        assert_eq!(lost.equations.len(), 2);
+        assert!(lost.equations[0].holds, "scheduled = sent + not_sent + shed");
+        assert_eq!((lost.equations[1].left, lost.equations[1].right, lost.equations[1].holds), (19_169, 19_010, false));
+        let lines = unbalanced(&lost);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].contains("159 unaccounted"), "{lines:?}");
+        assert!(
+            summary(&lost).contains("WARNING: THE REPORT DOES NOT BALANCE: accepted = included"),
+            "{}",
+            summary(&lost)
+        );
+        // Any --fail-if fails an unbalanced run; none leaves the exit code to the run.
+        let (_, breached) = thresholds(lost.clone(), &crate::thresholds::parse("error_rate>0.5").unwrap());
+        assert_eq!(breached, lines);
+        assert!(thresholds(lost.clone(), &[]).1.is_empty());
+        // `unbalanced` is a name --fail-if can use too.
+        assert_eq!(value(&lost, "unbalanced"), 1.0);
+
+        // Ticks must end sent, not sent or shed.
+        let mut short = counts(100, 90, 90, 90, 0, 0);
+        short.shed = 4;
+        short.equations = equations(&short);
+        assert!(!short.equations[0].holds);
+        // Without inclusion tracking only the first equation applies.
+        let unconfirmed = Report { confirmed: false, ..counts(10, 10, 10, 0, 0, 0) };
+        assert_eq!(equations(&unconfirmed).len(), 1);
+    }
 
     #[test]
     fn interval_rate_error_averages_whole_seconds_inside_the_schedule() {

@@ -578,7 +578,11 @@ async fn account_nonces(ctx: &Ctx, p: &Prepared) -> Vec<AccountReport> {
 }
 
 /// Phase 8b: evaluate `--fail-if` and write the report, histogram log and plot.
-fn finish(cfg: &RunConfig, report: Report, points: &[Point]) -> Result<Outcome, RunError> {
+fn finish(cfg: &RunConfig, mut report: Report, points: &[Point]) -> Result<Outcome, RunError> {
+    report.equations = crate::report::equations(&report);
+    for line in crate::report::unbalanced(&report) {
+        tracing::warn!("the report does not balance: {line}");
+    }
     let (report, breached) = crate::report::thresholds(report, &cfg.thresholds);
     crate::output::write_all(cfg, &report, points)?;
     Ok(Outcome { report, breached })

@@ -29,6 +29,7 @@ pub const NAMES: &[&str] = &[
     "inclusion_p99_ms",
     "inclusion_p999_ms",
     "inclusion_max_ms",
+    "unbalanced",
 ];
 
 /// A comparison.

@@ -76,6 +76,19 @@ pub struct ThresholdResult {
     pub breached: bool,
 }
 
+/// One of the equations every report must satisfy (see [`Report::equations`]), and how it came out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Equation {
+    /// The equation, in the report's key names (`scheduled = sent + not_sent + shed`).
+    pub equation: String,
+    /// The left side's value.
+    pub left: u64,
+    /// The right side's value.
+    pub right: u64,
+    /// True when both sides are equal.
+    pub holds: bool,
+}
+
 /// One step of the rate profile (see [`Report::steps`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
@@ -168,6 +181,11 @@ pub struct Report {
     pub account_nonces: Vec<AccountReport>,
     /// Extra: `--fail-if` results.
     pub thresholds: Vec<ThresholdResult>,
+    /// Extra: the equations that make the counts add up (every tick is sent, not sent or shed; every accepted
+    /// action is included, still pending or dropped), checked at the end of every run. One that does not hold
+    /// is printed as a warning, and fails a run that has `--fail-if`.
+    #[serde(default)]
+    pub equations: Vec<Equation>,
     /// Extra: the contract executions called, per endpoint (deployed at start unless `--contract`).
     pub contracts: Vec<Option<String>>,
     /// Extra: unix time the schedule started.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 /// Checks the report against the chain: counts, per-account nonces, executions in the contract.
 async fn assert_landed(nodes: &[&Node], report: &iotex_shared::report::Report, mix: Mix) -> anyhow::Result<()> {
+    anyhow::ensure!(report.equations.iter().all(|e| e.holds), "the report's own equations: {:?}", report.equations);
     let n = report.scheduled;
     assert!(n > 0);
     assert_eq!(report.sent, n, "{report:#?}");

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 /// The identity, in total and per endpoint, and each step's inclusion latencies timing every inclusion.
 pub fn assert_identity(r: &Report) {
+    assert!(r.equations.iter().all(|e| e.holds), "the report's own equations: {:?}", r.equations);
     assert_eq!(r.accepted, r.included + r.pending_at_end + r.dropped, "accepted = included + pending + dropped");
     for e in &r.per_endpoint {
         assert_eq!(e.accepted, e.included + e.pending_at_end + e.dropped, "endpoint {}", e.endpoint);
