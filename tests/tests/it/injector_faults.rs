@@ -45,7 +45,10 @@ async fn a_two_second_stall_shows_in_p99_and_max_and_the_schedule_keeps_its_coun
 #[tokio::test]
 async fn an_outside_transaction_forces_a_resync_and_no_action_is_lost() -> anyhow::Result<()> {
     let node = Node::anvil(&[]).await?;
-    let cfg = config(&node.url, 1, 20.0, Duration::from_secs(3))?;
+    // 100 actions over 10 s: the outside transaction goes in after the 10th, and must meet the run's later
+    // actions. (At 20/s for 3 s, a loaded machine once saw the 10th included only after the run had sent its
+    // last action, so nothing collided.)
+    let cfg = config(&node.url, 1, 10.0, Duration::from_secs(10))?;
     let run = tokio::spawn(iotex_injector::run(cfg, std::future::pending()));
     let addr = DEV_ADDRESSES[0];
     eventually(Duration::from_secs(20), "the injector is sending", || async {
@@ -60,30 +63,31 @@ async fn an_outside_transaction_forces_a_resync_and_no_action_is_lost() -> anyho
         input: Default::default(),
         gas_limit: 21_000,
     };
-    let mut outside = false;
+    let mut outside = None;
     for _ in 0..20 {
         let nonce = tx_count(&node, addr, "pending").await?;
         let s = signer::sign(key, 4689, nonce, TxType::Legacy, Fees::flat(10_000_000_000), &call)?;
         let hex = format!("0x{}", alloy_primitives::hex::encode(&s.raw));
         if node.rpc("eth_sendRawTransaction", serde_json::json!([hex])).await.is_ok() {
-            outside = true;
+            outside = Some(nonce);
             break;
         }
     }
-    assert!(outside, "could not slip an outside transaction in");
+    let Some(outside) = outside else { anyhow::bail!("could not slip an outside transaction in") };
     let r = run.await??.report;
-    assert_eq!(r.scheduled, 60);
-    assert_eq!(r.accepted, 60, "no action lost: {r:#?}");
-    assert_eq!(r.included, 60);
+    assert_eq!(r.scheduled, 100);
+    assert_eq!(r.accepted, 100, "no action lost: {r:#?}");
+    assert_eq!(r.included, 100);
     assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+    let a = &r.account_nonces[0];
+    assert!(outside < a.start_nonce + 100, "the outside transaction (nonce {outside}) came after the run's actions");
     assert!(r.nonce_resyncs >= 1, "the nonce was re-read");
     assert!(
         r.retried.keys().any(|k| k.starts_with("nonce") || k.contains("underpriced") || k == "already_known"),
         "{:?}",
         r.retried
     );
-    let a = &r.account_nonces[0];
-    assert_eq!(a.end_nonce, Some(a.start_nonce + 60 + 1), "the chain holds our 60 plus the outside one");
+    assert_eq!(a.end_nonce, Some(a.start_nonce + 100 + 1), "the chain holds our 100 plus the outside one");
     Ok(())
 }
 
