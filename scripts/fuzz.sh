@@ -36,10 +36,11 @@ targets="${FUZZ_TARGETS:-$(cargo fuzz list)}"
 # The build goes to a target dir in the cache, outside the work tree, so a fresh clone reuses the
 # sanitizer-instrumented dependencies (a cold build is ~20 CPU-minutes; only the workspace's crates rebuild).
 # One target dir per sanitizer: switching would otherwise rebuild every dependency each time.
-suffix=""; [ "$sanitizer" = address ] || suffix="-$sanitizer"
-target_dir="${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/iotex-toolkit/fuzz-target$suffix}"
+target_dir="${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/iotex-toolkit/fuzz-target-$sanitizer}"
 mkdir -p "$target_dir"
-build=(--sanitizer "$sanitizer" --codegen-units 16 --target-dir "$target_dir")
+# -O: without it cargo-fuzz puts -Cdebug-assertions in RUSTFLAGS, which overrides fuzz/Cargo.toml's profile
+# (debug assertions and overflow checks on, except in clap_builder; that file says why).
+build=(-O --sanitizer "$sanitizer" --codegen-units 16 --target-dir "$target_dir")
 echo "fuzz: building $(echo $targets | wc -w) targets (a warm build is a no-op)" >&2
 # cargo fuzz has no --locked: check the committed fuzz/Cargo.lock first, so CI builds what was reviewed.
 cargo metadata --locked --format-version 1 >/dev/null \
