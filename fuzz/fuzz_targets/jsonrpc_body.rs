@@ -100,7 +100,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(status, http::StatusCode::NO_CONTENT, "an empty answer must be a 204");
         return;
     }
-    let answer: serde_json::Value = match serde_json::from_slice(&body) {
+    // Checked as JSON text, not as a `Value`: an id is echoed byte for byte, and JSON sets no range on numbers,
+    // so `"id":1.5e638` is a valid answer that `Value` (an f64) cannot hold (a fuzz find, kept in the corpus).
+    let answer: &RawValue = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => panic!("answer is not JSON ({e}): {}", String::from_utf8_lossy(&body)),
     };
@@ -109,7 +111,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(got.id.get(), id.get(), "single answer under another id");
     }
     if let Some(Ok(Body::Batch(items))) = text.map(Body::parse)
-        && let serde_json::Value::Array(answers) = &answer
+        && let Ok(answers) = serde_json::from_str::<Vec<&RawValue>>(answer.get())
     {
         assert!(answers.len() <= items.len(), "{} answers to {} items", answers.len(), items.len());
     }
