@@ -79,6 +79,10 @@ fn mnemonic_problem(e: &LocalSignerError) -> String {
     }
 }
 
+/// The most levels a `--derivation-path` may have: BIP-32 depth is one byte (at most 255), and the account
+/// index is one more level.
+pub const MAX_PATH_LEVELS: usize = 254;
+
 /// Derives `count` accounts `{path}/0 … {path}/{count-1}` from a BIP-39 English mnemonic.
 ///
 /// The parent key is derived once and each account is one child step from it, so a large pool costs
@@ -90,6 +94,15 @@ pub fn derive(phrase: &str, path: &str, count: u32) -> Result<Vec<PrivateKeySign
         return Err(ConfigError::invalid(
             "derivation-path",
             format!("`{path}` must start with m/ (e.g. {DEFAULT_DERIVATION_PATH})"),
+        ));
+    }
+    // BIP-32 keeps a key's depth in one byte, and each account is one level below the path: a longer path
+    // made coins-bip32 overflow that byte (a panic in a build with overflow checks; found by fuzzing).
+    let levels = path.split('/').skip(1).count();
+    if levels > MAX_PATH_LEVELS {
+        return Err(ConfigError::invalid(
+            "derivation-path",
+            format!("has {levels} levels; BIP-32 allows at most {MAX_PATH_LEVELS} above the account index"),
         ));
     }
     let builder = MnemonicBuilder::<English>::default()
@@ -115,6 +128,23 @@ mod tests {
     /// of valid words with a wrong checksum came back whole inside the error message.
     const FUZZ_FOUND: &[(&str, &[u8])] =
         &[("checksum", include_bytes!("../tests/data/fuzz/mnemonic-echoed-checksum.bin"))];
+
+    /// Found by the `injector_keys` target: a derivation path of hundreds of levels (selector byte, phrase,
+    /// newline, path) overflowed coins-bip32's one-byte depth, a panic with overflow checks on.
+    const DEEP_PATH: &[u8] = include_bytes!("../tests/data/fuzz/derivation-path-over-255-levels.bin");
+
+    #[test]
+    fn a_path_deeper_than_bip32_allows_is_refused_not_a_panic() {
+        let text = String::from_utf8_lossy(&DEEP_PATH[1..]);
+        let (phrase, path) = text.split_once('\n').unwrap();
+        let e = derive(phrase, path, 2).err().unwrap();
+        assert!(e.to_string().contains("BIP-32 allows at most 254"), "{e}");
+        let phrase = "test test test test test test test test test test test junk";
+        let deepest = format!("m{}", "/0".repeat(MAX_PATH_LEVELS));
+        assert_eq!(derive(phrase, &deepest, 1).unwrap().len(), 1, "254 levels plus the index is depth 255");
+        let e = derive(phrase, &format!("{deepest}/0"), 1).err().unwrap();
+        assert!(e.to_string().contains("has 255 levels"), "{e}");
+    }
 
     #[test]
     fn a_refused_mnemonic_is_never_repeated_in_the_error() {
