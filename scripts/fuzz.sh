@@ -50,13 +50,13 @@ cargo metadata --locked --format-version 1 >/dev/null \
 # build of six binaries needs several GB).
 mkdir -p target
 if ! cargo fuzz build "${build[@]}" >target/build.log 2>&1; then
-  grep -E '^(error|warning: build failed)|undefined reference|No space left|collect2|ld(\.[a-z]+)?: |killed|SIGKILL' \
+  grep -a -E '^(error|warning: build failed)|undefined reference|No space left|collect2|ld(\.[a-z]+)?: |killed|SIGKILL' \
     target/build.log | cut -c1-400 >&2 || true
   echo "fuzz: cargo fuzz build failed (full output: fuzz/target/build.log); free space where it builds:" >&2
   df -h "$target_dir" >&2 || true
   exit 1
 fi
-grep -E '^ *(Compiling|Finished)' target/build.log | tail -3 >&2 || true
+grep -a -E '^ *(Compiling|Finished)' target/build.log | tail -3 >&2 || true
 failed=()
 for t in $targets; do
   [ -d "corpus/$t" ] || { echo "fuzz: no seed corpus fuzz/corpus/$t (run fuzz/make-corpus.py)" >&2; exit 1; }
