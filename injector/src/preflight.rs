@@ -103,12 +103,12 @@ pub fn shortfalls(addresses: &[Address], balances: &[U256], needs: &[U256]) -> V
         .collect()
 }
 
-/// IOTX with up to 6 decimals, for messages (amounts are in rau).
+/// IOTX with up to 6 decimals (rounded down), for messages (amounts are in rau).
 pub fn iotx(rau: U256) -> String {
-    let micro = rau / U256::from(1_000_000_000_000u64);
-    let (whole, frac) = (micro / U256::from(1_000_000u64), micro % U256::from(1_000_000u64));
-    let frac = format!("{:06}", frac.to::<u64>());
-    let frac = frac.trim_end_matches('0');
+    // 18 decimals is a fixed unit, so alloy's formatting cannot fail; fall back to rau anyway.
+    let Ok(full) = alloy_primitives::utils::format_units(rau, 18) else { return format!("{rau} rau") };
+    let (whole, frac) = full.split_once('.').unwrap_or((&full, ""));
+    let frac = frac.get(..6).unwrap_or(frac).trim_end_matches('0');
     if frac.is_empty() { format!("{whole} IOTX") } else { format!("{whole}.{frac} IOTX") }
 }
 

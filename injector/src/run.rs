@@ -219,22 +219,25 @@ async fn prepare(cfg: &RunConfig, rpcs: &[Node], chain: ChainIds) -> Result<Prep
         fund(rpcs, f, f.amount, &pairs, chain, gas_price).await?;
     }
     let fees = Fees { gas_price, priority_fee };
+    // (endpoint, account): the first account of each endpoint deploys the Counter when executions need one.
+    let deployers: Vec<(usize, usize)> = if cfg.mix.execution > 0 && cfg.contract.is_none() {
+        (0..rpcs.len()).filter_map(|ep| account_ep.iter().position(|x| *x == ep).map(|acct| (ep, acct))).collect()
+    } else {
+        Vec::new()
+    };
     if cfg.preflight {
-        preflight(cfg, rpcs, chain, fees, &account_ep, &addresses).await?;
+        let deploying: Vec<usize> = deployers.iter().map(|(_, acct)| *acct).collect();
+        preflight(cfg, rpcs, chain, fees, (&account_ep, &addresses), &deploying).await?;
     }
     let mut contracts = vec![cfg.contract; rpcs.len()];
-    if cfg.mix.execution > 0 && cfg.contract.is_none() {
-        for (ep, rpc) in rpcs.iter().enumerate() {
-            if let Some(acct) = account_ep.iter().position(|x| *x == ep) {
-                let key = &cfg.keys[acct];
-                let a = match rpc {
-                    Node::Web3(r) => crate::setup::deploy(r, key, chain.evm.unwrap_or(0), gas_price).await?,
-                    Node::Grpc(c) => crate::native::setup::deploy(c, key, native_params(chain, gas_price)).await?,
-                };
-                tracing::info!(endpoint = ep, contract = %a, "deployed Counter");
-                contracts[ep] = Some(a);
-            }
-        }
+    for &(ep, acct) in &deployers {
+        let key = &cfg.keys[acct];
+        let a = match &rpcs[ep] {
+            Node::Web3(r) => crate::setup::deploy(r, key, chain.evm.unwrap_or(0), gas_price).await?,
+            Node::Grpc(c) => crate::native::setup::deploy(c, key, native_params(chain, gas_price)).await?,
+        };
+        tracing::info!(endpoint = ep, contract = %a, "deployed Counter");
+        contracts[ep] = Some(a);
     }
     // Read concurrently (bounded): a large pool would otherwise spend its start-up in round trips.
     let start_nonces: Vec<u64> = futures::stream::iter((0..addresses.len()).map(|i| {
@@ -283,22 +286,17 @@ async fn fund(
 
 /// The pre-flight check (`preflight.rs`): every account can pay for its share of the run at the worst case,
 /// after a top-up from `--fund-from` of the ones that cannot; else the run refuses before the first tick.
+/// `deployers` are the accounts that will deploy the Counter.
 async fn preflight(
     cfg: &RunConfig,
     rpcs: &[Node],
     chain: ChainIds,
     fees: Fees,
-    account_ep: &[usize],
-    addresses: &[Address],
+    (account_ep, addresses): (&[usize], &[Address]),
+    deployers: &[usize],
 ) -> Result<(), RunError> {
     use crate::preflight as pf;
-    // The first account of each endpoint deploys the Counter when executions need one.
-    let deployers: Vec<usize> = if cfg.mix.execution > 0 && cfg.contract.is_none() {
-        (0..rpcs.len()).filter_map(|ep| account_ep.iter().position(|x| *x == ep)).collect()
-    } else {
-        Vec::new()
-    };
-    let needs = pf::needs(cfg, fees, &pf::native_accounts(rpcs, account_ep), &deployers);
+    let needs = pf::needs(cfg, fees, &pf::native_accounts(rpcs, account_ep), deployers);
     let mut short = pf::shortfalls(addresses, &pf::balances(rpcs, account_ep, addresses).await?, &needs);
     if let (Some(f), false) = (&cfg.fund, short.is_empty()) {
         let top_up = short.iter().map(pf::Short::missing).max().unwrap_or_default();

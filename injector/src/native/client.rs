@@ -153,24 +153,24 @@ impl Client {
         Ok(u128::from(r.gas_price))
     }
 
-    /// `GetAccount` → `pendingNonce`, the next nonce to use (IoTeX shares it between native and web3).
-    pub async fn pending_nonce(&self, a: Address) -> Result<u64, RpcError> {
+    /// `GetAccount`: the account's meta (balance, nonces).
+    async fn account(&self, a: Address) -> Result<proto::AccountMeta, RpcError> {
         let req = proto::GetAccountRequest { address: crate::address::to_io(&a) };
         let r = self
             .unary::<_, proto::GetAccountResponse>("GetAccount", req)
             .await
             .map_err(|s| self.err("GetAccount", &s))?;
-        r.account_meta.map(|m| m.pending_nonce).ok_or_else(|| self.bad("GetAccount", "no accountMeta"))
+        r.account_meta.ok_or_else(|| self.bad("GetAccount", "no accountMeta"))
+    }
+
+    /// `GetAccount` → `pendingNonce`, the next nonce to use (IoTeX shares it between native and web3).
+    pub async fn pending_nonce(&self, a: Address) -> Result<u64, RpcError> {
+        self.account(a).await.map(|m| m.pending_nonce)
     }
 
     /// `GetAccount` → `balance` (decimal rau).
     pub async fn balance(&self, a: Address) -> Result<U256, RpcError> {
-        let req = proto::GetAccountRequest { address: crate::address::to_io(&a) };
-        let r = self
-            .unary::<_, proto::GetAccountResponse>("GetAccount", req)
-            .await
-            .map_err(|s| self.err("GetAccount", &s))?;
-        let meta = r.account_meta.ok_or_else(|| self.bad("GetAccount", "no accountMeta"))?;
+        let meta = self.account(a).await?;
         U256::from_str_radix(&meta.balance, 10)
             .map_err(|_| self.bad("GetAccount", &format!("balance {:?} is not a decimal amount", meta.balance)))
     }

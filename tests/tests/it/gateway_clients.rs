@@ -194,10 +194,10 @@ async fn slow_headers_and_slow_bodies_are_cut_and_fds_and_rss_return_to_baseline
         );
     }
     let node = Node::anvil(&[]).await?;
-    // mimalloc keeps freed pages for reuse and returns them to the OS a second or more later, and only when
-    // the thread that owns them runs again (on a loaded CI machine, RSS was still 33 MiB over baseline 20 s
-    // after the connections went). Purging at once makes RSS show what the gateway still holds, which is
-    // what this test is about: a leak, not the allocator's cache.
+    // mimalloc keeps freed pages for reuse and returns them to the OS later (its purge delay is 1 s by
+    // default): on a loaded CI machine RSS was still 33 MiB over baseline 20 s after the connections went.
+    // Purging at once makes RSS show what the gateway still holds, which is what this test is about: a leak,
+    // not the allocator's cache (27 -> 87 -> 33 MiB on the same loaded machine with it).
     let gw = GatewayProcess::start_with_env(
         &format!("anvil={}", node.url),
         &[
@@ -263,9 +263,8 @@ async fn slow_headers_and_slow_bodies_are_cut_and_fds_and_rss_return_to_baseline
     }
     drop(held);
     let open_after = gw.wait_metric("iotex_gateway_connections_open", 100, |v| v <= 2.0).await;
-    // Let the allocator hand freed pages back. mimalloc purges a thread's freed pages after a short delay,
-    // but only when that thread allocates or frees again: a serving thread left idle keeps them. So, as
-    // under real traffic, a few calls on new connections (spread over the serving threads) each round.
+    // Let the allocator hand freed pages back. mimalloc does its purging inside allocation and free calls, so
+    // each round, as real traffic would, a few calls on new connections (spread over the serving threads).
     let mut rss2 = gw.rss();
     for _ in 0..100 {
         if rss2 <= rss0 + (16 << 20) {
