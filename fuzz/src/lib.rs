@@ -6,16 +6,22 @@
 
 use std::path::PathBuf;
 
-/// A file in the temp dir owned by this process (libFuzzer's `-jobs` runs several processes), rewritten for
-/// each input; removed when the process ends normally.
+/// A scratch file owned by this process (libFuzzer's `-jobs` runs several processes), rewritten for each
+/// input. The targets hold it in a static, which Rust never drops, so each new one removes the files that
+/// processes no longer running left behind (a crash or a `-runs` exit leaves one).
 pub struct Scratch {
     path: PathBuf,
 }
 
 impl Scratch {
-    /// A scratch file named for the target and the process.
+    /// A scratch file named for the target and the process, in `/dev/shm` when the machine has it: rewriting
+    /// a file on ext4 (truncate, then write) was a sixth of `gateway_config`'s time in a perf profile, and the
+    /// target ran at 1,083 executions/s with it against 1,928/s on tmpfs. Elsewhere the temp dir.
     pub fn new(target: &str) -> Scratch {
-        let path = std::env::temp_dir().join(format!("iotex-fuzz-{target}-{}", std::process::id()));
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+        remove_orphans(&dir);
+        let path = dir.join(format!("iotex-fuzz-{target}-{}", std::process::id()));
         Scratch { path }
     }
 
@@ -26,6 +32,23 @@ impl Scratch {
             panic!("cannot write the scratch file {}: {e}", self.path.display());
         }
         &self.path
+    }
+}
+
+/// Removes `iotex-fuzz-*-PID` files in `dir` whose process is gone (Linux: no `/proc/PID`; elsewhere none are
+/// removed, since liveness cannot be told).
+fn remove_orphans(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("iotex-fuzz-")) else { continue };
+        let Some(pid) = rest.rsplit('-').next().filter(|p| p.parse::<u32>().is_ok()) else { continue };
+        if !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
