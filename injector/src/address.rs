@@ -20,7 +20,11 @@ fn err(input: &str, reason: impl Into<String>) -> AddressError {
 /// Reads `io1…` or `0x…` (any case; the hex checksum is not enforced since IoTeX tools print lower case).
 pub fn parse(input: &str) -> Result<Address, AddressError> {
     let s = input.trim();
-    if s.len() > 2 && s[..2].eq_ignore_ascii_case("0x") {
+    // Prefixes are compared as bytes: slicing the str at 2 or 3 would panic inside a multi-byte first
+    // character (found by the injector_config fuzz target). An ASCII prefix that matches ends on a boundary.
+    let starts =
+        |prefix: &str| s.len() > prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes());
+    if starts("0x") {
         let hex = &s[2..];
         if hex.len() != 40 {
             return Err(err(input, format!("{} hex digits", hex.len())));
@@ -29,7 +33,7 @@ pub fn parse(input: &str) -> Result<Address, AddressError> {
         alloy_primitives::hex::decode_to_slice(hex, &mut out).map_err(|e| err(input, e.to_string()))?;
         return Ok(Address::from(out));
     }
-    if s.len() > 3 && s[..3].eq_ignore_ascii_case("io1") {
+    if starts("io1") {
         let (hrp, data) = bech32::decode(s).map_err(|e| err(input, e.to_string()))?;
         if !hrp.as_str().eq_ignore_ascii_case("io") {
             return Err(err(input, format!("prefix `{hrp}` is not `io`")));
@@ -85,6 +89,12 @@ mod tests {
             "0xzz9Fd6e51aad88F6F4ce6aB8827279cffFb92266",
             "hello",
         ] {
+            assert!(parse(bad).unwrap_err().to_string().contains("io1"), "{bad}");
+        }
+        // A multi-byte first character is refused, not sliced through: the injector_config fuzz target found
+        // `IOTEX_INJECTOR_CONTRACT` set to bytes that read as U+FFFD panicking here (its input is kept as
+        // fuzz/corpus/injector_config/regression-contract-env-multibyte-first-char).
+        for bad in ["\u{fffd}\u{fffd}\"htten0dpo[5\\\\d", "é", "0é", "ié1", "0x\u{fffd}", "io\u{fffd}"] {
             assert!(parse(bad).unwrap_err().to_string().contains("io1"), "{bad}");
         }
         // A valid bech32 string with another prefix.
