@@ -8,7 +8,11 @@
 //!   cap and counts only towards the total; the per-client rate limit still sees the forwarded client.
 //! - **Timeouts** ([`watch`]): one watchdog per connection. The header timeout runs from the first byte of a
 //!   request's headers (for the first request, from accepting the connection, so a socket that connects and
-//!   sends nothing is closed as quickly), the idle timeout from the end of the last request. hyper's own
+//!   sends nothing is closed as quickly), the idle timeout from the end of the last request. The watchdog is
+//!   woken by its timer only, never per request: requests just store times in atomics, and the timer checks
+//!   them at least once per `min(header, idle)` timeout. A wake-up per request (it had one for each of a
+//!   request's first byte, start and end) re-polled hyper's connection future and re-armed a timer three times
+//!   a call, on the serving thread's hot path. hyper's own
 //!   `header_read_timeout` is not used: it starts when hyper begins waiting for the next request, so it cannot
 //!   tell an idle keep-alive connection from a slow header, and it does not cover HTTP/2 or the protocol
 //!   sniffing before hyper picks HTTP/1 or HTTP/2. The body timeout is per request (`stack::RpcHttp`).
@@ -25,7 +29,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Connection caps and timeouts of one listener.
@@ -154,7 +157,6 @@ pub struct Activity {
     head_started: AtomicU64,
     /// When the last request ended ([`NONE`]: no request yet).
     idle_since: AtomicU64,
-    changed: Notify,
 }
 
 impl Activity {
@@ -165,7 +167,6 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             head_started: AtomicU64::new(NONE),
             idle_since: AtomicU64::new(NONE),
-            changed: Notify::new(),
         })
     }
 
@@ -177,14 +178,12 @@ impl Activity {
     pub fn request_started(self: &Arc<Self>) -> RequestDone {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.head_started.store(NONE, Ordering::Release);
-        self.changed.notify_one();
         RequestDone(Arc::clone(self))
     }
 
     fn bytes_read(&self) {
         if self.in_flight.load(Ordering::Acquire) == 0 && self.head_started.load(Ordering::Acquire) == NONE {
             self.head_started.store(self.now_ms(), Ordering::Release);
-            self.changed.notify_one();
         }
     }
 
@@ -212,7 +211,6 @@ impl Drop for RequestDone {
         let a = &self.0;
         a.idle_since.store(a.now_ms(), Ordering::Release);
         a.in_flight.fetch_sub(1, Ordering::AcqRel);
-        a.changed.notify_one();
     }
 }
 
@@ -238,26 +236,32 @@ impl Closed {
 /// Runs `conn` (one connection's hyper future) until it ends, or until its [`Activity`] passes a timeout:
 /// then the future is dropped, which closes the socket. Returns the connection's own result, or why it was
 /// closed.
+///
+/// Exact without being told of requests: at a check at time `c` the next deadline is either the one in force
+/// now or, for a request head that starts later, at least `c + header-read-timeout`, so a timer set to the
+/// earlier of the current deadline and `c + min(header, idle)` never fires after a deadline has passed.
 pub async fn watch<F: Future>(conn: F, activity: &Activity, limits: &ConnLimits) -> Result<F::Output, Closed> {
+    let settings = &limits.settings;
+    // Floored so that a tiny setting cannot turn the watchdog into a busy loop.
+    let every = settings.header_read_timeout.min(settings.idle_timeout).max(Duration::from_millis(1));
+    let next_check = |now: Instant, deadline: Option<(Instant, Closed)>| {
+        deadline.map_or(now + every, |(at, _)| at.min(now + every))
+    };
     tokio::pin!(conn);
+    let timer = tokio::time::sleep_until(next_check(Instant::now(), activity.deadline(settings)));
+    tokio::pin!(timer);
     loop {
-        let deadline = activity.deadline(&limits.settings);
-        let sleep = async {
-            match deadline {
-                Some((at, _)) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
+            biased;
             out = &mut conn => return Ok(out),
-            () = activity.changed.notified() => {}
-            () = sleep => {
-                // Re-read: a request may have started just as the timer fired.
-                if let Some((at, why)) = activity.deadline(&limits.settings)
-                    && at <= Instant::now()
-                {
-                    limits.metrics.closed(why.as_str());
-                    return Err(why);
+            () = &mut timer => {
+                let now = Instant::now();
+                match activity.deadline(settings) {
+                    Some((at, why)) if at <= now => {
+                        limits.metrics.closed(why.as_str());
+                        return Err(why);
+                    }
+                    deadline => timer.as_mut().reset(next_check(now, deadline)),
                 }
             }
         }

@@ -67,6 +67,24 @@ async fn after_a_request_the_idle_timeout_applies_and_a_new_head_restarts_the_he
     assert_eq!(watch(std::future::pending::<()>(), &a, &l).await.err(), Some(Closed::HeaderTimeout));
 }
 
+/// The watchdog is never told of a request: a head that starts while the connection is idle must still be cut
+/// at its own header deadline (2 s after its first byte), well before the idle deadline (5 s after the last
+/// request) that was in force when the watchdog last looked.
+#[tokio::test(start_paused = true)]
+async fn a_head_that_starts_while_idle_is_cut_at_its_header_deadline_not_the_idle_one() {
+    let l = limits(10, 10, &[]);
+    let a = Activity::new();
+    drop(a.request_started());
+    let idle_from = Instant::now();
+    let slow_head = async {
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        a.bytes_read();
+        std::future::pending::<()>().await
+    };
+    assert_eq!(watch(slow_head, &a, &l).await.err(), Some(Closed::HeaderTimeout));
+    assert_eq!(idle_from.elapsed(), Duration::from_millis(4_500), "cut 2 s after the head's first byte");
+}
+
 #[tokio::test(start_paused = true)]
 async fn nothing_is_closed_while_a_request_is_in_flight() {
     let l = limits(10, 10, &[]);
