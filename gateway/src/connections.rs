@@ -244,9 +244,8 @@ pub async fn watch<F: Future>(conn: F, activity: &Activity, limits: &ConnLimits)
     let settings = &limits.settings;
     // Floored so that a tiny setting cannot turn the watchdog into a busy loop.
     let every = settings.header_read_timeout.min(settings.idle_timeout).max(Duration::from_millis(1));
-    let next_check = |now: Instant, deadline: Option<(Instant, Closed)>| {
-        deadline.map_or(now + every, |(at, _)| at.min(now + every))
-    };
+    let next_check =
+        |now: Instant, deadline: Option<(Instant, Closed)>| deadline.map_or(now + every, |(at, _)| at.min(now + every));
     tokio::pin!(conn);
     let timer = tokio::time::sleep_until(next_check(Instant::now(), activity.deadline(settings)));
     tokio::pin!(timer);

@@ -27,15 +27,20 @@ use crate::nonce::Nonces;
 use crate::recorder::Recorder;
 use crate::run_config::RunConfig;
 use crate::send::{SendOutcome, Sender};
-use crate::signer::{self, Call, Fees};
+use crate::signer::{self, Call};
 use alloy_primitives::{Address, Bytes};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, watch};
 use tokio::time::Instant;
 
-/// Nonce-class rejections are retried this many times with a resynced nonce.
+/// Nonce-class and underpriced rejections are retried this many times (with a resynced nonce, or at a
+/// refreshed fee).
 pub const MAX_ATTEMPTS: u32 = 3;
+
+/// Longest an underpriced action's retry waits for the refreshed fee (a refresh is one `eth_gasPrice` per
+/// endpoint).
+const FEE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Everything a tick's task needs, shared by all of them.
 pub(crate) struct Ctx {
@@ -53,7 +58,8 @@ pub(crate) struct Ctx {
     pub(crate) chain_id: u64,
     /// Native chain id and gas price (gRPC endpoints).
     pub(crate) native: CoreParams,
-    pub(crate) fees: Fees,
+    /// The fees to sign with, refreshed while the run goes on (`fees.rs`).
+    pub(crate) fees: crate::fees::FeeCell,
     pub(crate) cfg: RunConfig,
     pub(crate) nodes: Vec<Node>,
     /// The hot-path HTTP client of each web3 endpoint (`None` for gRPC ones).
@@ -227,6 +233,7 @@ async fn send_with_retries(ctx: &Ctx, seq: u64, acct: usize, due: Instant, cance
                 return;
             }
         };
+        let fee_reads = ctx.fees.refreshes();
         let (hash, wire) = match ctx.sign(seq, acct, kind, &call, reserved.nonce) {
             Ok(s) => s,
             Err(e) => {
@@ -264,9 +271,24 @@ async fn send_with_retries(ctx: &Ctx, seq: u64, acct: usize, due: Instant, cance
                     // Found in a block (and counted) before this answer: it was accepted after all.
                     return;
                 }
-                // A refused nonce may leave a gap (or our count is wrong): re-read it before the next use.
-                ctx.nonces.invalidate(acct, reserved).await;
-                if k.is_nonce_class() && attempt < MAX_ATTEMPTS && !*cancel.borrow() {
+                if k.never_entered_pool() {
+                    // Refused outright: the nonce goes to the next action (this one's retry, or another
+                    // tick's) instead of a resync below actions already accepted above it (`nonce.rs`).
+                    ctx.nonces.refused(acct, reserved).await;
+                } else {
+                    // Our count may be wrong: re-read it before the next use.
+                    ctx.nonces.invalidate(acct, reserved).await;
+                }
+                // The chain's fee moved past ours: refresh, and the retry signs at the new fee (with fixed fees
+                // a retry would only be refused again).
+                let reprice = k == Kind::Underpriced && ctx.fees.live();
+                if reprice {
+                    ctx.fees.underpriced();
+                }
+                if (k.is_nonce_class() || reprice) && attempt < MAX_ATTEMPTS && !*cancel.borrow() {
+                    if reprice {
+                        ctx.fees.newer_than(fee_reads, FEE_WAIT).await;
+                    }
                     ctx.rec.retried(k);
                     continue;
                 }
@@ -311,7 +333,7 @@ impl Ctx {
                 Ok((s.hash, Wire::Grpc(Box::new(s.action))))
             }
             _ => {
-                let s = signer::sign(key, self.chain_id, nonce, self.cfg.tx_type, self.fees, call)?;
+                let s = signer::sign(key, self.chain_id, nonce, self.cfg.tx_type, self.fees.get(), call)?;
                 Ok((s.hash, Wire::Web3(signer::send_raw_body(seq, &s.raw))))
             }
         }

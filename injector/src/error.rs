@@ -85,6 +85,22 @@ impl Kind {
         Kind::ALL.iter().position(|k| *k == self).unwrap_or(Kind::ALL.len() - 1)
     }
 
+    /// True for refusals that say the action never entered the node's pool, so its nonce is still free:
+    /// the price, the funds, the gas, the chain, a full pool or a busy node. Not for nonce-class answers, and
+    /// not for an HTTP failure or an unknown message, which do not say.
+    pub fn never_entered_pool(self) -> bool {
+        matches!(
+            self,
+            Kind::Underpriced
+                | Kind::PoolFull
+                | Kind::InsufficientFunds
+                | Kind::IntrinsicGasTooLow
+                | Kind::GasLimit
+                | Kind::ChainId
+                | Kind::Busy
+        )
+    }
+
     /// Rejections that mean "our idea of this account's nonce is wrong": resync and try again.
     pub fn is_nonce_class(self) -> bool {
         matches!(self, Kind::NonceTooLow | Kind::NonceTooHigh | Kind::ReplacementUnderpriced | Kind::AlreadyKnown)

@@ -45,6 +45,9 @@ pub mod defaults {
     pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
     /// `--drain-timeout`.
     pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `--fee-refresh`: about a block on IoTeX (and anvil's 1 s blocks), so a rising base fee is followed
+    /// block by block.
+    pub const FEE_REFRESH: Duration = Duration::from_secs(1);
     /// `--request-timeout`.
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
     /// `--poll-interval`.
@@ -306,6 +309,14 @@ pub struct ActionArgs {
     /// Gas price (rau unless a unit is written; `1qev` = 10^12 rau); when absent, eth_gasPrice.
     #[arg(long, env = "IOTEX_INJECTOR_GAS_PRICE", value_parser = gas_price)]
     pub gas_price: Option<u128>,
+    /// The highest fee per gas an action is signed with (rau unless a unit is written): the legacy gas price
+    /// or the type-2 cap; refreshed fees above it are held to it.
+    #[arg(long, env = "IOTEX_INJECTOR_MAX_FEE", value_parser = gas_price)]
+    pub max_fee: Option<u128>,
+    /// How often the fees are re-read from the nodes while running (and at once after an underpriced
+    /// refusal); not with --gas-price, which is fixed.
+    #[arg(long, env = "IOTEX_INJECTOR_FEE_REFRESH", value_name = "DUR", default_value_t = HumanDuration(defaults::FEE_REFRESH))]
+    pub fee_refresh: HumanDuration,
     /// Gas limit for every action; when absent, 21000 for transfers and 100000 for executions.
     #[arg(long, env = "IOTEX_INJECTOR_GAS_LIMIT", value_parser = |s: &str| non_zero::<NonZeroU64>(s, "must be above zero"))]
     pub gas_limit: Option<NonZeroU64>,

@@ -30,6 +30,7 @@ pub mod address;
 pub mod amount;
 pub mod confirm;
 pub mod error;
+pub mod fees;
 pub mod flags;
 pub mod histograms;
 pub mod merge;

@@ -1,11 +1,20 @@
-//! Nonces: one owner per account, starting from the node's pending nonce, resynced after a failure.
+//! Nonces: one owner per account, starting from the node's pending nonce; refused nonces handed out again,
+//! and a resync only when the count itself is in doubt.
 //!
-//! Each account has a slot holding the next nonce and an *epoch*. A reservation returns both. A failure that
-//! may have left a gap or shows our count is wrong calls [`Nonces::invalidate`] with the epoch it reserved
-//! under; only the first failure of an epoch forces a resync, so a burst of rejections costs one
-//! `eth_getTransactionCount(addr, "pending")`, which returns the first missing nonce, so no gap stays open
-//! for the node to queue forever.
+//! Each account has a slot holding the next nonce and an *epoch*. A reservation returns both.
+//! - **A refusal** ([`Nonces::refused`]: underpriced, insufficient funds, any rejection that says the action
+//!   never entered the pool) leaves a *hole*: the nonce is handed out again, lowest first, before any new one,
+//!   so the next action fills it at the fee of the moment. Resyncing instead (as this module once did for
+//!   every rejection) reads the node's pending nonce, which is the hole, and then hands out again the nonces
+//!   of the actions already accepted above it: their replacements pushed accepted actions out of the pool
+//!   uncounted (159 of 19,169 in a 1,000/s run on anvil).
+//! - **A doubt about the count** ([`Nonces::invalidate`]: nonce too low or too high, replacement
+//!   underpriced, no answer) forces a resync: the next reservation reads
+//!   `eth_getTransactionCount(addr, "pending")`, the first missing nonce, and drops the holes (from there
+//!   every nonce is handed out again anyway). Only the first failure of an epoch resyncs, so a burst of them
+//!   costs one read.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use tokio::sync::Mutex;
 
@@ -15,6 +24,8 @@ struct Slot {
     epoch: u64,
     /// The highest nonce ever handed out: at the end, a pending nonce at or below it means a gap.
     max_handed: Option<u64>,
+    /// Refused nonces of this epoch, handed out again (lowest first) before `next`.
+    holes: BTreeSet<u64>,
 }
 
 /// A reserved nonce.
@@ -55,6 +66,9 @@ impl Nonces {
     {
         let Some(slot) = self.slots.get(account) else { return Ok(None) };
         let mut s = slot.lock().await;
+        if let Some(hole) = s.holes.pop_first() {
+            return Ok(Some((Reserved { nonce: hole, epoch: s.epoch }, false)));
+        }
         let mut synced = false;
         let next = match s.next {
             Some(n) => n,
@@ -77,18 +91,31 @@ impl Nonces {
         }
         s.epoch += 1;
         s.next = None;
+        s.holes.clear();
         true
+    }
+
+    /// The action signed with `r` was refused outright and never entered the pool: its nonce is handed out
+    /// again before any new one. A nonce of an earlier epoch is ignored (the resync since re-hands every nonce
+    /// from the node's pending one).
+    pub async fn refused(&self, account: usize, r: Reserved) {
+        let Some(slot) = self.slots.get(account) else { return };
+        let mut s = slot.lock().await;
+        if s.epoch == r.epoch && s.next.is_some_and(|next| r.nonce < next) {
+            s.holes.insert(r.nonce);
+        }
     }
 }
 
 impl Nonces {
-    /// Accounts whose last failure came after their last reservation, with the highest nonce handed out:
-    /// the ones that may have left a gap behind a rejected or unanswered action.
+    /// Accounts whose last failure came after their last reservation, or with a refused nonce no later action
+    /// filled, with the highest nonce handed out: the ones that may have left a gap behind a rejected or
+    /// unanswered action.
     pub async fn unsynced(&self) -> Vec<(usize, u64)> {
         let mut out = Vec::new();
         for (i, slot) in self.slots.iter().enumerate() {
             let s = slot.lock().await;
-            if let (None, Some(m)) = (s.next, s.max_handed) {
+            if let (true, Some(m)) = (s.next.is_none() || !s.holes.is_empty(), s.max_handed) {
                 out.push((i, m));
             }
         }
@@ -126,6 +153,34 @@ mod tests {
         let (e, _) = n.reserve(1, ok(0)).await.unwrap().unwrap();
         n.invalidate(1, e).await;
         assert_eq!(n.unsynced().await, vec![(1, 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_nonce_is_handed_out_again_before_new_ones_and_never_twice() {
+        let n = Nonces::new(1);
+        let ok = |v: u64| move || async move { Ok::<_, ()>(v) };
+        let mut r = Vec::new();
+        for _ in 0..4 {
+            r.push(n.reserve(0, ok(10)).await.unwrap().unwrap().0);
+        }
+        assert_eq!(r.iter().map(|r| r.nonce).collect::<Vec<_>>(), [10, 11, 12, 13]);
+        // 11 and 12 refused while 10 and 13 went in: no resync, the holes come back lowest first.
+        n.refused(0, r[2]).await;
+        n.refused(0, r[1]).await;
+        assert_eq!(n.unsynced().await, vec![(0, 13)], "an unfilled hole is a gap at the end");
+        let (a, synced) = n.reserve(0, ok(99)).await.unwrap().unwrap();
+        assert_eq!((a.nonce, synced), (11, false));
+        assert_eq!(n.reserve(0, ok(99)).await.unwrap().unwrap().0.nonce, 12);
+        assert_eq!(n.reserve(0, ok(99)).await.unwrap().unwrap().0.nonce, 14);
+        assert!(n.unsynced().await.is_empty());
+        // A refusal from before a resync is not a hole: the resync hands out every nonce from the node's.
+        let stale = n.reserve(0, ok(99)).await.unwrap().unwrap().0;
+        n.refused(0, r[3]).await;
+        assert!(n.invalidate(0, stale).await);
+        n.refused(0, stale).await;
+        let (b, synced) = n.reserve(0, ok(13)).await.unwrap().unwrap();
+        assert_eq!((b.nonce, synced), (13, true));
+        assert_eq!(n.reserve(0, ok(99)).await.unwrap().unwrap().0.nonce, 14, "no nonce handed out twice");
     }
 
     #[tokio::test]

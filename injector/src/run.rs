@@ -101,8 +101,19 @@ pub async fn run_with_listener(
     );
 
     let (cancel_tx, cancel) = watch::channel(false);
+    let (stop_fees, fees_stopped) = watch::channel(false);
+    let fees = ctx.fees.live().then(|| {
+        let c = ctx.clone();
+        tokio::spawn(async move {
+            crate::fees::refresh(&c.fees, &c.nodes, c.cfg.tx_type, c.cfg.fee_refresh, fees_stopped).await
+        })
+    });
     let injected = inject(&ctx, start, cancel, &mut shutdown).await;
     drain(&ctx, cfg.drain_timeout, &cancel_tx).await;
+    let _ = stop_fees.send(true);
+    if let Some(f) = fees {
+        let _ = f.await;
+    }
     let gap_fillers = fill_gaps(&ctx, &prepared).await;
     confirm_inclusion(&ctx, followers, injected.interrupted, &mut shutdown).await;
     let _ = stop_progress.send(true);
@@ -352,7 +363,7 @@ async fn context(
         calldata: crate::setup::bump_calldata(1),
         chain_id: chain.evm.unwrap_or(0),
         native: native_params(chain, p.fees.gas_price),
-        fees: p.fees,
+        fees: crate::fees::FeeCell::new(p.fees, cfg.max_fee, cfg.tx_type, cfg.gas_price.is_none()),
         nodes,
         senders,
         nonces,
@@ -498,7 +509,8 @@ async fn fill_gaps(ctx: &Ctx, p: &Prepared) -> u64 {
         let (ep, key, address) = (p.account_ep[acct], &ctx.keys[acct], p.addresses[acct]);
         gap_fillers += match &ctx.nodes[ep] {
             Node::Web3(rpc) => {
-                crate::setup::fill_gap(rpc, key, address, ctx.chain_id, p.fees.gas_price, max_handed).await
+                // At the fee of the end of the run, which the base fee may have climbed to.
+                crate::setup::fill_gap(rpc, key, address, ctx.chain_id, ctx.fees.get().gas_price, max_handed).await
             }
             Node::Grpc(c) => {
                 let pk = &ctx.pubkeys[acct];

@@ -55,6 +55,10 @@ pub struct RunConfig {
     pub tx_type: TxType,
     /// Fixed gas price (rau).
     pub gas_price: Option<u128>,
+    /// Ceiling on the fee per gas (`--max-fee`).
+    pub max_fee: Option<u128>,
+    /// Fee re-read interval (`--fee-refresh`).
+    pub fee_refresh: std::time::Duration,
     /// Fixed gas limit.
     pub gas_limit: Option<u64>,
     /// Track to inclusion.
@@ -115,6 +119,8 @@ impl RunConfig {
             contract: None,
             tx_type: TxType::Legacy,
             gas_price: None,
+            max_fee: None,
+            fee_refresh: defaults::FEE_REFRESH,
             gas_limit: None,
             confirm: true,
             confirm_timeout: defaults::CONFIRM_TIMEOUT,
@@ -181,7 +187,8 @@ impl RunArgs {
         let (endpoints, apis) = self.endpoints.validate()?;
         let profile = self.rate.profile()?;
         let (keys, account_source, fund) = self.accounts.validate()?;
-        let ActionArgs { mix, to, value, contract, tx_type, gas_price, gas_limit } = self.actions.clone();
+        let ActionArgs { mix, to, value, contract, tx_type, gas_price, max_fee, fee_refresh, gas_limit } =
+            self.actions.clone();
         let thresholds = match &self.output.fail_if {
             Some(s) => crate::thresholds::parse(s)?,
             None => Vec::new(),
@@ -207,6 +214,8 @@ impl RunArgs {
             contract,
             tx_type,
             gas_price,
+            max_fee,
+            fee_refresh: fee_refresh.0,
             gas_limit: gas_limit.map(|g| g.get()),
             confirm: !c.no_confirm,
             confirm_timeout: c.confirm_timeout.0,

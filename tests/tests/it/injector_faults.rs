@@ -246,3 +246,37 @@ async fn a_gap_left_at_the_end_is_filled_so_queued_actions_land() -> anyhow::Res
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn refused_nonces_are_handed_out_again_without_a_resync_and_nothing_is_lost() -> anyhow::Result<()> {
+    // For half a second the account cannot pay: every action in that window is refused outright
+    // (insufficient funds) and leaves its nonce unused. Those nonces must go to the next actions, with no
+    // resync and no filler at the end, and every action accepted must land.
+    let node = Node::anvil(&[]).await?;
+    let mut cfg = config(&node.url, 1, 20.0, Duration::from_secs(6))?;
+    // The balance is fine at start; the refusals come from the window below.
+    cfg.preflight = false;
+    let run = tokio::spawn(iotex_injector::run(cfg, std::future::pending()));
+    let addr = DEV_ADDRESSES[0];
+    eventually(Duration::from_secs(20), "the injector is sending", || async {
+        tx_count(&node, addr, "latest").await.ok().filter(|n| *n >= 20)
+    })
+    .await?;
+    let balance = node.rpc("eth_getBalance", serde_json::json!([addr, "latest"])).await?;
+    node.rpc("anvil_setBalance", serde_json::json!([addr, "0x0"])).await?;
+    // The fault itself lasts 0.5 s (ten ticks at 20/s): this is the window being injected, not a wait.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    node.rpc("anvil_setBalance", serde_json::json!([addr, balance])).await?;
+    let r = run.await??.report;
+    let refused = r.rejected.get("insufficient_funds").copied().unwrap_or(0);
+    assert!(refused >= 1, "the window refused nothing: {r:#?}");
+    assert_eq!((r.scheduled, r.sent), (120, 120));
+    assert_eq!(r.accepted + refused, 120, "every action is accepted or refused: {:?}", r.rejected);
+    assert_eq!(r.included, r.accepted, "every accepted action landed");
+    assert_eq!(r.nonce_resyncs, 0, "refused nonces are handed out again, not resynced");
+    assert_eq!(r.gap_fillers, 0, "no gap was left for the end");
+    let a = &r.account_nonces[0];
+    assert_eq!(a.end_nonce, Some(a.start_nonce + r.accepted), "the chain holds exactly the accepted actions");
+    assert!(r.equations.iter().all(|e| e.holds), "{:?}", r.equations);
+    Ok(())
+}
