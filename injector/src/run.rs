@@ -64,13 +64,7 @@ pub async fn run_with_listener(
     let metrics = Arc::new(Metrics::new(cfg.endpoints.len()).map_err(|e| RunError::Setup(e.to_string()))?);
     let metrics_server = serve_metrics(&cfg, metrics_listener, metrics.clone()).await?;
     let prepared = prepare(&cfg, &nodes, chain).await?;
-
-    if cfg.shard.count > 1 && cfg.run_id_source == crate::shard::RunIdSource::Random {
-        tracing::warn!(
-            run_id = %cfg.run_id,
-            "sharded run with a generated run id: no other shard has it, so merge will refuse; give --run-id"
-        );
-    }
+    warn_if_unmergeable(&cfg);
     let rec = Arc::new(Recorder::new(cfg.endpoints.len(), metrics).with_profile(cfg.profile.clone()));
     let start = Instant::now();
     let started_at_unix =
@@ -101,19 +95,10 @@ pub async fn run_with_listener(
     );
 
     let (cancel_tx, cancel) = watch::channel(false);
-    let (stop_fees, fees_stopped) = watch::channel(false);
-    let fees = ctx.fees.live().then(|| {
-        let c = ctx.clone();
-        tokio::spawn(async move {
-            crate::fees::refresh(&c.fees, &c.nodes, c.cfg.tx_type, c.cfg.fee_refresh, fees_stopped).await
-        })
-    });
+    let fees = FeeRefresh::start(&ctx);
     let injected = inject(&ctx, start, cancel, &mut shutdown).await;
     drain(&ctx, cfg.drain_timeout, &cancel_tx).await;
-    let _ = stop_fees.send(true);
-    if let Some(f) = fees {
-        let _ = f.await;
-    }
+    fees.stop().await;
     let gap_fillers = fill_gaps(&ctx, &prepared).await;
     confirm_inclusion(&ctx, followers, injected.interrupted, &mut shutdown).await;
     let _ = stop_progress.send(true);
@@ -424,6 +409,42 @@ impl Followers {
         let _ = self.stop.send(true);
         for f in self.tasks {
             let _ = f.await;
+        }
+    }
+}
+
+/// A shard with a generated run id cannot be merged with the others: said before the run, not after.
+fn warn_if_unmergeable(cfg: &RunConfig) {
+    if cfg.shard.count > 1 && cfg.run_id_source == crate::shard::RunIdSource::Random {
+        tracing::warn!(
+            run_id = %cfg.run_id,
+            "sharded run with a generated run id: no other shard has it, so merge will refuse; give --run-id"
+        );
+    }
+}
+
+/// The fee refresher (`fees.rs`) while actions are sent; none with a fixed `--gas-price`.
+struct FeeRefresh {
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl FeeRefresh {
+    fn start(ctx: &Arc<Ctx>) -> FeeRefresh {
+        let (stop, stopped) = watch::channel(false);
+        let task = ctx.fees.live().then(|| {
+            let c = ctx.clone();
+            tokio::spawn(async move {
+                crate::fees::refresh(&c.fees, &c.nodes, c.cfg.tx_type, c.cfg.fee_refresh, stopped).await
+            })
+        });
+        FeeRefresh { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task {
+            let _ = t.await;
         }
     }
 }
