@@ -251,7 +251,13 @@ async fn slow_headers_and_slow_bodies_are_cut_and_fds_and_rss_return_to_baseline
     }
     let open = gw.metric("iotex_gateway_connections_open").await;
     let (fd1, rss1) = (gw.fds(), gw.rss());
-    assert!(open >= (slow_headers + slow_bodies) as f64, "all slow connections were admitted: {open}");
+    // Admitted = still open, or already cut by the header timeout: on a loaded machine opening 2,200
+    // connections has taken longer than the 10 s timeout, so the first ones were gone before this read.
+    let cut_early = gw.metric("iotex_gateway_connections_closed_total{reason=\"header_timeout\"}").await;
+    assert!(
+        open + cut_early >= (slow_headers + slow_bodies) as f64,
+        "all slow connections were admitted: {open} open, {cut_early} cut already"
+    );
 
     let mut header_closed = 0;
     for s in &mut held {
