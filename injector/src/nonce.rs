@@ -183,6 +183,82 @@ mod tests {
         assert_eq!(n.reserve(0, ok(99)).await.unwrap().unwrap().0.nonce, 14, "no nonce handed out twice");
     }
 
+    #[derive(Debug, Clone)]
+    enum Op {
+        Reserve,
+        /// Refuse the reservation at this index (modulo) among those not refused yet.
+        Refuse(usize),
+        /// Invalidate with the reservation at this index; the next fetch answers `start + offset`.
+        Invalidate(usize, u64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => Just(Op::Reserve),
+            2 => any::<usize>().prop_map(Op::Refuse),
+            1 => (any::<usize>(), 0u64..40).prop_map(|(i, o)| Op::Invalidate(i, o)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Any sequence of reservations, refusals and resyncs: within an epoch no nonce is handed out twice
+        /// unless it was refused first, a refused nonce comes back before any new one (lowest first), and the
+        /// nonces in use plus the holes are always exactly the run from the epoch's first nonce to `next`.
+        #[test]
+        fn refused_nonces_come_back_first_and_none_is_handed_out_twice(
+            ops in proptest::collection::vec(op(), 1..60),
+        ) {
+            use std::collections::BTreeSet;
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let n = Nonces::new(1);
+            let mut fetch_answer = 100u64;
+            // Model of the current epoch: its first nonce, nonces in use, refused ones, reservations held.
+            let mut base: Option<u64> = None;
+            let mut live = BTreeSet::new();
+            let mut holes = BTreeSet::new();
+            let mut held: Vec<Reserved> = Vec::new();
+            for o in ops {
+                match o {
+                    Op::Reserve => {
+                        let answer = fetch_answer;
+                        let (r, synced) =
+                            rt.block_on(n.reserve(0, || async move { Ok::<_, ()>(answer) })).unwrap().unwrap();
+                        if synced {
+                            base = Some(answer);
+                            proptest::prop_assert_eq!(r.nonce, answer, "a resync starts at the node's nonce");
+                        } else if let Some(&lowest) = holes.first() {
+                            proptest::prop_assert_eq!(r.nonce, lowest, "the lowest hole comes back first");
+                        }
+                        holes.remove(&r.nonce);
+                        proptest::prop_assert!(live.insert(r.nonce), "nonce {} handed out twice", r.nonce);
+                        held.push(r);
+                    }
+                    Op::Refuse(i) if !held.is_empty() => {
+                        let r = held.remove(i % held.len());
+                        rt.block_on(n.refused(0, r));
+                        live.remove(&r.nonce);
+                        holes.insert(r.nonce);
+                    }
+                    Op::Invalidate(i, offset) if !held.is_empty() => {
+                        let r = held[i % held.len()];
+                        rt.block_on(n.invalidate(0, r));
+                        // A new epoch: what was handed out before is the node's business now.
+                        fetch_answer = 100 + offset;
+                        (base, live, holes) = (None, BTreeSet::new(), BTreeSet::new());
+                        held.clear();
+                    }
+                    Op::Refuse(_) | Op::Invalidate(..) => {}
+                }
+                if let Some(b) = base {
+                    let all: BTreeSet<u64> = live.union(&holes).copied().collect();
+                    let expected: BTreeSet<u64> = (b..b + all.len() as u64).collect();
+                    proptest::prop_assert_eq!(all, expected, "in use + holes is one run from {}", b);
+                }
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_failed_fetch_leaves_the_slot_unsynced() {
         let n = Nonces::new(1);
