@@ -83,9 +83,10 @@ pub enum TokenCommand {
     /// Print a token's payload as JSON, whether its signature verifies and whether it has expired.
     Inspect {
         /// The token, or `-` to read it from stdin (keeps it out of the process list).
+        #[arg(allow_hyphen_values = true)]
         token: String,
         /// Public key(s) to verify with: base64url or `@FILE`. Repeatable.
-        #[arg(long = "public-key", value_name = "KEY|@FILE")]
+        #[arg(long = "public-key", value_name = "KEY|@FILE", allow_hyphen_values = true)]
         public_key: Vec<String>,
     },
 }
@@ -291,8 +292,10 @@ pub struct Opts {
 
     /// A public key whose access tokens are accepted: base64url, or `@FILE` with one key per line (`#`
     /// comments). Repeatable; several keys at once allow rotation. Absent = tokens are not looked at.
+    // Hyphen values allowed: base64url has `-` in its alphabet, so one key in 64 starts with it, and clap
+    // would otherwise read `--token-public-key -Q…` as an unknown flag (a test run drew such a key).
     #[arg(long, env = "IOTEX_GATEWAY_TOKEN_PUBLIC_KEY", value_name = "KEY|@FILE", value_delimiter = ',',
-        help_heading = H_TOKENS)]
+        allow_hyphen_values = true, help_heading = H_TOKENS)]
     pub token_public_key: Vec<String>,
     /// Refuse callers without a valid access token (HTTP 401). `--require-token` alone means true.
     #[arg(long, env = "IOTEX_GATEWAY_REQUIRE_TOKEN", value_name = "BOOL", help_heading = H_TOKENS,

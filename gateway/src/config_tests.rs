@@ -178,6 +178,17 @@ fn dns_discovery_alone_is_enough_and_names_are_normalised() {
     assert_eq!(d.server, Some("127.0.0.1:5353".parse().unwrap()));
 }
 
+/// base64url has `-` in its alphabet: a key (one in 64) that starts with it is a value, not a flag.
+#[test]
+fn a_public_key_that_starts_with_a_hyphen_is_taken_as_the_value() {
+    let pk = (0u8..=255)
+        .map(|i| crate::token::encode_public_key(&ed25519_dalek::SigningKey::from_bytes(&[i; 32]).verifying_key()))
+        .find(|pk| pk.starts_with('-'))
+        .expect("one of 256 keys starts with '-'");
+    let c = opts(&["--upstream", "http://x", "--token-public-key", &pk, "--token-tier", "default=10"]);
+    assert_eq!(c.live.tokens.unwrap().public_keys.len(), 1);
+}
+
 #[test]
 fn token_keys_are_validated_and_named() {
     let pk = crate::token::encode_public_key(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key());
