@@ -81,7 +81,13 @@ async fn an_outside_transaction_forces_a_resync_and_no_action_is_lost() -> anyho
     assert!(r.rejected.is_empty(), "{:?}", r.rejected);
     let a = &r.account_nonces[0];
     assert!(outside < a.start_nonce + 100, "the outside transaction (nonce {outside}) came after the run's actions");
-    assert!(r.nonce_resyncs >= 1, "the nonce was re-read");
+    assert!(
+        r.nonce_resyncs >= 1,
+        "the nonce was re-read (outside nonce {outside}, start {}, retried {:?}, errors {:?})",
+        a.start_nonce,
+        r.retried,
+        r.sample_errors
+    );
     assert!(
         r.retried.keys().any(|k| k.starts_with("nonce") || k.contains("underpriced") || k == "already_known"),
         "{:?}",
