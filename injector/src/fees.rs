@@ -11,6 +11,7 @@
 //! refreshed.
 
 use crate::node::Node;
+use crate::run_config::RunConfig;
 use crate::signer::{Fees, TxType};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,43 +102,23 @@ fn clamp(fees: Fees, max_fee: Option<u128>, tx_type: TxType) -> Fees {
     Fees { gas_price: fees.gas_price.min(quote_max), priority_fee: fees.priority_fee.min(m) }
 }
 
-/// The chain's fees now, as at start: the highest `eth_gasPrice` (and, for type 2, tip) across endpoints.
-/// `None` when no endpoint answered; the fees in force then stay.
-async fn read(nodes: &[Node], tx_type: TxType) -> Option<Fees> {
-    let mut gas_price = None;
-    for n in nodes {
-        if let Ok(p) = n.gas_price().await {
-            gas_price = Some(gas_price.map_or(p, |g: u128| g.max(p)));
-        }
-    }
-    let gas_price = gas_price?.max(1);
-    let priority_fee = match tx_type {
-        TxType::Eip1559 => crate::setup::priority_fee(nodes, gas_price).await,
-        TxType::Legacy => gas_price,
-    };
-    Some(Fees { gas_price, priority_fee })
-}
-
-/// Re-reads the fees every `every` and whenever a send was refused as underpriced (at most once per 100 ms, so
+/// Re-reads the fees every `--fee-refresh` and whenever a send was refused as underpriced (at most once per 100 ms, so
 /// a burst of refusals costs one read), until `stop` turns true.
-pub async fn refresh(
-    cell: &FeeCell,
-    nodes: &[Node],
-    tx_type: TxType,
-    every: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+pub async fn refresh(cell: &FeeCell, nodes: &[Node], cfg: &RunConfig, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(cfg.fee_refresh) => {}
             () = cell.wake.notified() => {}
         }
-        if let Some(fees) = read(nodes, tx_type).await {
-            if fees.gas_price != cell.get().gas_price {
-                tracing::debug!(gas_price = fees.gas_price, priority_fee = fees.priority_fee, "fees refreshed");
-            }
+        // Read as at start; an endpoint that does not answer skips this refresh (the fees in force stay).
+        if let Ok(fees) = crate::setup::fees(cfg, nodes).await {
+            let before = cell.get();
             cell.set(fees);
+            let now = cell.get();
+            if now.gas_price != before.gas_price {
+                tracing::debug!(gas_price = now.gas_price, priority_fee = now.priority_fee, "fees refreshed");
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -203,18 +203,14 @@ struct Prepared {
 /// Phase 3: fees, funding (`--fund-from`), the Counter contract (executions without `--contract`), start
 /// nonces and start blocks.
 async fn prepare(cfg: &RunConfig, rpcs: &[Node], chain: ChainIds) -> Result<Prepared, RunError> {
-    let gas_price = crate::setup::gas_price(cfg, rpcs).await?;
-    let priority_fee = match cfg.tx_type {
-        signer::TxType::Eip1559 => crate::setup::priority_fee(rpcs, gas_price).await,
-        signer::TxType::Legacy => gas_price,
-    };
+    let fees = crate::setup::fees(cfg, rpcs).await?;
+    let gas_price = fees.gas_price;
     let account_ep: Vec<usize> = (0..cfg.keys.len()).map(|i| i % rpcs.len()).collect();
     let addresses: Vec<Address> = cfg.keys.iter().map(|k| k.address()).collect();
     if let Some(f) = &cfg.fund {
         let pairs: Vec<(Address, usize)> = addresses.iter().copied().zip(account_ep.iter().copied()).collect();
         fund(rpcs, f, f.amount, &pairs, chain, gas_price).await?;
     }
-    let fees = Fees { gas_price, priority_fee };
     // (endpoint, account): the first account of each endpoint deploys the Counter when executions need one.
     let deployers: Vec<(usize, usize)> = if cfg.mix.execution > 0 && cfg.contract.is_none() {
         (0..rpcs.len()).filter_map(|ep| account_ep.iter().position(|x| *x == ep).map(|acct| (ep, acct))).collect()
@@ -434,9 +430,7 @@ impl FeeRefresh {
         let (stop, stopped) = watch::channel(false);
         let task = ctx.fees.live().then(|| {
             let c = ctx.clone();
-            tokio::spawn(async move {
-                crate::fees::refresh(&c.fees, &c.nodes, c.cfg.tx_type, c.cfg.fee_refresh, stopped).await
-            })
+            tokio::spawn(async move { crate::fees::refresh(&c.fees, &c.nodes, &c.cfg, stopped).await })
         });
         FeeRefresh { stop, task }
     }

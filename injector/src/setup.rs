@@ -82,6 +82,17 @@ pub async fn chain_id(cfg: &RunConfig, nodes: &[Node]) -> Result<ChainIds, RunEr
     Ok(ids)
 }
 
+/// The fees to sign with: the gas price ([`gas_price`]) and, for type 2, the tip ([`priority_fee`]). Read at
+/// start and by the refresher while running (`fees.rs`).
+pub async fn fees(cfg: &RunConfig, nodes: &[Node]) -> Result<Fees, RunError> {
+    let gas_price = gas_price(cfg, nodes).await?;
+    let priority_fee = match cfg.tx_type {
+        TxType::Eip1559 => priority_fee(nodes, gas_price).await,
+        TxType::Legacy => gas_price,
+    };
+    Ok(Fees { gas_price, priority_fee })
+}
+
 /// `--gas-price`, else the highest the endpoints suggest (`eth_gasPrice`, `SuggestGasPrice`).
 pub async fn gas_price(cfg: &RunConfig, nodes: &[Node]) -> Result<u128, RunError> {
     if let Some(p) = cfg.gas_price {
