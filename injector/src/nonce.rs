@@ -173,7 +173,8 @@ mod tests {
         assert_eq!(n.reserve(0, ok(99)).await.unwrap().unwrap().0.nonce, 12);
         assert_eq!(n.reserve(0, ok(99)).await.unwrap().unwrap().0.nonce, 14);
         assert!(n.unsynced().await.is_empty());
-        // A refusal from before a resync is not a hole: the resync hands out every nonce from the node's.
+        // A resync drops the holes (13 here), and a refusal from before it (15) is not a hole: the resync
+        // hands out every nonce from the node's.
         let stale = n.reserve(0, ok(99)).await.unwrap().unwrap().0;
         n.refused(0, r[3]).await;
         assert!(n.invalidate(0, stale).await);

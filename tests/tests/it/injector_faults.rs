@@ -286,3 +286,24 @@ async fn refused_nonces_are_handed_out_again_without_a_resync_and_nothing_is_los
     assert!(r.equations.iter().all(|e| e.holds), "{:?}", r.equations);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_base_fee_jump_is_followed_and_its_underpriced_actions_are_retried_at_the_new_fee() -> anyhow::Result<()> {
+    let node = Node::anvil(&[]).await?;
+    let cfg = config(&node.url, 1, 20.0, Duration::from_secs(4))?;
+    let run = tokio::spawn(iotex_injector::run(cfg, std::future::pending()));
+    eventually(Duration::from_secs(20), "the injector is sending", || async {
+        tx_count(&node, DEV_ADDRESSES[0], "latest").await.ok().filter(|n| *n >= 10)
+    })
+    .await?;
+    // The next block's base fee jumps tenfold past the ~2 Gwei the run signs with (anvil's own knob: the
+    // fault a load spike produces, on demand). The next send is refused as underpriced; the fee must follow.
+    node.rpc("anvil_setNextBlockBaseFeePerGas", serde_json::json!(["0x4a817c800"])).await?;
+    let r = run.await??.report;
+    assert!(r.rejected.is_empty(), "nothing refused for good: {:?} {:?}", r.rejected, r.sample_errors);
+    assert!(r.retried.get("underpriced").is_some_and(|n| *n >= 1), "the jump was met and retried: {:?}", r.retried);
+    assert_eq!((r.scheduled, r.accepted, r.included), (80, 80, 80));
+    assert_eq!(r.nonce_resyncs, 0, "an underpriced nonce is handed out again, not resynced");
+    assert!(r.equations.iter().all(|e| e.holds), "{:?}", r.equations);
+    Ok(())
+}
