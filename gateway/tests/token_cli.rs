@@ -269,3 +269,12 @@ fn tokens_never_reach_the_logs_even_at_trace_level() {
         assert!(!out.contains(&t[..40]), "a token reached the log");
     }
 }
+
+/// base64url has `-` in its alphabet: a token or public key starting with it is a value to `token inspect`,
+/// not an unknown flag (clap's default), so it gets the token's own verdict.
+#[test]
+fn inspect_takes_a_token_and_a_key_that_start_with_a_hyphen_as_values() {
+    let (code, out) = inspect("-not.a-token", &["-Qnot-a-key"]);
+    assert!(!out.contains("unexpected argument"), "read as a flag: {out}");
+    assert_ne!(code, Some(0), "{out}");
+}
