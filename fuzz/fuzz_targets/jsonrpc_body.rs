@@ -1,7 +1,7 @@
 //! A JSON-RPC request body, through the gateway's real request path: the whole tower stack
 //! (`stack::build`: auth, rate limit, WebSocket check, HTTP checks) and the JSON-RPC tier built by
 //! `rpc_tier` from a default config, as `server.rs` serves it. So the single-call fast path
-//! (`Request::parse_str` → `Proxy::single`), the careful `Body::parse` path and the batch path
+//! (`Request::scan`, else `Request::parse_str`, → `Proxy::single`), the careful `Body::parse` path and the batch path
 //! (`proxy/batch.rs`: sort, sub-batches, assembly) all run on the input.
 //!
 //! The cluster has no node (health runs over an empty member set), so every call that passes the policy ends
@@ -9,7 +9,8 @@
 //! microseconds. Checked on every input, beyond "no panic, no hang":
 //! - the answer is a JSON value (or no body, for notifications only);
 //! - a body the fast path accepts is also accepted, identically, by the careful path (the proxy relies on
-//!   both agreeing: the fast path is only a shortcut);
+//!   both agreeing: the fast path is only a shortcut), and a body the hand-written scan reads is read the same
+//!   by serde's envelope reader;
 //! - a single call with an id is answered under exactly that id, byte for byte;
 //! - a batch is answered with an array of at most one answer per item.
 
@@ -88,7 +89,14 @@ fuzz_target!(|data: &[u8]| {
         (status, body)
     });
     let text = std::str::from_utf8(data).ok();
-    let fast = text.and_then(|t| Request::parse_str(t).ok());
+    // The hand-written scan, when it answers, must read what serde's envelope reader does.
+    if let Some((t, scanned)) = text.and_then(|t| Request::scan(t).map(|r| (t, r))) {
+        let Ok(serde) = Request::parse_str(t) else { panic!("the scan took a body serde's reader refuses") };
+        assert_eq!(scanned.id.map(RawValue::get), serde.id.map(RawValue::get), "scan id");
+        assert_eq!(scanned.method, serde.method, "scan method");
+        assert_eq!(scanned.params.map(RawValue::get), serde.params.map(RawValue::get), "scan params");
+    }
+    let fast = text.and_then(|t| Request::scan(t).or_else(|| Request::parse_str(t).ok()));
     if let (Some(t), Some(fast)) = (text, &fast) {
         let Ok(Body::Single(raw)) = Body::parse(t) else { panic!("fast path took a body the careful path refuses") };
         let Ok(careful) = Request::parse(raw) else { panic!("fast path took an item the careful path refuses") };

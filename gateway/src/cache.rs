@@ -186,9 +186,9 @@ pub fn cacheability(method: &str, params: &Value, safe_head: Option<u64>) -> Cac
 /// `safe`, `finalized`, or no block argument, which means `latest`): [`cacheability`] then says no at any
 /// head. `false` means "not clear from here" (a number, a hash, an object, odd JSON), never "cacheable".
 /// Such calls are the bulk of uncacheable reads, and this spares them the canonical key (a `Value` tree
-/// and its text, ~6,000 instructions per call).
-pub fn surely_moving(method: &str, params: Option<&RawValue>) -> bool {
-    let Rule::AtBlock(i) = methods::cache_rule(method) else { return false };
+/// and its text, ~6,000 instructions per call). `rule` is the method's rule in the [`methods`] table.
+pub fn surely_moving(rule: Rule, params: Option<&RawValue>) -> bool {
+    let Rule::AtBlock(i) = rule else { return false };
     let Some(params) = params else { return true };
     use serde::Deserializer as _;
     serde_json::Deserializer::from_str(params.get()).deserialize_seq(NthMoves(i)).unwrap_or(false)

@@ -160,6 +160,49 @@ static INDEX: LazyLock<HashMap<&'static str, Slots, foldhash::fast::RandomState>
         .collect()
 });
 
+/// Everything a call needs from the table about its method, looked up once per call and passed down: each
+/// lookup hashes the name, and a call consults the table five or six times (policy, route, cache rule,
+/// coalescing, metrics).
+#[derive(Debug, Clone, Copy)]
+pub struct Known {
+    /// The method's own row or its family's (`None`: in no row).
+    pub row: Option<&'static Method>,
+    /// The position of the row named exactly by the method (the policy's verdicts are kept by position).
+    pub position: Option<usize>,
+    /// Its `method` label's index in [`KNOWN_METHODS`] (`None`: `other`).
+    pub label: Option<usize>,
+}
+
+impl Known {
+    /// The routing class (a method in no row is a [`Class::Read`]).
+    pub fn class(&self) -> Class {
+        self.row.map_or(Class::Read, |row| row.class)
+    }
+
+    /// When the answer may be cached.
+    pub fn cache_rule(&self) -> Cache {
+        self.row.map_or(Cache::Never, |row| row.cache)
+    }
+
+    /// True when identical concurrent calls may share one answer.
+    pub fn may_coalesce(&self) -> bool {
+        self.row.is_some_and(|row| row.coalesce)
+    }
+}
+
+/// Looks `method` up once: see [`Known`].
+pub fn known(method: &str) -> Known {
+    match INDEX.get(method) {
+        Some(s) => Known { row: METHODS.get(s.row), position: Some(s.row), label: s.label },
+        None => Known { row: family(method), position: None, label: None },
+    }
+}
+
+/// The family row (`name*`) that `method` belongs to.
+fn family(method: &str) -> Option<&'static Method> {
+    METHODS.iter().find(|row| row.name.strip_suffix('*').is_some_and(|prefix| method.starts_with(prefix)))
+}
+
 /// The position in [`METHODS`] of the row named exactly `method` (a family row only by its own `*` name).
 pub fn position(method: &str) -> Option<usize> {
     INDEX.get(method).map(|s| s.row)
@@ -169,7 +212,7 @@ pub fn position(method: &str) -> Option<usize> {
 pub fn get(method: &str) -> Option<&'static Method> {
     match position(method) {
         Some(i) => METHODS.get(i),
-        None => METHODS.iter().find(|row| row.name.strip_suffix('*').is_some_and(|prefix| method.starts_with(prefix))),
+        None => family(method),
     }
 }
 

@@ -135,7 +135,12 @@ impl CallMetrics {
 
     /// Counts one client call and its duration.
     pub fn observe(&self, method: &str, outcome: Outcome, seconds: f64) {
-        let m = method_index(method).unwrap_or(KNOWN_METHODS.len());
+        self.observe_label(method_index(method), outcome, seconds);
+    }
+
+    /// [`CallMetrics::observe`] with the label already looked up ([`crate::methods::Known::label`]).
+    pub fn observe_label(&self, label: Option<usize>, outcome: Outcome, seconds: f64) {
+        let m = label.unwrap_or(KNOWN_METHODS.len());
         let label = KNOWN_METHODS.get(m).copied().unwrap_or("other");
         let slot = m * Outcome::ALL.len() + outcome.index();
         if let Some(c) = self.request_slots.get(slot) {

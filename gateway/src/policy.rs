@@ -49,7 +49,12 @@ impl MethodPolicy {
 
     /// True when `method` may be forwarded.
     pub fn allows(&self, method: &str) -> bool {
-        match methods::position(method).and_then(|i| self.known.get(i)) {
+        self.allows_known(method, &methods::known(method))
+    }
+
+    /// [`MethodPolicy::allows`] with the table lookup already made.
+    pub fn allows_known(&self, method: &str, known: &methods::Known) -> bool {
+        match known.position.and_then(|i| self.known.get(i)) {
             Some(verdict) => *verdict,
             None => by_globs(&self.allow, &self.deny, method),
         }

@@ -15,7 +15,7 @@
 use crate::cache::{self, Cache, CallKey};
 use crate::coalesce::{Coalescer, Role};
 use crate::error::{self, CallError};
-use crate::methods::may_coalesce;
+use crate::methods::{Cache as CacheRule, Known};
 use crate::metrics::Metrics;
 use crate::retry::Reader;
 use crate::upstream::Answer;
@@ -106,17 +106,25 @@ impl ReadReuse {
     }
 
     /// Answers one read call: from the cache, by joining an identical call in flight, or from a node.
-    pub async fn read(&self, req: &Request<'_>, forward: Bytes, deadline: Instant) -> Result<Answer, CallError> {
+    /// `known` is the method's table entry ([`crate::methods::known`]).
+    pub async fn read(
+        &self,
+        req: &Request<'_>,
+        known: &Known,
+        forward: Bytes,
+        deadline: Instant,
+    ) -> Result<Answer, CallError> {
         let method = req.method.as_ref();
-        let cacheable = self.cache.is_some() && cache::may_cache(method);
-        let coalesce = self.coalesce.load(Ordering::Relaxed) && may_coalesce(method);
+        let rule = known.cache_rule();
+        let cacheable = self.cache.is_some() && rule != CacheRule::Never;
+        let coalesce = self.coalesce.load(Ordering::Relaxed) && known.may_coalesce();
         if !cacheable && !coalesce {
             return self.reader.read_answer(forward, deadline).await;
         }
-        if !cacheable || cache::surely_moving(method, req.params) {
+        if !cacheable || cache::surely_moving(rule, req.params) {
             // Never cached: only coalescing is left, and identical text is all it needs for a key (calls
             // that differ only in spelling are not merged, which costs a node call, never a wrong answer).
-            return self.coalesced(req, forward, deadline).await;
+            return self.coalesced(req, known, forward, deadline).await;
         }
         let Some(key) = CallKey::new(method, req.params) else {
             return self.reader.read_answer(forward, deadline).await;
@@ -158,9 +166,15 @@ impl ReadReuse {
     }
 
     /// A read that can only be coalesced (no cache rule can ever keep its answer), keyed by its text.
-    async fn coalesced(&self, req: &Request<'_>, forward: Bytes, deadline: Instant) -> Result<Answer, CallError> {
+    async fn coalesced(
+        &self,
+        req: &Request<'_>,
+        known: &Known,
+        forward: Bytes,
+        deadline: Instant,
+    ) -> Result<Answer, CallError> {
         let method = req.method.as_ref();
-        if !self.coalesce.load(Ordering::Relaxed) || !may_coalesce(method) {
+        if !self.coalesce.load(Ordering::Relaxed) || !known.may_coalesce() {
             return self.reader.read_answer(forward, deadline).await;
         }
         let params = req.params.map_or("[]", |p| p.get());

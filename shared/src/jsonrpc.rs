@@ -8,6 +8,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
+mod scan;
+
 /// Error codes the gateway itself answers with (standard ones and EIP-1474's).
 pub mod codes {
     /// Invalid JSON was received.

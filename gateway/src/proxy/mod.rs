@@ -24,7 +24,7 @@ use crate::cache::Cache;
 use crate::error::CallError;
 use crate::filters;
 use crate::logs::{self, LogsLimits, Plan};
-use crate::methods::{self, Class};
+use crate::methods::{self, Class, Known};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
 use crate::policy::MethodPolicy;
@@ -148,9 +148,9 @@ impl Proxy {
         let Ok(text) = std::str::from_utf8(&body) else {
             return self.whole_error(CallError::Parse("body is not UTF-8".into()), None, started);
         };
-        // One pass for the common body, a single valid request; anything else takes the careful path below,
-        // which tells a parse error from an invalid request.
-        if let Ok(req) = Request::parse_str(text) {
+        // One pass for the common body, a single valid request (by hand, then by serde's envelope reader);
+        // anything else takes the careful path below, which tells a parse error from an invalid request.
+        if let Some(req) = Request::scan(text).or_else(|| Request::parse_str(text).ok()) {
             return self.single(&req, body.clone(), deadline, started).await;
         }
         match Body::parse(text) {
@@ -184,24 +184,25 @@ impl Proxy {
     /// Routes one call and counts it.
     async fn call(&self, req: &Request<'_>, forward: Bytes, deadline: Instant, started: Instant) -> ItemReply {
         let method = req.method.as_ref();
-        let result = if !self.conf().policy.allows(method) {
+        let known = methods::known(method);
+        let result = if !self.conf().policy.allows_known(method, &known) {
             Err(CallError::MethodNotAllowed(method.to_owned()))
         } else if req.is_notification() {
             // The node's answer is discarded; an id of the gateway's own keeps the attempt classifiable.
             let as_call = Bytes::from(req.to_json_with_id(notification_id()));
-            self.route(req, as_call, deadline).await
+            self.route(req, &known, as_call, deadline).await
         } else {
-            self.route(req, forward, deadline).await
+            self.route(req, &known, forward, deadline).await
         };
         let elapsed = started.elapsed().as_secs_f64();
         match result {
             Ok(answer) => {
                 let outcome = if answer.error.is_some() { Outcome::RpcError } else { Outcome::Ok };
-                self.metrics.calls.observe(method, outcome, elapsed);
+                self.metrics.calls.observe_label(known.label, outcome, elapsed);
                 ItemReply { body: answer.body, error: None }
             }
             Err(e) => {
-                self.metrics.calls.observe(method, e.outcome(), elapsed);
+                self.metrics.calls.observe_label(known.label, e.outcome(), elapsed);
                 if !matches!(e, CallError::MethodNotAllowed(_)) {
                     tracing::debug!(method = crate::methods::label(method), error = %e, "call failed in the gateway");
                 }
@@ -210,25 +211,39 @@ impl Proxy {
         }
     }
 
-    /// Chooses the path for one allowed call by its class in the [`methods`] table.
-    async fn route(&self, req: &Request<'_>, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
-        match methods::class(req.method.as_ref()) {
+    /// Chooses the path for one allowed call by its class in the [`methods`] table (`known`, its entry).
+    async fn route(
+        &self,
+        req: &Request<'_>,
+        known: &Known,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Answer, CallError> {
+        match known.class() {
             Class::Tx => tx::send(&self.reader, req, body, deadline, self.conf().settings.tx_broadcast).await,
             Class::FilterCreate => filters::create(&self.reader, req, body, deadline).await,
             Class::FilterUse => filters::call(&self.reader, req, deadline).await,
             Class::Logs if !req.is_notification() => match self.logs_plan(req) {
-                Plan::Forward => self.plain_read(req, body, deadline).await,
+                Plan::Forward => self.plain_read(req, known, body, deadline).await,
                 Plan::Split(split) => self.split_logs(req, &split, deadline).await,
                 Plan::TooWide { blocks, max } => Err(CallError::LogsRangeTooWide { blocks, max }),
             },
-            Class::Read | Class::Logs | Class::Subscribe | Class::Node => self.plain_read(req, body, deadline).await,
+            Class::Read | Class::Logs | Class::Subscribe | Class::Node => {
+                self.plain_read(req, known, body, deadline).await
+            }
         }
     }
 
     /// A read with no routing rule of its own: cache and coalescing first when configured.
-    async fn plain_read(&self, req: &Request<'_>, body: Bytes, deadline: Instant) -> Result<Answer, CallError> {
+    async fn plain_read(
+        &self,
+        req: &Request<'_>,
+        known: &Known,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Answer, CallError> {
         if let Some(reuse) = &self.reuse {
-            reuse.read(req, body, deadline).await
+            reuse.read(req, known, body, deadline).await
         } else {
             self.reader.read_answer(body, deadline).await
         }
@@ -249,6 +264,7 @@ impl Proxy {
         let parallel = self.reader.snapshot().routable.len().max(1);
         let chunk_id = RawValue::from_string("1".to_owned()).map_err(|e| CallError::Parse(e.to_string()))?;
         let chunk_id = &chunk_id;
+        let known = &methods::known("eth_getLogs");
         let chunk = |range: (u64, u64)| async move {
             self.metrics.calls.logs_split_chunks.inc();
             let params = RawValue::from_string(split.params(range))
@@ -257,7 +273,7 @@ impl Proxy {
             let id = &*chunk_id;
             let one = Request { id: Some(id), method: "eth_getLogs".into(), params: Some(&params) };
             let answer = self
-                .plain_read(&one, Bytes::from(one.to_json_with_id(id)), deadline)
+                .plain_read(&one, known, Bytes::from(one.to_json_with_id(id)), deadline)
                 .await
                 .map_err(ChunkStop::Failed)?;
             if answer.error.is_some() {

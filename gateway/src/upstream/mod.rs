@@ -30,6 +30,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// The content type of every JSON-RPC call to a node.
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
 /// How quickly a latency spike is forgotten: tower and linkerd use the same order of magnitude.
 const EWMA_DECAY: Duration = Duration::from_secs(10);
 /// The latency assumed before the first measurement, so a fresh upstream is neither favoured nor shunned.
@@ -279,10 +281,12 @@ impl Upstream {
     }
 
     async fn send(&self, body: Bytes, batch: bool) -> Result<Answer, (AttemptOutcome, String)> {
-        let mut req = Request::post(self.uri.clone())
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body))
-            .map_err(|e| (AttemptOutcome::Connect, e.to_string()))?;
+        // Built in place rather than through `Request::builder`, whose `.header(name, "text")` checks and
+        // copies the value into a fresh allocation on every call.
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = self.uri.clone();
+        req.headers_mut().insert(header::CONTENT_TYPE, JSON);
         if let Some(auth) = &self.auth {
             req.headers_mut().insert(header::AUTHORIZATION, auth.clone());
         }
