@@ -31,14 +31,13 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use iotex_gateway::config;
 use iotex_gateway::metrics::Metrics;
-use iotex_gateway::server::ClientAddr;
+use iotex_gateway::server::{ClientAddr, PerConnection};
 use iotex_gateway::upstream::health::{self, UpstreamFactory};
 use iotex_gateway::{RpcTier, health_config, rpc_tier, stack, upstream};
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 /// The gateway binary's allocator (`gateway/src/main.rs`), so the counts are the binary's. `floor` runs under
 /// it too: its row is the stack with the same allocator.
@@ -93,7 +92,8 @@ type Pool = hyper_util::client::legacy::Client<hyper_util::client::legacy::conne
 
 struct Running {
     rt: tokio::runtime::Runtime,
-    svc: stack::RpcStack,
+    /// The stack as one connection of `server.rs` holds it.
+    svc: PerConnection<stack::RpcStack>,
     /// Set for the `floor` case: the bare proxy's client and the sink's URI.
     floor: Option<(Pool, http::Uri)>,
     body: Bytes,
@@ -134,14 +134,14 @@ impl Running {
     }
 }
 
-/// One request, served the way `server.rs` serves it: a clone of the stack, called once.
-async fn call(svc: &stack::RpcStack, body: Bytes) -> Response<Full<Bytes>> {
+/// One request, served the way `server.rs` serves it: the connection's copy of the stack, called in place.
+async fn call(svc: &PerConnection<stack::RpcStack>, body: Bytes) -> Response<Full<Bytes>> {
     let mut req = Request::post("/").header("content-type", "application/json").body(Full::new(body));
     if let Ok(r) = req.as_mut() {
         r.extensions_mut().insert(ClientAddr(SocketAddr::from(([127, 0, 0, 1], 40000))));
     }
     let req = req.unwrap_or_else(|e| panic!("request: {e}"));
-    match svc.clone().oneshot(req).await {
+    match svc.call(req).await {
         Ok(resp) => resp,
         Err(e) => match e {},
     }
@@ -221,7 +221,7 @@ fn setup(case: Case) -> Running {
         let uri: http::Uri = format!("http://{sink}/").parse().unwrap_or_else(|e| panic!("uri: {e}"));
         (pool, uri)
     });
-    let running = Running { rt, svc, floor, body: body_for(case, 3), _keep: keep };
+    let running = Running { rt, svc: PerConnection::new(svc), floor, body: body_for(case, 3), _keep: keep };
     running.rt.block_on(async {
         for round in 0..3 {
             let resp = running.call(body_for(case, round)).await;

@@ -78,10 +78,11 @@ fn spawn_connection<S: HttpService>(
     let activity = Activity::new();
     let (limits, guard) = admitted.map_or((None, None), |(l, g)| (Some(l), Some(g)));
     let on_request = Arc::clone(&activity);
+    let own = PerConnection::new(service);
     let hyper_svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(ClientAddr(peer));
         let done = on_request.request_started();
-        let call = service.clone().oneshot(req);
+        let call = own.call(req);
         async move {
             let out = call.await;
             drop(done);
@@ -107,6 +108,43 @@ fn spawn_connection<S: HttpService>(
             tracing::debug!(error = %e, "connection ended with an error");
         }
     });
+}
+
+/// A connection's own copy of the service, called in place. Serving a request through a fresh clone of the
+/// stack (`clone().oneshot()`) increments and then decrements the reference count of every shared part of it,
+/// on every request, and those counts are shared by all serving threads: each such write moves a cache line
+/// between cores. hyper calls the service one request at a time (a call only makes the future), so the
+/// connection's copy is never borrowed twice; `spare` covers that case anyway, and a service that is not
+/// ready at once (none of the gateway's layers ever waits) is called through a clone as before.
+/// (Public for the instruction-count bench, which serves its requests the same way.)
+pub struct PerConnection<S> {
+    service: std::cell::RefCell<S>,
+    spare: S,
+}
+
+impl<S> PerConnection<S> {
+    /// A connection's copy of `service`.
+    pub fn new(service: S) -> PerConnection<S>
+    where
+        S: Clone,
+    {
+        PerConnection { service: std::cell::RefCell::new(service.clone()), spare: service }
+    }
+
+    /// Calls the service for one request: in place when it is ready at once, else through a clone.
+    pub fn call<R>(&self, req: R) -> futures::future::Either<S::Future, tower::util::Oneshot<S, R>>
+    where
+        S: Service<R, Error = Infallible> + Clone,
+    {
+        use futures::future::Either;
+        if let Ok(mut own) = self.service.try_borrow_mut() {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if own.poll_ready(&mut cx).is_ready() {
+                return Either::Left(own.call(req));
+            }
+        }
+        Either::Right(self.spare.clone().oneshot(req))
+    }
 }
 
 struct Handoff {
