@@ -249,22 +249,37 @@ pub async fn watch<F: Future>(conn: F, activity: &Activity, limits: &ConnLimits)
     tokio::pin!(conn);
     let timer = tokio::time::sleep_until(next_check(Instant::now(), activity.deadline(settings)));
     tokio::pin!(timer);
-    loop {
-        tokio::select! {
-            biased;
-            out = &mut conn => return Ok(out),
-            () = &mut timer => {
-                let now = Instant::now();
-                match activity.deadline(settings) {
-                    Some((at, why)) if at <= now => {
-                        limits.metrics.closed(why.as_str());
-                        return Err(why);
+    // Polled only when it may have fired (`crate::timer`: a pending timer re-registers its waker on every
+    // poll, and the connection is woken several times per request for other reasons).
+    let mut registration = crate::timer::Registration::default();
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = conn.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        if !registration.needs_poll(cx, &timer) {
+            return Poll::Pending;
+        }
+        loop {
+            match timer.as_mut().poll(cx) {
+                Poll::Pending => {
+                    registration.polled(cx);
+                    return Poll::Pending;
+                }
+                Poll::Ready(()) => {
+                    let now = Instant::now();
+                    match activity.deadline(settings) {
+                        Some((at, why)) if at <= now => {
+                            limits.metrics.closed(why.as_str());
+                            return Poll::Ready(Err(why));
+                        }
+                        // Re-armed; polled again at once so it is registered.
+                        deadline => timer.as_mut().reset(next_check(now, deadline)),
                     }
-                    deadline => timer.as_mut().reset(next_check(now, deadline)),
                 }
             }
         }
-    }
+    })
+    .await
 }
 
 /// A socket that tells its connection's [`Activity`] when request bytes arrive while it is idle, and holds

@@ -49,6 +49,7 @@ pub mod retry;
 pub mod reuse;
 pub mod server;
 pub mod stack;
+pub mod timer;
 pub mod token;
 pub mod token_cmd;
 pub mod upstream;
