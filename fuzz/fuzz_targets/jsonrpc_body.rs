@@ -89,14 +89,16 @@ fuzz_target!(|data: &[u8]| {
         (status, body)
     });
     let text = std::str::from_utf8(data).ok();
+    let scanned = text.and_then(Request::scan);
     // The hand-written scan, when it answers, must read what serde's envelope reader does.
-    if let Some((t, scanned)) = text.and_then(|t| Request::scan(t).map(|r| (t, r))) {
+    if let (Some(t), Some(scanned)) = (text, &scanned) {
         let Ok(serde) = Request::parse_str(t) else { panic!("the scan took a body serde's reader refuses") };
         assert_eq!(scanned.id.map(RawValue::get), serde.id.map(RawValue::get), "scan id");
         assert_eq!(scanned.method, serde.method, "scan method");
         assert_eq!(scanned.params.map(RawValue::get), serde.params.map(RawValue::get), "scan params");
     }
-    let fast = text.and_then(|t| Request::scan(t).or_else(|| Request::parse_str(t).ok()));
+    // The proxy's fast path: the scan, else serde's envelope reader.
+    let fast = scanned.or_else(|| text.and_then(|t| Request::parse_str(t).ok()));
     if let (Some(t), Some(fast)) = (text, &fast) {
         let Ok(Body::Single(raw)) = Body::parse(t) else { panic!("fast path took a body the careful path refuses") };
         let Ok(careful) = Request::parse(raw) else { panic!("fast path took an item the careful path refuses") };

@@ -203,32 +203,19 @@ fn family(method: &str) -> Option<&'static Method> {
     METHODS.iter().find(|row| row.name.strip_suffix('*').is_some_and(|prefix| method.starts_with(prefix)))
 }
 
-/// The position in [`METHODS`] of the row named exactly `method` (a family row only by its own `*` name).
-pub fn position(method: &str) -> Option<usize> {
-    INDEX.get(method).map(|s| s.row)
-}
-
-/// The row for `method`: its own, else its family's.
-pub fn get(method: &str) -> Option<&'static Method> {
-    match position(method) {
-        Some(i) => METHODS.get(i),
-        None => family(method),
-    }
-}
-
 /// The routing class of `method` (a method in no row is a [`Class::Read`]).
 pub fn class(method: &str) -> Class {
-    get(method).map_or(Class::Read, |row| row.class)
+    known(method).class()
 }
 
 /// When `method`'s answer may be cached.
 pub fn cache_rule(method: &str) -> Cache {
-    get(method).map_or(Cache::Never, |row| row.cache)
+    known(method).cache_rule()
 }
 
 /// True for methods whose identical concurrent calls may share one answer.
 pub fn may_coalesce(method: &str) -> bool {
-    get(method).is_some_and(|row| row.coalesce)
+    known(method).may_coalesce()
 }
 
 const fn labelled_count() -> usize {

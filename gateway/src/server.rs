@@ -281,3 +281,72 @@ pub async fn serve<S: HttpService>(
     }
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PerConnection;
+    use std::convert::Infallible;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+
+    /// Answers its request doubled; counts its clones; ready only from its `ready_after`-th poll on.
+    struct Probe {
+        clones: Arc<AtomicUsize>,
+        polls: usize,
+        ready_after: usize,
+    }
+
+    impl Clone for Probe {
+        fn clone(&self) -> Self {
+            self.clones.fetch_add(1, Ordering::SeqCst);
+            Probe { clones: Arc::clone(&self.clones), polls: 0, ready_after: self.ready_after }
+        }
+    }
+
+    impl tower::Service<u32> for Probe {
+        type Response = u32;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<u32, Infallible>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            self.polls += 1;
+            if self.polls > self.ready_after {
+                Poll::Ready(Ok(()))
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+
+        fn call(&mut self, req: u32) -> Self::Future {
+            std::future::ready(Ok(req * 2))
+        }
+    }
+
+    fn probe(ready_after: usize) -> (Probe, Arc<AtomicUsize>) {
+        let clones = Arc::new(AtomicUsize::new(0));
+        (Probe { clones: Arc::clone(&clones), polls: 0, ready_after }, clones)
+    }
+
+    #[tokio::test]
+    async fn a_ready_service_is_called_in_place_with_no_clone_per_request() {
+        let (svc, clones) = probe(0);
+        let conn = PerConnection::new(svc);
+        let at_start = clones.load(Ordering::SeqCst);
+        for i in 0..5 {
+            assert_eq!(conn.call(i).await, Ok(i * 2));
+        }
+        assert_eq!(clones.load(Ordering::SeqCst), at_start, "no clone per request");
+    }
+
+    #[tokio::test]
+    async fn a_service_that_is_not_ready_is_called_through_a_clone_and_still_answers() {
+        // Never ready at the first poll of a copy: every call takes the clone-and-wait path.
+        let (svc, clones) = probe(1);
+        let conn = PerConnection::new(svc);
+        let at_start = clones.load(Ordering::SeqCst);
+        assert_eq!(conn.call(21).await, Ok(42));
+        assert_eq!(clones.load(Ordering::SeqCst), at_start + 1, "one clone for the waiting call");
+    }
+}

@@ -20,14 +20,19 @@ pub struct Registration(Option<Waker>);
 impl Registration {
     /// True when `timer` must be polled on this wake: never polled, polled with another waker, or fired.
     pub fn needs_poll(&self, cx: &Context<'_>, timer: &Sleep) -> bool {
-        !self.0.as_ref().is_some_and(|w| w.will_wake(cx.waker())) || timer.is_elapsed()
+        !self.holds(cx) || timer.is_elapsed()
     }
 
     /// Notes that the timer was just polled (and left pending) with `cx`'s waker.
     pub fn polled(&mut self, cx: &Context<'_>) {
-        if !self.0.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        if !self.holds(cx) {
             self.0 = Some(cx.waker().clone());
         }
+    }
+
+    /// True when the timer was last polled with a waker that wakes `cx`'s task.
+    fn holds(&self, cx: &Context<'_>) -> bool {
+        self.0.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
     }
 }
 

@@ -1,10 +1,11 @@
 //! The gateway's fast path for the common body: one plain request object, read by hand in one pass.
 //!
-//! serde's derived reader for the envelope costs ~2,600 instructions per call (field matching, a visitor per
-//! value, and a second parse of the method); this reads the same object in a fraction of that. It is only a
-//! shortcut: it answers `None` for anything unusual (an escape in a key or the method, a key other than the
-//! four of JSON-RPC, a repeated key, params with more than [`MAX_DEPTH`] brackets), and the caller then takes
-//! [`Request::parse_str`], so `None` costs time, never an answer. When it answers a request, that request is
+//! serde's derived reader for the envelope cost ~2,600 instructions per call (field matching, a visitor per
+//! value, and a second parse of the method); with this scan the gateway's single call costs ~800 fewer
+//! (`scripts/bench-instructions.sh`, docs/benchmarks.md), most of what is left being serde's own check of
+//! the params. It is only a shortcut: it answers `None` for anything unusual (an escape in a key or the
+//! method, a key other than the four of JSON-RPC, a repeated key, params with more than [`MAX_DEPTH`]
+//! brackets), and the caller then takes [`Request::parse_str`], so `None` costs time, never an answer. When it answers a request, that request is
 //! the one `parse_str` reads (unit and property tests here, and the `jsonrpc_body` fuzz target, check this).
 //! The id and params it returns are still checked by serde (`&RawValue` can only be made by it), which also
 //! makes every byte of them valid JSON whatever the hand-written part got wrong.
