@@ -5,6 +5,7 @@
 //! Calls are fired in concurrent waves: with two upstreams, power-of-two-choices compares both on every
 //! pick and the in-flight counts make it use both, so the faulty one is certain to be tried.
 
+use iotex_tests::eventually;
 use iotex_tests::gateway::{TestGateway, sample};
 use iotex_tests::http::RawClient;
 use iotex_tests::mock::{MockUpstream, Mode};
@@ -63,30 +64,56 @@ async fn reads_fail_over_on_every_kind_of_upstream_fault() -> anyhow::Result<()>
 #[tokio::test]
 async fn consecutive_failures_eject_and_a_good_probe_readmits_after_the_backoff() -> anyhow::Result<()> {
     let (a, b) = pair().await?;
+    // `b` is out of the pool (its probes fail), so every call goes to `a`. With both routable, whether `a`
+    // is tried twice in a row depends on timing: its first failure is charged to the balancer as a full
+    // attempt timeout, which steers calls away from it for a minute unless a wave's calls were all picked
+    // before that failure came back. CI once saw 50 waves in 0.26 s that never tried `a` a second time.
+    b.probes(Mode::Unavailable503);
     a.traffic(Mode::Unavailable503);
     // A backoff long enough that the ejected state outlasts the status polls on two busy cores: after it, a
     // good probe readmits `a` (its probes never failed), and a short window can be missed.
     let g = gw(&a, &b).arg("--eject-after-failures", "2").arg("--eject-backoff", "3s").spawn().await?;
+    g.wait_state("b", "down", Duration::from_secs(10)).await?;
+    g.wait_state("a", "up", Duration::from_secs(10)).await?;
     let c = g.client();
-    // Waves until `a` is ejected (at most 50): the picker steers calls away from `a` after its first failure,
-    // so how many waves it takes for `a` to fail twice in a row depends on timing; a loaded run once needed
-    // more than the 5 waves this sent.
-    let mut ejected = false;
-    for _ in 0..50 {
-        for r in wave(&c, &g.url, "eth_call", 6).await {
-            r?;
-        }
-        if g.metric("iotex_gateway_ejections_total{upstream=\"a\"}").await? >= 1.0 {
-            ejected = true;
-            break;
-        }
-    }
-    assert!(ejected, "50 waves of calls, half of them failing on a, never ejected a");
+    let call = || c.call(&g.url, "eth_call", json!(["0x0", "latest"]));
+    // Health learns of outcomes over a channel: wait until it has counted each one, as its status shows.
+    let streak = |n: u64| {
+        let g = &g;
+        eventually(Duration::from_secs(10), "a's failure streak in the status", move || async move {
+            let s = g.status().await.ok()?;
+            let a = s["upstreams"].as_array()?.iter().find(|u| u["name"] == "a")?.clone();
+            (a["consecutive_failures"] == json!(n)).then_some(())
+        })
+    };
+    // Failure, success, failure: two failures, but not in a row, so `a` stays in.
+    assert!(call().await.is_err(), "a answers 503 and no other node is routable");
+    streak(1).await?;
+    a.traffic(Mode::Normal);
+    assert_eq!(call().await?, json!("mock:eth_call"));
+    streak(0).await?;
+    a.traffic(Mode::Unavailable503);
+    assert!(call().await.is_err());
+    streak(1).await?;
+    assert_eq!(g.state_of("a").await?, "up", "one failure since the last success");
+    // The second failure in a row ejects it.
+    assert!(call().await.is_err());
+    let ejections = "iotex_gateway_ejections_total{upstream=\"a\"}";
+    eventually(Duration::from_secs(10), "a ejected", || async {
+        (g.metric(ejections).await.ok()? >= 1.0).then_some(())
+    })
+    .await?;
+    assert_eq!(g.metric(ejections).await?, 1.0);
+    assert_eq!(a.seen("eth_call"), 4, "every call went to a");
     // Out of the pool for the backoff: its `up` gauge is 0 until a good probe after it.
     let state = g.state_of("a").await?;
     assert!(state == "ejected" || state == "up", "a is {state}");
     a.traffic(Mode::Normal);
+    b.probes(Mode::Normal);
     g.wait_state("a", "up", Duration::from_secs(10)).await?;
+    for r in wave(&c, &g.url, "eth_call", 6).await {
+        assert_eq!(r?, json!("mock:eth_call"));
+    }
     Ok(())
 }
 
