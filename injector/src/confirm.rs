@@ -3,8 +3,9 @@
 //! Each endpoint has a map from transaction hash to a compact [`Pending`] record (the only per-action
 //! memory a run keeps; see [`RECORD_BYTES`]). A record is inserted *before* the send, so an automining node
 //! that includes the action before answering cannot race the follower. One follower task per endpoint polls
-//! `eth_blockNumber` and reads each new block's transaction hashes; a match is an inclusion, with latency from
-//! the intended send time. At the end every remaining record is looked up: receipt → included; known to the
+//! `eth_blockNumber` and reads each new block's receipts (`eth_getBlockReceipts`; its transaction hashes on a
+//! node without that method); a match is an inclusion, with latency from the intended send time and the fee
+//! its receipt shows. At the end every remaining record is looked up: receipt → included; known to the
 //! node → pending at end; unknown → dropped (or, for a send that never got an answer, a rejection).
 //!
 //! **The record, not the send, owns the counts.** The report promises
@@ -91,6 +92,8 @@ pub enum Found {
     Included {
         /// The receipt's status (false: reverted).
         success: bool,
+        /// What it paid (gas used × effective gas price), when the receipt said.
+        fee: Option<u128>,
     },
     /// Known to the node, not in a block.
     Pending,
@@ -221,10 +224,18 @@ impl Tracker {
     }
 
     /// The follower saw `hash` in a block: settles its record as included (counting it accepted if no
-    /// answer had yet). `None` when it is not ours or already settled.
-    pub(crate) fn take_included(&self, rec: &Recorder, ep: usize, hash: &B256) -> Option<Pending> {
+    /// answer had yet), with what its receipt says when the follower read one (`success` true without).
+    /// `None` when it is not ours or already settled.
+    pub(crate) fn take_included(
+        &self,
+        rec: &Recorder,
+        ep: usize,
+        hash: &B256,
+        success: bool,
+        fee: Option<u128>,
+    ) -> Option<Pending> {
         let p = self.map(ep)?.remove(hash)?;
-        self.settle(rec, ep, &p, Found::Included { success: true });
+        self.settle(rec, ep, &p, Found::Included { success, fee });
         Some(p)
     }
 
@@ -236,9 +247,9 @@ impl Tracker {
             Status::Accepted => {}
         };
         match (found, p.status) {
-            (Found::Included { success }, _) => {
+            (Found::Included { success, fee }, _) => {
                 found_accepted();
-                rec.included(ep, Duration::from_micros(p.due_us), self.latency(p));
+                rec.included(ep, Duration::from_micros(p.due_us), self.latency(p), fee);
                 if p.execution && !success {
                     rec.reverted(ep);
                 }
@@ -257,6 +268,93 @@ impl Tracker {
     }
 }
 
+/// How the follower reads a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// `eth_getBlockReceipts`: every receipt of the block in one call, so inclusion, revert status and the
+    /// fee paid come together, whatever the number of actions. `strikes`: blocks in a row for which it
+    /// failed while `eth_getBlockByNumber` worked.
+    Receipts { strikes: u8 },
+    /// `eth_getBlockByNumber` hashes, for nodes without `eth_getBlockReceipts` (ganache): inclusion only;
+    /// executions' receipts are read one by one for their status, and fees are not measured.
+    Hashes,
+}
+
+/// Blocks in a row whose receipts could not be read, while their hashes could, before the follower stops
+/// asking for receipts. Not every node says "method not found" in words: ganache answers with an error
+/// object that has an extra `stack` field, which the JSON-RPC client cannot even parse.
+const MAX_STRIKES: u8 = 3;
+
+/// Whether an error says the node does not serve a method at all (rather than failing this once).
+fn unsupported(e: &crate::error::RpcError) -> bool {
+    let m = e.message.to_ascii_lowercase();
+    // geth/anvil/IoTeX "method not found", ganache "does not exist/is not available", a gateway's policy.
+    ["method not found", "does not exist", "not available", "not supported", "unsupported", "unknown method"]
+        .iter()
+        .chain(&["unimplemented", "not allowed"])
+        .any(|s| m.contains(s))
+}
+
+/// Matches block `n` against the tracker; `Ok(false)` when the node does not have it yet. A block whose
+/// receipts fail is read by its hashes at once (fees unmeasured), so a failing receipts call never delays
+/// an inclusion.
+async fn read_block(
+    ep: usize,
+    n: u64,
+    reading: &mut Reading,
+    rpc: &Rpc,
+    tracker: &Tracker,
+    rec: &Arc<Recorder>,
+    revert_checks: &mut tokio::task::JoinSet<()>,
+) -> Result<bool, crate::error::RpcError> {
+    let mut failed = None;
+    if let Reading::Receipts { strikes } = reading {
+        match rpc.block_receipts(n).await {
+            Ok(Some(receipts)) => {
+                *strikes = 0;
+                for r in receipts {
+                    if let Some(p) = tracker.take_included(rec, ep, &r.hash, r.success, r.fee)
+                        && p.execution
+                        && !r.success
+                    {
+                        rec.reverted(ep);
+                    }
+                }
+                return Ok(true);
+            }
+            Ok(None) => return Ok(false),
+            Err(e) => failed = Some(e),
+        }
+    }
+    // An error here is the node's or the network's, not the receipts': retried next poll, no strike.
+    let Some(hashes) = rpc.block_tx_hashes(n).await? else { return Ok(false) };
+    if let (Some(e), Reading::Receipts { strikes }) = (failed, &mut *reading) {
+        *strikes += 1;
+        if unsupported(&e) || *strikes >= MAX_STRIKES {
+            tracing::info!(endpoint = ep, error = %e,
+                "eth_getBlockReceipts fails where eth_getBlockByNumber works: following block hashes; fees not measured");
+            *reading = Reading::Hashes;
+        } else {
+            tracing::debug!(endpoint = ep, block = n, error = %e, "eth_getBlockReceipts failed; block read by its hashes");
+        }
+    }
+    for h in hashes {
+        if let Some(p) = tracker.take_included(rec, ep, &h, true, None)
+            && p.execution
+        {
+            let (rpc, rec) = (rpc.clone(), rec.clone());
+            revert_checks.spawn(async move {
+                if let Ok(Some(r)) = rpc.receipt(h).await
+                    && !r.success
+                {
+                    rec.reverted(ep);
+                }
+            });
+        }
+    }
+    Ok(true)
+}
+
 /// Follows one endpoint's new blocks until `stop` flips, matching transaction hashes.
 pub async fn follow(
     ep: usize,
@@ -267,7 +365,8 @@ pub async fn follow(
     poll: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut receipts = tokio::task::JoinSet::new();
+    let mut reading = Reading::Receipts { strikes: 0 };
+    let mut revert_checks = tokio::task::JoinSet::new();
     loop {
         if *stop.borrow() {
             break;
@@ -277,25 +376,9 @@ pub async fn follow(
                 // Bounded catch-up per round keeps a far-behind follower responsive to `stop`.
                 let upto = head.min(last + 256);
                 while last < upto {
-                    match rpc.block_tx_hashes(last + 1).await {
-                        Ok(Some(hashes)) => {
-                            for h in hashes {
-                                if let Some(p) = tracker.take_included(&rec, ep, &h)
-                                    && p.execution
-                                {
-                                    let (rpc, rec) = (rpc.clone(), rec.clone());
-                                    receipts.spawn(async move {
-                                        if let Ok(Some(r)) = rpc.receipt(h).await
-                                            && !r.success
-                                        {
-                                            rec.reverted(ep);
-                                        }
-                                    });
-                                }
-                            }
-                            last += 1;
-                        }
-                        Ok(None) => break,
+                    match read_block(ep, last + 1, &mut reading, &rpc, &tracker, &rec, &mut revert_checks).await {
+                        Ok(true) => last += 1,
+                        Ok(false) => break,
                         Err(e) => {
                             tracing::debug!(endpoint = ep, error = %e, "block fetch failed; retrying next poll");
                             break;
@@ -305,15 +388,15 @@ pub async fn follow(
             }
             Err(e) => tracing::debug!(endpoint = ep, error = %e, "eth_blockNumber failed; retrying next poll"),
         }
-        while receipts.try_join_next().is_some() {}
+        while revert_checks.try_join_next().is_some() {}
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = stop.changed() => {}
         }
     }
     // Receipt checks already started are short; let them finish so `reverted` is complete.
-    let _ =
-        tokio::time::timeout(Duration::from_secs(10), async { while receipts.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), async { while revert_checks.join_next().await.is_some() {} })
+        .await;
 }
 
 /// Looks up every record still tracked on `ep` (bounded by `deadline`), settling each one; returns how many
@@ -328,7 +411,7 @@ pub async fn reconcile(ep: usize, rpc: &Rpc, tracker: &Tracker, rec: &Recorder, 
             async move {
                 let lookup = async {
                     if let Some(r) = rpc.receipt(hash).await? {
-                        return Ok::<_, crate::error::RpcError>(Found::Included { success: r.success });
+                        return Ok::<_, crate::error::RpcError>(Found::Included { success: r.success, fee: r.fee });
                     }
                     Ok(if rpc.knows_tx(hash).await? { Found::Pending } else { Found::Gone })
                 };

@@ -51,8 +51,8 @@ async fn insert_answer_and_awaiting() {
     assert_eq!(t.answered(&rec, 0, &h, Reply::Accepted, MS), Verdict::Accepted);
     assert_eq!(t.awaiting(), 1);
     assert_eq!(t.answered(&rec, 3, &h, Reply::Accepted, MS), Verdict::AlreadySettled, "no such endpoint");
-    assert!(t.take_included(&rec, 0, &h).is_some());
-    assert!(t.take_included(&rec, 0, &h).is_none(), "settled once");
+    assert!(t.take_included(&rec, 0, &h, true, None).is_some());
+    assert!(t.take_included(&rec, 0, &h, true, None).is_none(), "settled once");
     assert!(t.is_empty());
     assert_eq!(counts(&rec), (1, 1, 0, 0, 0, 0));
 }
@@ -84,7 +84,7 @@ async fn included_before_its_answer_counts_accepted_once_whatever_the_answer() {
     for reply in [Reply::Accepted, Reply::Rejected, Reply::NoAnswer(Kind::Timeout)] {
         let (t, rec, h) = setup();
         t.insert(0, h, Instant::now(), false);
-        assert!(t.take_included(&rec, 0, &h).is_some());
+        assert!(t.take_included(&rec, 0, &h, true, None).is_some());
         assert_eq!(t.answered(&rec, 0, &h, reply, MS), Verdict::AlreadySettled, "{reply:?}");
         assert_eq!(counts(&rec), (1, 1, 0, 0, 0, 0), "{reply:?}");
         assert_identity(&rec);
@@ -104,7 +104,7 @@ async fn a_duplicate_refused_as_known_does_not_untrack_the_accepted_send() {
         t.answered(&rec, 0, &h, first, MS);
         t.answered(&rec, 0, &h, second, MS);
         assert_eq!(t.len(), 1, "still tracked");
-        assert!(t.take_included(&rec, 0, &h).is_some());
+        assert!(t.take_included(&rec, 0, &h, true, None).is_some());
         assert_eq!(counts(&rec), (1, 1, 0, 0, 0, 0));
         assert_identity(&rec);
     }
@@ -130,7 +130,7 @@ async fn an_unanswered_send_then_an_accepted_resend_count_one_action() {
     t.insert(0, h, Instant::now(), false);
     assert_eq!(t.answered(&rec, 0, &h, Reply::Accepted, MS), Verdict::Accepted);
     assert_eq!(counts(&rec).5, 0, "the unanswered send is decided by its resend");
-    reconcile(&t, &rec, Found::Included { success: true });
+    reconcile(&t, &rec, Found::Included { success: true, fee: None });
     assert_eq!(counts(&rec), (1, 1, 0, 0, 0, 0));
     assert_identity(&rec);
 }
@@ -138,7 +138,7 @@ async fn an_unanswered_send_then_an_accepted_resend_count_one_action() {
 #[tokio::test]
 async fn an_unanswered_send_is_decided_at_reconciliation() {
     for (found, want) in [
-        (Found::Included { success: true }, (1, 1, 0, 0, 0, 0)),
+        (Found::Included { success: true, fee: None }, (1, 1, 0, 0, 0, 0)),
         (Found::Pending, (1, 0, 1, 0, 0, 0)),
         (Found::Gone, (0, 0, 0, 0, 1, 0)),
         (Found::Unresolved, (0, 0, 0, 0, 1, 0)),
@@ -170,7 +170,7 @@ async fn a_rejection_untracks_only_when_no_other_send_speaks_for_the_bytes() {
 #[tokio::test]
 async fn accepted_actions_settle_by_what_reconciliation_finds() {
     for (found, want) in [
-        (Found::Included { success: false }, (1, 1, 0, 0, 0, 0)),
+        (Found::Included { success: false, fee: None }, (1, 1, 0, 0, 0, 0)),
         (Found::Pending, (1, 0, 1, 0, 0, 0)),
         (Found::Gone, (1, 0, 0, 1, 0, 0)),
         (Found::Unresolved, (1, 0, 1, 0, 0, 0)),
@@ -181,7 +181,7 @@ async fn accepted_actions_settle_by_what_reconciliation_finds() {
         reconcile(&t, &rec, found);
         assert_eq!(counts(&rec), want, "{found:?}");
         let reverted = rec.lock().endpoints[0].reverted;
-        assert_eq!(reverted, u64::from(found == Found::Included { success: false }));
+        assert_eq!(reverted, u64::from(found == Found::Included { success: false, fee: None }));
         assert_identity(&rec);
     }
 }
@@ -194,7 +194,7 @@ async fn a_record_moved_to_the_nodes_hash_is_found_there() {
     assert!(t.rekey(0, &ours, theirs));
     assert!(!t.rekey(0, &ours, theirs), "gone from our hash");
     t.answered(&rec, 0, &theirs, Reply::Accepted, MS);
-    assert!(t.take_included(&rec, 0, &theirs).is_some());
+    assert!(t.take_included(&rec, 0, &theirs, true, None).is_some());
     assert_identity(&rec);
 }
 
@@ -225,7 +225,8 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn found() -> impl Strategy<Value = Found> {
     prop_oneof![
-        any::<bool>().prop_map(|success| Found::Included { success }),
+        (any::<bool>(), proptest::option::of(0u128..1 << 70))
+            .prop_map(|(success, fee)| Found::Included { success, fee }),
         Just(Found::Pending),
         Just(Found::Gone),
         Just(Found::Unresolved),
@@ -254,6 +255,8 @@ proptest! {
         let mut out = [0u32; 3];
         let mut shown = [false; 3];
         let mut expected = 0u64;
+        // The fees the included records carried, and how many carried none.
+        let (mut paid, mut unmeasured) = (0u128, 0u64);
         for o in ops {
             match o {
                 Op::Send(i) => {
@@ -276,8 +279,9 @@ proptest! {
                 }
                 Op::Answer(..) => {}
                 Op::Include(i) => {
-                    if t.take_included(&rec, 0, &hash(i)).is_some() {
+                    if t.take_included(&rec, 0, &hash(i), true, Some(u128::from(i))).is_some() {
                         expected += 1;
+                        paid += u128::from(i);
                     }
                 }
             }
@@ -287,6 +291,11 @@ proptest! {
             let f = founds[i];
             if shown[i] || matches!(f, Found::Included { .. } | Found::Pending) {
                 expected += 1;
+            }
+            match f {
+                Found::Included { fee: Some(fee), .. } => paid += fee,
+                Found::Included { fee: None, .. } => unmeasured += 1,
+                _ => {}
             }
             t.settle(&rec, 0, &p, f);
         }
@@ -301,5 +310,10 @@ proptest! {
         prop_assert_eq!(accepted, included + pending + dropped);
         prop_assert_eq!(unknown, 0);
         prop_assert_eq!(accepted, expected);
+        // Every inclusion's fee is counted once: measured or not, and the total is exactly what they paid.
+        let fees = &rec.lock().fees;
+        prop_assert_eq!(fees.measured + fees.unmeasured, included);
+        prop_assert_eq!(fees.unmeasured, unmeasured);
+        prop_assert_eq!(fees.total, paid);
     }
 }

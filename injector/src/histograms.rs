@@ -3,10 +3,11 @@
 //!
 //! Reading refuses rather than trusts: a report file may be hostile. Before hdrhistogram's deserializer sees
 //! the bytes (it sizes buffers and the histogram from the header), the base64 text, the inflated size and
-//! the V2 header are bounded and must describe exactly the histograms a run writes (1 µs to 1 h, 3 digits),
-//! and a decoded total count above 2⁴⁸ is refused, so no later sum can overflow.
+//! the V2 header are bounded and must describe exactly the histograms a run writes (latency: 1 µs to 1 h;
+//! fee: 1 to 10¹² Gwei; 3 digits), and a decoded total count above 2⁴⁸ is refused, so no later sum can
+//! overflow.
 
-use crate::recorder::{Interval, State, new_histogram};
+use crate::recorder::{Interval, State, new_fee_histogram, new_histogram};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hdrhistogram::Histogram;
@@ -41,11 +42,45 @@ pub fn encode(h: &Histogram<u64>) -> String {
     }
 }
 
-/// Decodes a histogram written by [`encode`]; empty text is an empty histogram.
+/// Which histograms a report holds, each with its own bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bounds {
+    /// Microseconds, 1 µs to 1 h.
+    Latency,
+    /// Gwei, 1 to 10¹².
+    Fee,
+}
+
+impl Bounds {
+    fn empty(self) -> Histogram<u64> {
+        match self {
+            Bounds::Latency => new_histogram(),
+            Bounds::Fee => new_fee_histogram(),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Bounds::Latency => "the injector's latency bounds (1 µs to 1 h, 3 significant digits)",
+            Bounds::Fee => "the injector's fee bounds (1 to 10^12 Gwei, 3 significant digits)",
+        }
+    }
+}
+
+/// Decodes a latency histogram written by [`encode`]; empty text is an empty histogram.
 pub fn decode(text: &str) -> Result<Histogram<u64>, HistogramError> {
+    decode_as(text, Bounds::Latency)
+}
+
+/// Decodes a fee histogram (`histograms.fee`); empty text is an empty histogram.
+pub fn decode_fee(text: &str) -> Result<Histogram<u64>, HistogramError> {
+    decode_as(text, Bounds::Fee)
+}
+
+fn decode_as(text: &str, bounds: Bounds) -> Result<Histogram<u64>, HistogramError> {
     let err = |m: &str| HistogramError(m.to_owned());
     if text.is_empty() {
-        return Ok(new_histogram());
+        return Ok(bounds.empty());
     }
     if text.len() > MAX_B64 {
         return Err(err("histogram text longer than 2 MiB"));
@@ -70,7 +105,7 @@ pub fn decode(text: &str) -> Result<Histogram<u64>, HistogramError> {
         V2_COOKIE => bytes,
         _ => return Err(err("not an HdrHistogram V2 encoding (wrong cookie)")),
     };
-    check_v2(&v2)?;
+    check_v2(&v2, bounds)?;
     let h: Histogram<u64> = Deserializer::new()
         .deserialize(&mut v2.as_slice())
         .map_err(|e| HistogramError(format!("histogram does not decode ({e})")))?;
@@ -87,7 +122,7 @@ fn header(b: &[u8]) -> Option<(u32, u32)> {
 }
 
 /// The V2 header must be exactly what a run writes, and the payload length what follows it.
-fn check_v2(b: &[u8]) -> Result<(), HistogramError> {
+fn check_v2(b: &[u8], bounds: Bounds) -> Result<(), HistogramError> {
     let err = |m: &str| Err(HistogramError(m.to_owned()));
     let (cookie, payload) = match header(b) {
         Some(h) if b.len() >= V2_HEADER => h,
@@ -101,9 +136,9 @@ fn check_v2(b: &[u8]) -> Result<(), HistogramError> {
     }
     let u64_at = |i: usize| b.get(i..i + 8).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes);
     let digits = header(&b[8..]).map(|(_, d)| d);
-    let want = new_histogram();
+    let want = bounds.empty();
     if digits != Some(u32::from(want.sigfig())) || u64_at(16) != Some(want.low()) || u64_at(24) != Some(want.high()) {
-        return err("histogram bounds are not the injector's (1 µs to 1 h, 3 significant digits)");
+        return Err(HistogramError(format!("histogram bounds are not {}", bounds.describe())));
     }
     Ok(())
 }
@@ -131,6 +166,7 @@ pub fn from_state(s: &State, intervals: Vec<IntervalHistograms>) -> Histograms {
             .map(|st| LatencyHistograms { submit: encode(&st.submit), inclusion: encode(&st.inclusion) })
             .collect(),
         intervals,
+        fee: encode(&s.fees.per_action),
     }
 }
 

@@ -27,6 +27,21 @@ fn encoding_round_trips_exactly() {
     assert_eq!(decode(&B64.encode(&plain)).unwrap(), h);
 }
 
+/// Fee histograms have their own bounds: each kind decodes as itself and is refused in the other's place.
+#[test]
+fn fee_histograms_round_trip_and_are_not_read_as_latencies() {
+    let mut fee = new_fee_histogram();
+    for v in [1u64, 21_000, 10_000_000, crate::recorder::MAX_FEE_GWEI] {
+        fee.record(v).unwrap();
+    }
+    assert_eq!(decode_fee(&encode(&fee)).unwrap(), fee);
+    assert!(decode_fee("").unwrap().is_empty());
+    let e = decode(&encode(&fee)).unwrap_err().to_string();
+    assert!(e.contains("latency bounds"), "{e}");
+    let e = decode_fee(&encode(&sample())).unwrap_err().to_string();
+    assert!(e.contains("fee bounds"), "{e}");
+}
+
 fn deflate(b: &[u8]) -> Vec<u8> {
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     z.write_all(b).unwrap();
@@ -82,6 +97,7 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics(s in ".{0,200}") {
         let _ = decode(&s);
+        let _ = decode_fee(&s);
     }
 
     #[test]
@@ -91,6 +107,9 @@ proptest! {
         b.extend(&tail);
         let _ = decode(&B64.encode(&b));
         let _ = decode(&B64.encode(deflate(&b)));
+        let mut f = v2_header(tail.len() as u32, 3, 1, new_fee_histogram().high());
+        f.extend(&tail);
+        let _ = decode_fee(&B64.encode(&f));
     }
 
     #[test]

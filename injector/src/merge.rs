@@ -9,8 +9,8 @@
 //! counts, step profiles or confirmation modes, the same shard twice, shards that share an account, and
 //! (without `--allow-missing`) a run with shards missing.
 
-use crate::histograms::{self, MAX_COUNT, decode, encode};
-use crate::recorder::{Point, latency, new_histogram};
+use crate::histograms::{self, MAX_COUNT, decode, decode_fee, encode};
+use crate::recorder::{FeeStats, Point, latency, new_histogram};
 use hdrhistogram::Histogram;
 use iotex_shared::report::{
     EndpointReport, Histograms, IntervalHistograms, LatencyHistograms, MergedFrom, Report, ShardInfo, StepReport,
@@ -168,7 +168,9 @@ pub fn merge(inputs: &[Input], allow_missing: bool) -> Result<Merged, MergeError
         per_endpoint: hists.per_endpoint.values().map(|(s, i)| pair(s, i)).collect(),
         steps: hists.steps.iter().map(|(s, i)| pair(s, i)).collect(),
         intervals,
+        fee: encode(&hists.fees.per_action),
     });
+    r.fee = hists.fees.report();
     r.per_endpoint = per_endpoint;
     r.equations = crate::report::equations(&r);
     r.merged = Some(MergedFrom {
@@ -273,6 +275,8 @@ struct Totals {
     /// By endpoint address, in first-seen order of the key.
     per_endpoint: BTreeMap<String, (Histogram<u64>, Histogram<u64>)>,
     steps: Vec<(Histogram<u64>, Histogram<u64>)>,
+    /// Fees: counts and exact totals summed, per-action histograms added.
+    fees: FeeStats,
 }
 
 impl Default for Totals {
@@ -283,8 +287,22 @@ impl Default for Totals {
             send_lag: new_histogram(),
             per_endpoint: BTreeMap::new(),
             steps: Vec::new(),
+            fees: FeeStats::new(),
         }
     }
+}
+
+/// A report's exact fee total: decimal digits only (at most 39, which u128 holds); empty in a report that
+/// measured none (or predates fees).
+fn fee_total(path: &str, f: &iotex_shared::report::Fee) -> Result<u128, MergeError> {
+    let bad = |why: &str| MergeError::Input { path: path.to_owned(), reason: format!("fee.total {why}") };
+    if f.total.is_empty() {
+        return if f.measured == 0 { Ok(0) } else { Err(bad("is empty but fee.measured is not 0")) };
+    }
+    if f.total.len() > 39 || !f.total.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("is not a decimal number of at most 39 digits"));
+    }
+    f.total.parse().map_err(|_| bad("does not fit 128 bits"))
 }
 
 /// Decodes one of `path`'s histograms (`what` names it in the message).
@@ -342,6 +360,14 @@ impl Totals {
             add(&mut self.steps[n].0, &read(p, "steps", &sh.submit)?);
             add(&mut self.steps[n].1, &read(p, "steps", &sh.inclusion)?);
         }
+        let fee = decode_fee(&h.fee)
+            .map_err(|e| MergeError::Input { path: p.to_owned(), reason: format!("histograms.fee: {e}") })?;
+        matches("fee", &fee, r.fee.measured)?;
+        let f = &mut self.fees;
+        f.total = f.total.saturating_add(fee_total(p, &r.fee)?);
+        f.measured = f.measured.saturating_add(r.fee.measured);
+        f.unmeasured = f.unmeasured.saturating_add(r.fee.unmeasured);
+        add(&mut f.per_action, &fee);
         if self.submit.len() >= MAX_COUNT || self.inclusion.len() >= MAX_COUNT {
             return Err(MergeError::Refused("more than 2^48 samples in all".into()));
         }

@@ -12,6 +12,11 @@ fn shard(index: u64, count: u64, samples: &[u64]) -> Input {
         h.record(*s).unwrap();
     }
     let n = samples.len() as u64;
+    // Each included action paid an IoTeX transfer's fee (10,000 gas) at (index + 1) × 10¹² rau per gas.
+    let mut fees = FeeStats::new();
+    for _ in samples {
+        fees.add(Some(10_000 * u128::from(index + 1) * 1_000_000_000_000));
+    }
     let (first, second) = samples.split_at(samples.len() / 2);
     let interval = |t: f64, part: &[u64]| {
         let mut ih = new_histogram();
@@ -47,6 +52,7 @@ fn shard(index: u64, count: u64, samples: &[u64]) -> Input {
         inclusion_latency_ms: latency(&h),
         started_at_unix_s: 1_000.0 + index as f64 * 0.25,
         tx_type: "legacy".into(),
+        fee: fees.report(),
         per_endpoint: vec![EndpointReport {
             endpoint: "http://127.0.0.1:8545".into(),
             accounts: 1,
@@ -69,6 +75,7 @@ fn shard(index: u64, count: u64, samples: &[u64]) -> Input {
             per_endpoint: vec![LatencyHistograms { submit: encode(&h), inclusion: encode(&h) }],
             steps: Vec::new(),
             intervals: vec![interval(1.0, first), interval(2.0, second)],
+            fee: encode(&fees.per_action),
         }),
         ..Report::default()
     };
@@ -100,6 +107,45 @@ fn counts_are_summed_and_percentiles_come_from_the_merged_histogram() {
     let bins = &m.histograms.as_ref().unwrap().intervals;
     assert_eq!(bins.iter().map(|b| b.sent).sum::<u64>(), 1000);
     assert_eq!(bins.iter().map(|b| decode(&b.submit).unwrap().len()).sum::<u64>(), 1000);
+    // Fees: the exact totals add (990 at 10¹⁶ rau, 10 at 2·10¹⁶), percentiles come from the added histograms.
+    assert_eq!((m.fee.measured, m.fee.unmeasured), (1000, 0));
+    assert_eq!(m.fee.total, (990u128 * 10_000_000_000_000_000 + 10 * 20_000_000_000_000_000).to_string());
+    assert!((m.fee.p50_gwei - 1e7).abs() / 1e7 < 1e-3, "{:?}", m.fee);
+    assert!((m.fee.max_gwei - 2e7).abs() / 2e7 < 1e-3, "{:?}", m.fee);
+    assert_eq!(decode_fee(&m.histograms.as_ref().unwrap().fee).unwrap().len(), 1000);
+}
+
+/// A shard's fee section is checked like its latencies: bounds, counts, and an exact total that is a number.
+#[test]
+fn a_fee_section_that_does_not_add_up_is_refused() {
+    let (one, two) = (|| shard(0, 2, &[10, 20]), || shard(1, 2, &[30]));
+    let mut latency_bounds = two();
+    latency_bounds.report.histograms.as_mut().unwrap().fee = encode(&new_histogram());
+    let e = refusal(&[one(), latency_bounds]);
+    assert!(e.contains("histograms.fee") && e.contains("fee bounds"), "{e}");
+    let mut miscounted = two();
+    miscounted.report.fee.measured = 5;
+    assert!(refusal(&[one(), miscounted]).contains("histograms.fee holds 1 samples but the report counts 5"));
+    for total in ["12x", "-1", "+1", "1e30", &"9".repeat(40), " 1"] {
+        let mut bad = two();
+        bad.report.fee.total = total.to_owned();
+        assert!(refusal(&[one(), bad]).contains("fee.total"), "{total}");
+    }
+    let mut empty_total = two();
+    empty_total.report.fee.total = String::new();
+    assert!(refusal(&[one(), empty_total]).contains("fee.total is empty"));
+    // 2¹²⁸ − 1 twice: the merged total saturates instead of wrapping.
+    let (mut a, mut b) = (one(), two());
+    for s in [&mut a, &mut b] {
+        s.report.fee.total = u128::MAX.to_string();
+    }
+    assert_eq!(merge(&[a, b], false).unwrap().report.fee.total, u128::MAX.to_string());
+    // A shard written before fees were measured: no fee histogram, an empty total, nothing counted.
+    let mut before = two();
+    before.report.fee = iotex_shared::report::Fee::default();
+    before.report.histograms.as_mut().unwrap().fee = String::new();
+    let m = merge(&[one(), before], false).unwrap().report;
+    assert_eq!((m.fee.measured, m.fee.total.as_str()), (2, "20000000000000000"));
 }
 
 proptest! {

@@ -25,6 +25,77 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_US, 3).expect("valid constant histogram bounds")
 }
 
+/// Highest fee per action a fee histogram holds, in Gwei (10¹² Gwei = 1,000 coins); larger values are clamped.
+pub const MAX_FEE_GWEI: u64 = 1_000_000_000_000;
+/// Smallest units (wei, rau) per Gwei.
+const WEI_PER_GWEI: u128 = 1_000_000_000;
+
+/// A fee histogram: 1 Gwei to 10¹² Gwei at 3 significant figures. Gwei, not wei: a fee per action spans
+/// ~2·10⁴ Gwei (an Ethereum transfer at 1 Gwei) to ~10⁷ Gwei (an IoTeX transfer at its 1,000 Gwei floor),
+/// which wei would push past what a u64 histogram holds at this precision.
+#[allow(clippy::expect_used)]
+pub fn new_fee_histogram() -> Histogram<u64> {
+    // Constant bounds that hdrhistogram documents as valid: this cannot fail.
+    Histogram::new_with_bounds(1, MAX_FEE_GWEI, 3).expect("valid constant histogram bounds")
+}
+
+/// Fees paid by included actions.
+#[derive(Debug, Clone)]
+pub struct FeeStats {
+    /// Fees read from receipts.
+    pub measured: u64,
+    /// Included actions whose fee could not be read.
+    pub unmeasured: u64,
+    /// Sum of the measured fees, in the chain's smallest unit (saturating: 2¹²⁸ wei is beyond any chain).
+    pub total: u128,
+    /// Fee per action in Gwei (rounded up, so a fee is never shown as zero).
+    pub per_action: Histogram<u64>,
+}
+
+impl FeeStats {
+    /// Nothing paid yet.
+    pub fn new() -> FeeStats {
+        FeeStats { measured: 0, unmeasured: 0, total: 0, per_action: new_fee_histogram() }
+    }
+
+    /// One included action's fee, `None` when it could not be read.
+    pub fn add(&mut self, fee: Option<u128>) {
+        match fee {
+            Some(f) => {
+                self.measured += 1;
+                self.total = self.total.saturating_add(f);
+                let gwei = u64::try_from(f.div_ceil(WEI_PER_GWEI)).unwrap_or(MAX_FEE_GWEI).clamp(1, MAX_FEE_GWEI);
+                let _ = self.per_action.record(gwei);
+            }
+            None => self.unmeasured += 1,
+        }
+    }
+
+    /// The report's view.
+    pub fn report(&self) -> iotex_shared::report::Fee {
+        let h = &self.per_action;
+        let gwei = |v: u64| if h.is_empty() { 0.0 } else { v as f64 };
+        // u128 → f64 rounds, which is fine for reading; `total` keeps the exact sum.
+        let mean = if self.measured == 0 { 0.0 } else { self.total as f64 / self.measured as f64 / 1e9 };
+        iotex_shared::report::Fee {
+            measured: self.measured,
+            unmeasured: self.unmeasured,
+            total: self.total.to_string(),
+            total_coins: self.total as f64 / 1e18,
+            p50_gwei: gwei(h.value_at_quantile(0.50)),
+            p99_gwei: gwei(h.value_at_quantile(0.99)),
+            max_gwei: gwei(h.max()),
+            mean_gwei: mean,
+        }
+    }
+}
+
+impl Default for FeeStats {
+    fn default() -> Self {
+        FeeStats::new()
+    }
+}
+
 fn hist() -> Histogram<u64> {
     new_histogram()
 }
@@ -163,6 +234,8 @@ pub struct State {
     pub points: Vec<Point>,
     /// Per profile step: what its seconds saw (filled by [`Recorder::interval`]).
     pub steps: Vec<StepStats>,
+    /// What the included actions paid.
+    pub fees: FeeStats,
 }
 
 /// What the seconds of one profile step saw.
@@ -214,6 +287,7 @@ impl Recorder {
                 interval_counts: (0, 0, 0),
                 points: Vec::new(),
                 steps: Vec::new(),
+                fees: FeeStats::new(),
             }),
             metrics,
             profile: None,
@@ -384,8 +458,9 @@ impl Recorder {
     }
 
     /// Seen in a block; `due` is the action's intended send time after the start, which names its step
-    /// (an inclusion found after its step ended, or at reconciliation, still counts for that step).
-    pub fn included(&self, ep: usize, due: Duration, latency: Duration) {
+    /// (an inclusion found after its step ended, or at reconciliation, still counts for that step); `fee` is
+    /// what it paid, from its receipt, `None` when that could not be read.
+    pub fn included(&self, ep: usize, due: Duration, latency: Duration, fee: Option<u128>) {
         self.metrics.included.inc();
         self.metrics.inclusion_latency.observe(latency.as_secs_f64());
         let at = self.profile.as_ref().and_then(|p| p.step_at(due));
@@ -399,6 +474,7 @@ impl Recorder {
         if let Some(i) = at {
             record(&mut step(&mut s.steps, i).inclusion, latency);
         }
+        s.fees.add(fee);
     }
 
     /// An included execution reverted.
@@ -476,18 +552,50 @@ mod tests {
         let profile = Profile::steps("10@1s,10@1s").unwrap();
         let rec = Recorder::new(1, Arc::new(Metrics::new(1).unwrap())).with_profile(profile);
         let s = Duration::from_secs_f64;
-        rec.included(0, s(0.5), s(0.2));
+        rec.included(0, s(0.5), s(0.2), None);
         let _ = rec.interval(1.0, 1.0, 10.0, Some(0));
         let _ = rec.interval(2.0, 1.0, 10.0, Some(1));
         // Seen after the schedule ended: one of step 0, two of step 1.
-        rec.included(0, s(0.9), s(3.0));
-        rec.included(0, s(1.1), s(3.0));
-        rec.included(0, s(1.9), s(3.0));
+        rec.included(0, s(0.9), s(3.0), None);
+        rec.included(0, s(1.1), s(3.0), None);
+        rec.included(0, s(1.9), s(3.0), None);
         let _ = rec.interval(3.0, 1.0, 0.0, None);
         let st = rec.lock();
         assert_eq!(st.endpoints[0].included, 4);
         let counts: Vec<u64> = st.steps.iter().map(|x| x.inclusion.len()).collect();
         assert_eq!(counts, vec![2, 2], "every inclusion timed in its step");
         assert_eq!(st.steps[0].counts.2, 1, "the step's inclusion rate still counts what its seconds saw");
+    }
+
+    /// Fees: the exact total in wei, percentiles in Gwei rounded up, unmeasured ones counted apart.
+    #[test]
+    fn fees_add_up_exactly_and_percentiles_are_in_gwei() {
+        let mut f = FeeStats::new();
+        // An IoTeX transfer at the floor: 10,000 gas × 10¹² rau.
+        for _ in 0..99 {
+            f.add(Some(10_000 * 1_000_000_000_000));
+        }
+        // An Ethereum transfer at 1.5 Gwei, and a dust fee below one Gwei (shown as 1, never 0).
+        f.add(Some(21_000 * 1_500_000_000));
+        f.add(Some(7));
+        f.add(None);
+        let r = f.report();
+        assert_eq!((r.measured, r.unmeasured), (101, 1));
+        let want: u128 = 99 * 10_000 * 1_000_000_000_000 + 21_000 * 1_500_000_000 + 7;
+        assert_eq!(r.total, want.to_string());
+        assert!((r.total_coins - want as f64 / 1e18).abs() < 1e-9);
+        assert!((r.p50_gwei - 1e7).abs() / 1e7 < 1e-3, "{}", r.p50_gwei);
+        assert!((r.max_gwei - 1e7).abs() / 1e7 < 1e-3);
+        assert_eq!(f.per_action.min(), 1);
+        assert!((r.mean_gwei - want as f64 / 101.0 / 1e9).abs() < 1e-3);
+        // Past the histogram's top: clamped there, the exact total still exact.
+        f.add(Some(u128::MAX / 2));
+        f.add(Some(u128::MAX / 2));
+        f.add(Some(u128::MAX / 2));
+        assert_eq!(f.total, u128::MAX, "saturates rather than wraps");
+        assert_eq!(f.per_action.max(), f.per_action.highest_equivalent(MAX_FEE_GWEI));
+        // Nothing measured: zeros, not NaN.
+        let empty = FeeStats::new().report();
+        assert_eq!((empty.p50_gwei, empty.mean_gwei, empty.total.as_str()), (0.0, 0.0, "0"));
     }
 }

@@ -50,7 +50,7 @@ fn kinds(counts: &[u64]) -> BTreeMap<String, u64> {
 
 /// Builds the report from the recorder's final state.
 ///
-/// Long (about 85 lines) because it is one struct literal with a line per report key plus the per-endpoint
+/// Long (over 80 lines) because it is one struct literal with a line per report key plus the per-endpoint
 /// sums that feed it: the schema reads in one place, in the order of `iotex_shared::report::Report`.
 pub fn build(i: Inputs<'_>) -> Report {
     let s = i.rec.lock();
@@ -128,6 +128,7 @@ pub fn build(i: Inputs<'_>) -> Report {
         thresholds: Vec::new(),
         contracts: i.contracts.iter().map(|c| c.map(|a| crate::address::to_hex(&a))).collect(),
         started_at_unix_s: i.started_at_unix,
+        fee: s.fees.report(),
         steps: steps(&i.cfg.profile, &s.steps),
         ..Report::default()
     }
@@ -205,6 +206,12 @@ pub fn value(r: &Report, name: &str) -> f64 {
         "inclusion_p999_ms" => r.inclusion_latency_ms.p999,
         "inclusion_max_ms" => r.inclusion_latency_ms.max,
         "unbalanced" => r.equations.iter().filter(|e| !e.holds).count() as f64,
+        "fee_p50_gwei" => r.fee.p50_gwei,
+        "fee_p99_gwei" => r.fee.p99_gwei,
+        "fee_max_gwei" => r.fee.max_gwei,
+        "fee_mean_gwei" => r.fee.mean_gwei,
+        "fee_total_coins" => r.fee.total_coins,
+        "fee_unmeasured" => r.fee.unmeasured as f64,
         _ => f64::NAN,
     }
 }
@@ -284,6 +291,24 @@ fn steps_table(s: &mut String, r: &Report) {
     }
 }
 
+/// The fee line of the summary: per action in Gwei, the total in coins and exactly.
+fn fee_line(s: &mut String, f: &iotex_shared::report::Fee) {
+    use std::fmt::Write;
+    if f.measured > 0 {
+        let _ = write!(
+            s,
+            "fee per action    p50 {:.0} Gwei  p99 {:.0}  max {:.0}  mean {:.0}; total {:.6} ({} in the smallest unit)",
+            f.p50_gwei, f.p99_gwei, f.max_gwei, f.mean_gwei, f.total_coins, f.total
+        );
+    } else {
+        let _ = write!(s, "fee per action    not measured");
+    }
+    if f.unmeasured > 0 {
+        let _ = write!(s, "  ({} included actions without a readable fee)", f.unmeasured);
+    }
+    let _ = writeln!(s);
+}
+
 /// The human summary printed at the end.
 pub fn summary(r: &Report) -> String {
     use std::fmt::Write;
@@ -322,6 +347,7 @@ pub fn summary(r: &Report) -> String {
     let _ = writeln!(s, "submit latency    {}", l(&r.submit_latency_ms));
     if r.confirmed {
         let _ = writeln!(s, "inclusion latency {}", l(&r.inclusion_latency_ms));
+        fee_line(&mut s, &r.fee);
     }
     steps_table(&mut s, r);
     if r.rejected.is_empty() {

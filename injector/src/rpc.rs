@@ -25,6 +25,49 @@ pub struct Receipt {
     pub success: bool,
     /// The created contract, for deployments.
     pub contract: Option<Address>,
+    /// `gasUsed × effectiveGasPrice`; `None` when either is missing or unreadable (or the product overflows).
+    pub fee: Option<u128>,
+}
+
+/// One receipt of a block, as the follower needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockReceipt {
+    /// `transactionHash`.
+    pub hash: B256,
+    /// `status == 1`.
+    pub success: bool,
+    /// `gasUsed × effectiveGasPrice`, when both are there.
+    pub fee: Option<u128>,
+}
+
+/// Reads a receipt object; `None` when it is not one (no object).
+pub fn parse_receipt(v: &Value) -> Option<Receipt> {
+    v.as_object()?;
+    // A receipt without `status` predates Byzantium or comes from a node that omits it: not a revert.
+    let success = v.get("status").and_then(quantity::<u128>).is_none_or(|s| s == 1);
+    let contract = v.get("contractAddress").and_then(Value::as_str).and_then(|s| s.parse().ok());
+    let fee = v
+        .get("gasUsed")
+        .and_then(quantity::<u128>)
+        .zip(v.get("effectiveGasPrice").and_then(quantity::<u128>))
+        .and_then(|(gas, price)| gas.checked_mul(price));
+    Some(Receipt { success, contract, fee })
+}
+
+/// Reads an `eth_getBlockReceipts` answer; an item without a readable `transactionHash` is skipped (it
+/// cannot be ours to match), so a hostile or broken answer only loses what it garbles.
+pub fn parse_block_receipts(v: &Value) -> Option<Vec<BlockReceipt>> {
+    let items = v.as_array()?;
+    Some(
+        items
+            .iter()
+            .filter_map(|item| {
+                let hash = item.get("transactionHash")?.as_str()?.parse().ok()?;
+                let r = parse_receipt(item)?;
+                Some(BlockReceipt { hash, success: r.success, fee: r.fee })
+            })
+            .collect(),
+    )
 }
 
 /// A hex quantity in a reply. `"0x"` reads as zero: older ganache writes zero that way.
@@ -146,15 +189,22 @@ impl Rpc {
         Ok(Some(txs.iter().filter_map(|t| t.as_str().and_then(|s| s.parse().ok())).collect()))
     }
 
+    /// Every receipt of block `n` (`eth_getBlockReceipts`; `None` if the node does not have the block yet).
+    pub async fn block_receipts(&self, n: u64) -> Result<Option<Vec<BlockReceipt>>, RpcError> {
+        let v = self.call("eth_getBlockReceipts", rpc_params![format!("0x{n:x}")]).await?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        parse_block_receipts(&v).map(Some).ok_or_else(|| self.bad("eth_getBlockReceipts", &v))
+    }
+
     /// `eth_getTransactionReceipt` (`None` while not included).
     pub async fn receipt(&self, hash: B256) -> Result<Option<Receipt>, RpcError> {
         let v = self.call("eth_getTransactionReceipt", rpc_params![hash]).await?;
         if v.is_null() {
             return Ok(None);
         }
-        let success = v.get("status").and_then(quantity::<u128>).is_none_or(|s| s == 1);
-        let contract = v.get("contractAddress").and_then(Value::as_str).and_then(|s| s.parse().ok());
-        Ok(Some(Receipt { success, contract }))
+        parse_receipt(&v).map(Some).ok_or_else(|| self.bad("eth_getTransactionReceipt", &v))
     }
 
     /// Whether the node knows the transaction at all (pool or chain).
@@ -181,6 +231,60 @@ impl Rpc {
                 return Ok(None);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const H: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// The fee is gas used × effective gas price; a receipt missing either (or with garbage) has no fee
+    /// rather than a wrong one, and its status still counts.
+    #[test]
+    fn receipts_give_the_fee_only_when_both_factors_are_readable() {
+        // An IoTeX transfer: 10,000 gas at the 1,000 Gwei floor.
+        let r = parse_receipt(&json!({"status": "0x1", "gasUsed": "0x2710", "effectiveGasPrice": "0xe8d4a51000"}));
+        assert_eq!(r, Some(Receipt { success: true, contract: None, fee: Some(10_000 * 1_000_000_000_000) }));
+        for bad in [
+            json!({"status": "0x0", "gasUsed": "0x5208"}),
+            json!({"status": "0x0", "effectiveGasPrice": "0x1"}),
+            json!({"status": "0x0", "gasUsed": 21000, "effectiveGasPrice": "0x1"}),
+            json!({"status": "0x0", "gasUsed": "0xzz", "effectiveGasPrice": "0x1"}),
+            json!({"status": "0x0", "gasUsed": "-0x1", "effectiveGasPrice": "0x1"}),
+            // 2¹²⁸ − 1 gas × 2: the product overflows, so no fee rather than a wrapped one.
+            json!({"status": "0x0", "gasUsed": format!("0x{:x}", u128::MAX), "effectiveGasPrice": "0x2"}),
+            json!({"status": "0x0", "gasUsed": format!("0x1{}", "0".repeat(40)), "effectiveGasPrice": "0x1"}),
+        ] {
+            let r = parse_receipt(&bad).unwrap();
+            assert_eq!((r.success, r.fee), (false, None), "{bad}");
+        }
+        assert_eq!(parse_receipt(&json!("0x1")), None);
+        assert_eq!(parse_receipt(&json!([])), None);
+    }
+
+    /// A block's receipts: items without a readable hash are skipped (they cannot be matched), the rest read.
+    #[test]
+    fn block_receipts_skip_what_cannot_be_matched() {
+        let v = json!([
+            {"transactionHash": H, "status": "0x1", "gasUsed": "0x5208", "effectiveGasPrice": "0x3b9aca00"},
+            {"transactionHash": "0x12", "status": "0x1"},
+            {"transactionHash": 7},
+            {"status": "0x1"},
+            "0xabc",
+            null,
+        ]);
+        let got = parse_block_receipts(&v).unwrap();
+        assert_eq!(
+            got,
+            vec![BlockReceipt { hash: H.parse().unwrap(), success: true, fee: Some(21_000 * 1_000_000_000) }]
+        );
+        assert_eq!(parse_block_receipts(&json!([])), Some(Vec::new()));
+        for not_a_list in [json!({}), json!("0x"), json!(1)] {
+            assert_eq!(parse_block_receipts(&not_a_list), None, "{not_a_list}");
         }
     }
 }

@@ -379,6 +379,7 @@ impl Followers {
                 .map(|(ep, n)| {
                     let (tracker, rec, start, poll) =
                         (ctx.tracker.clone(), ctx.rec.clone(), start_blocks[ep], ctx.cfg.poll_interval);
+                    let gas_price = ctx.native.gas_price;
                     match n {
                         Node::Web3(r) => {
                             tokio::spawn(confirm::follow(ep, r.clone(), tracker, rec, start, poll, stopped.clone()))
@@ -390,6 +391,7 @@ impl Followers {
                             rec,
                             start,
                             poll,
+                            gas_price,
                             stopped.clone(),
                         )),
                     }
@@ -564,7 +566,9 @@ async fn confirm_inclusion<S: FusedFuture<Output = ()> + Unpin>(
     for (ep, node) in ctx.nodes.iter().enumerate() {
         unresolved += match node {
             Node::Web3(rpc) => confirm::reconcile(ep, rpc, &ctx.tracker, &ctx.rec, deadline).await,
-            Node::Grpc(c) => crate::native::follow::reconcile(ep, c, &ctx.tracker, &ctx.rec, deadline).await,
+            Node::Grpc(c) => {
+                crate::native::follow::reconcile(ep, c, ctx.native.gas_price, &ctx.tracker, &ctx.rec, deadline).await
+            }
         };
     }
     if unresolved > 0 {

@@ -30,6 +30,12 @@ pub const NAMES: &[&str] = &[
     "inclusion_p999_ms",
     "inclusion_max_ms",
     "unbalanced",
+    "fee_p50_gwei",
+    "fee_p99_gwei",
+    "fee_max_gwei",
+    "fee_mean_gwei",
+    "fee_total_coins",
+    "fee_unmeasured",
 ];
 
 /// A comparison.

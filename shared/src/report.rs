@@ -190,6 +190,9 @@ pub struct Report {
     pub contracts: Vec<Option<String>>,
     /// Extra: unix time the schedule started.
     pub started_at_unix_s: f64,
+    /// Extra: what the included actions paid, read from their receipts (gas used × effective gas price).
+    #[serde(default)]
+    pub fee: Fee,
     /// One entry per profile segment (a `--steps` step; one for a constant rate or a ramp), so a capacity
     /// ramp reads as a table: offered vs achieved rate and latency per step. Counts and latencies are those
     /// observed during the step's seconds (an inclusion late in one step can land in the next).
@@ -207,6 +210,30 @@ pub struct Report {
     /// Extra, merged reports only: what was merged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<MergedFrom>,
+}
+
+/// The fee paid by the run's included actions. Each fee is gas used × effective gas price, both from the
+/// action's receipt (IoTeX charges a transfer 10,000 gas, not Ethereum's 21,000, so nothing is assumed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fee {
+    /// Included actions whose fee was read from a receipt.
+    pub measured: u64,
+    /// Included actions whose fee could not be read (a node without `eth_getBlockReceipts`, or a receipt
+    /// without `gasUsed` / `effectiveGasPrice`): `measured + unmeasured = included`.
+    pub unmeasured: u64,
+    /// Sum of the measured fees in the chain's smallest unit (rau on IoTeX, wei on Ethereum), as a decimal
+    /// string: it passes 2⁵³ (and can pass 2⁶⁴) on a long run, which a JSON number would round.
+    pub total: String,
+    /// The same in whole coins (IOTX, ETH: 10¹⁸ units), rounded, for reading.
+    pub total_coins: f64,
+    /// Median fee per action in Gwei (10⁹ units), from a histogram at 3 significant digits.
+    pub p50_gwei: f64,
+    /// 99th percentile fee per action in Gwei.
+    pub p99_gwei: f64,
+    /// Largest fee per action in Gwei.
+    pub max_gwei: f64,
+    /// Mean fee per action in Gwei (exact: `total / measured`).
+    pub mean_gwei: f64,
 }
 
 /// A shard of a run: `index` of `count`, 0-based.
@@ -241,6 +268,10 @@ pub struct Histograms {
     pub steps: Vec<LatencyHistograms>,
     /// The run second by second (the histogram log's intervals, with their counts).
     pub intervals: Vec<IntervalHistograms>,
+    /// Fee per included action in Gwei (behind `fee`): the same encoding, but values are Gwei from 1 to 10¹²
+    /// (1,000 coins), 3 significant digits. Empty in reports written before fees were measured.
+    #[serde(default)]
+    pub fee: String,
 }
 
 /// Submit and inclusion histograms of one part of a run.

@@ -5,7 +5,8 @@ use crate::nodes::{DEV_KEYS, Node, parse_quantity};
 use iotex_injector::accounts::parse_key;
 use iotex_injector::mix::Mix;
 use iotex_injector::run_config::RunConfig;
-use serde_json::json;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The first `n` dev keys (funded on anvil and ganache).
@@ -54,6 +55,34 @@ pub async fn counter_total_at(url: &str, contract: &str) -> anyhow::Result<u64> 
     // wider than u64 instead of truncating it.
     let s = v.as_str().ok_or_else(|| anyhow::anyhow!("eth_call result {v}"))?;
     Ok(iotex_shared::hex::quantity(s)?)
+}
+
+/// Every transaction in blocks `from..=to` sent by one of `senders` (lower-case 0x addresses), in block
+/// order. Scans the blocks themselves, not receipts the injector already counted.
+pub async fn scan_blocks(url: &str, from: u64, to: u64, senders: &BTreeSet<String>) -> anyhow::Result<Vec<Value>> {
+    let mut found = Vec::new();
+    for h in from..=to {
+        let b = RawClient::new().call(url, "eth_getBlockByNumber", json!([format!("0x{h:x}"), true])).await?;
+        for tx in b["transactions"].as_array().into_iter().flatten() {
+            if senders.contains(&tx["from"].as_str().unwrap_or_default().to_lowercase()) {
+                found.push(tx.clone());
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// What `txs` (transaction objects, as [`scan_blocks`] returns them) paid, each read from its own receipt
+/// (`eth_getTransactionReceipt`: gas used × effective gas price) and summed exactly.
+pub async fn fees_paid(url: &str, txs: &[Value]) -> anyhow::Result<u128> {
+    let c = RawClient::new();
+    let mut paid = 0u128;
+    for tx in txs {
+        let r = c.call(url, "eth_getTransactionReceipt", json!([tx["hash"]])).await?;
+        let (gas, price) = (parse_quantity(&r["gasUsed"])?, parse_quantity(&r["effectiveGasPrice"])?);
+        paid += u128::from(gas) * u128::from(price);
+    }
+    Ok(paid)
 }
 
 /// Actions per account index for `n` scheduled over `accounts` (round-robin).

@@ -38,6 +38,8 @@ pub enum Lookup {
     Included {
         /// Receipt status.
         status: u64,
+        /// Gas the action used.
+        gas_consumed: u64,
     },
     /// Known to the node but not in a block (in its pool).
     Pending,
@@ -188,7 +190,7 @@ impl Client {
     /// Included (receipt), pending (`GetActions` by hash with `checkPending`), or unknown to the node.
     pub async fn lookup(&self, hash: B256) -> Result<Lookup, RpcError> {
         if let Some(r) = self.receipt(hash).await? {
-            return Ok(Lookup::Included { status: r.status });
+            return Ok(Lookup::Included { status: r.status, gas_consumed: r.gas_consumed });
         }
         let by_hash =
             proto::GetActionByHashRequest { action_hash: alloy_primitives::hex::encode(hash), check_pending: true };

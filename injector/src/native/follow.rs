@@ -30,14 +30,20 @@ use tokio::time::Instant;
 /// Blocks read per `GetRawBlocks` call while catching up (the node's `api.rangeQueryLimit` is 1,000).
 const CATCH_UP_BATCH: u64 = 64;
 
-/// Matches one block's receipts against the tracker.
-fn handle_receipts(ep: usize, receipts: &[proto::Receipt], tracker: &Tracker, rec: &Recorder) {
+/// What a native action paid: its receipt's gas used × the gas price it was signed with. A native action
+/// carries one gas price (no fee cap and tip), and IoTeX charges exactly that per unit of gas.
+pub fn fee(r: &proto::Receipt, gas_price: u128) -> Option<u128> {
+    u128::from(r.gas_consumed).checked_mul(gas_price)
+}
+
+/// Matches one block's receipts against the tracker; `gas_price` is the one the run signs with.
+fn handle_receipts(ep: usize, receipts: &[proto::Receipt], gas_price: u128, tracker: &Tracker, rec: &Recorder) {
     for r in receipts {
         if r.act_hash.len() != 32 {
             continue;
         }
         let h = B256::from_slice(&r.act_hash);
-        if let Some(p) = tracker.take_included(rec, ep, &h)
+        if let Some(p) = tracker.take_included(rec, ep, &h, r.status == 1, fee(r, gas_price))
             && p.execution
             && r.status != 1
         {
@@ -46,15 +52,24 @@ fn handle_receipts(ep: usize, receipts: &[proto::Receipt], tracker: &Tracker, re
     }
 }
 
+/// What a follower works with besides the client: the endpoint, the run's gas price, the books.
+struct Books<'a> {
+    ep: usize,
+    gas_price: u128,
+    tracker: &'a Tracker,
+    rec: &'a Recorder,
+}
+
 /// Reads blocks `from..=to` with receipts and matches them; returns the last height handled.
-async fn catch_up(ep: usize, client: &Client, from: u64, to: u64, tracker: &Tracker, rec: &Recorder) -> u64 {
+async fn catch_up(b: &Books<'_>, client: &Client, from: u64, to: u64) -> u64 {
+    let ep = b.ep;
     let mut last = from.saturating_sub(1);
     while last < to {
         let count = (to - last).min(CATCH_UP_BATCH);
         match client.raw_blocks(last + 1, count).await {
             Ok(blocks) if !blocks.is_empty() => {
-                for b in &blocks {
-                    handle_receipts(ep, &b.receipts, tracker, rec);
+                for block in &blocks {
+                    handle_receipts(ep, &block.receipts, b.gas_price, b.tracker, b.rec);
                 }
                 last += blocks.len() as u64;
             }
@@ -68,7 +83,9 @@ async fn catch_up(ep: usize, client: &Client, from: u64, to: u64, tracker: &Trac
     last
 }
 
-/// Follows one gRPC endpoint's blocks from height `last + 1` until `stop` flips.
+/// Follows one gRPC endpoint's blocks from height `last + 1` until `stop` flips; `gas_price` is the one the
+/// run signs native actions with (for the fee each paid).
+#[allow(clippy::too_many_arguments)]
 pub async fn follow(
     ep: usize,
     client: Client,
@@ -76,8 +93,10 @@ pub async fn follow(
     rec: Arc<Recorder>,
     mut last: u64,
     poll: Duration,
+    gas_price: u128,
     mut stop: watch::Receiver<bool>,
 ) {
+    let b = Books { ep, gas_price, tracker: &tracker, rec: &rec };
     while !*stop.borrow() {
         let mut stream = match client.stream_blocks().await {
             Ok(s) => Some(s),
@@ -90,7 +109,7 @@ pub async fn follow(
         if let Ok(meta) = client.chain_meta().await
             && meta.height > last
         {
-            last = catch_up(ep, &client, last + 1, meta.height, &tracker, &rec).await;
+            last = catch_up(&b, &client, last + 1, meta.height).await;
         }
         while let Some(s) = stream.as_mut() {
             let msg = tokio::select! {
@@ -101,10 +120,11 @@ pub async fn follow(
                 Ok(Some(m)) => {
                     let height = m.block_identifier.map(|b| b.height).unwrap_or(0);
                     if height > last + 1 {
-                        last = catch_up(ep, &client, last + 1, height - 1, &tracker, &rec).await;
+                        last = catch_up(&b, &client, last + 1, height - 1).await;
                     }
                     if height > last && height == last + 1 {
-                        handle_receipts(ep, &m.block.map(|b| b.receipts).unwrap_or_default(), &tracker, &rec);
+                        let receipts = m.block.map(|blk| blk.receipts).unwrap_or_default();
+                        handle_receipts(ep, &receipts, gas_price, &tracker, &rec);
                         last = height;
                     }
                 }
@@ -119,7 +139,15 @@ pub async fn follow(
 }
 
 /// Looks up every record still tracked on `ep` (bounded by `deadline`); returns how many could not be.
-pub async fn reconcile(ep: usize, client: &Client, tracker: &Tracker, rec: &Recorder, deadline: Instant) -> usize {
+/// `gas_price` is the one the run signs with.
+pub async fn reconcile(
+    ep: usize,
+    client: &Client,
+    gas_price: u128,
+    tracker: &Tracker,
+    rec: &Recorder,
+    deadline: Instant,
+) -> usize {
     use futures::StreamExt;
     let unresolved = std::sync::atomic::AtomicUsize::new(0);
     futures::stream::iter(tracker.drain(ep))
@@ -128,7 +156,9 @@ pub async fn reconcile(ep: usize, client: &Client, tracker: &Tracker, rec: &Reco
             async move {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 let found = match tokio::time::timeout(remaining, client.lookup(hash)).await {
-                    Ok(Ok(Lookup::Included { status })) => Found::Included { success: status == 1 },
+                    Ok(Ok(Lookup::Included { status, gas_consumed })) => {
+                        Found::Included { success: status == 1, fee: u128::from(gas_consumed).checked_mul(gas_price) }
+                    }
                     Ok(Ok(Lookup::Pending)) => Found::Pending,
                     Ok(Ok(Lookup::Unknown)) => Found::Gone,
                     _ => {

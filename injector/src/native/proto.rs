@@ -339,6 +339,9 @@ pub struct Receipt {
     /// 3: 32 bytes.
     #[prost(bytes = "vec", tag = "3")]
     pub act_hash: Vec<u8>,
+    /// 4: gas the action used (its fee is this × the gas price it was signed with).
+    #[prost(uint64, tag = "4")]
+    pub gas_consumed: u64,
     /// 5: `io1…` of a deployed contract.
     #[prost(string, tag = "5")]
     pub contract_address: String,

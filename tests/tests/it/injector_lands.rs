@@ -4,7 +4,8 @@
 
 use iotex_injector::mix::{ActionKind, Mix};
 use iotex_injector::signer::TxType;
-use iotex_tests::inject::{config, counter_total, per_account, tx_count, with_mix};
+use iotex_tests::inject::{config, counter_total, fees_paid, per_account, scan_blocks, tx_count, with_mix};
+use iotex_tests::nodes::parse_quantity;
 use iotex_tests::nodes::{DEV_KEYS, Node};
 use std::time::Duration;
 
@@ -42,6 +43,28 @@ async fn assert_landed(nodes: &[&Node], report: &iotex_shared::report::Report, m
         assert_eq!(total, execs, "every execution ran in the contract");
         assert!(execs > 0 && execs < n, "both kinds were sent");
     }
+    assert_fees(nodes, report).await
+}
+
+/// Each inclusion's fee is read or counted unmeasured; where all were read, the total is what the actions'
+/// own receipts say (each chain here is fresh: every transaction of the pool accounts in it is the run's,
+/// apart from the Counter deployments, which have no `to`).
+async fn assert_fees(nodes: &[&Node], report: &iotex_shared::report::Report) -> anyhow::Result<()> {
+    let f = &report.fee;
+    assert_eq!(f.measured + f.unmeasured, report.included, "{f:?}");
+    if f.unmeasured > 0 {
+        return Ok(());
+    }
+    let senders = report.account_nonces.iter().map(|a| a.address.to_lowercase()).collect();
+    let mut paid = 0u128;
+    for node in nodes {
+        let head = parse_quantity(&node.rpc("eth_blockNumber", serde_json::json!([])).await?)?;
+        let txs = scan_blocks(&node.url, 0, head, &senders).await?;
+        let actions: Vec<serde_json::Value> = txs.into_iter().filter(|t| !t["to"].is_null()).collect();
+        paid += fees_paid(&node.url, &actions).await?;
+    }
+    assert_eq!(f.total, paid.to_string(), "{f:?}");
+    assert!(paid > 0 && f.p50_gwei > 0.0 && f.p99_gwei >= f.p50_gwei, "{f:?}");
     Ok(())
 }
 
@@ -52,6 +75,8 @@ async fn anvil_automine_transfers_and_executions_all_land() -> anyhow::Result<()
     let mix = cfg.mix;
     let out = iotex_injector::run(cfg, std::future::pending()).await?;
     assert_eq!(out.report.scheduled, 120);
+    // anvil serves eth_getBlockReceipts: every fee is read, from one call per block.
+    assert_eq!(out.report.fee.measured, 120, "{:?}", out.report.fee);
     assert_landed(&[&node], &out.report, mix).await
 }
 
@@ -75,6 +100,10 @@ async fn ganache_lands_everything() -> anyhow::Result<()> {
     let cfg = with_mix(config(&node.url, 2, 30.0, Duration::from_secs(2))?, 80, 20);
     let mix = cfg.mix;
     let out = iotex_injector::run(cfg, std::future::pending()).await?;
+    // ganache has no eth_getBlockReceipts ("does not exist/is not available"): the follower falls back to
+    // block hashes, every inclusion is still counted, and the fees say they were not measured.
+    let f = &out.report.fee;
+    assert_eq!((f.measured, f.unmeasured, f.total.as_str()), (0, out.report.included, "0"), "{f:?}");
     assert_landed(&[&node], &out.report, mix).await
 }
 

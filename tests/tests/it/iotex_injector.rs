@@ -13,7 +13,7 @@ use iotex_injector::run_config::RunConfig;
 use iotex_injector::signer::{self, Call, Fees, TxType};
 use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
 use iotex_tests::http::RawClient;
-use iotex_tests::inject::{counter_total_at, tx_count_at};
+use iotex_tests::inject::{counter_total_at, fees_paid, scan_blocks, tx_count_at};
 use iotex_tests::iotex::{Cluster, ClusterInfo};
 use iotex_tests::nodes::parse_quantity;
 use serde_json::{Value, json};
@@ -50,21 +50,6 @@ async fn call(url: &str, method: &str, params: Value) -> anyhow::Result<Value> {
 
 async fn nonce(url: &str, addr: &str) -> anyhow::Result<u64> {
     tx_count_at(url, addr, "latest").await
-}
-
-/// Every transaction in blocks `from..=to` sent by one of `senders` (lower-case 0x addresses), in block
-/// order. Scans the blocks themselves, not receipts the injector already counted.
-async fn scan_blocks(url: &str, from: u64, to: u64, senders: &BTreeSet<String>) -> anyhow::Result<Vec<Value>> {
-    let mut found = Vec::new();
-    for h in from..=to {
-        let b = call(url, "eth_getBlockByNumber", json!([format!("0x{h:x}"), true])).await?;
-        for tx in b["transactions"].as_array().into_iter().flatten() {
-            if senders.contains(&tx["from"].as_str().unwrap_or_default().to_lowercase()) {
-                found.push(tx.clone());
-            }
-        }
-    }
-    Ok(found)
 }
 
 /// Transactions by sender, and the envelope types seen.
@@ -110,7 +95,8 @@ async fn run_and_prove(
     // ...and the blocks hold exactly that many transactions from those accounts. Only blocks after the
     // run began: an earlier test's last actions of the same accounts can sit in the block it began on.
     let end_height = cluster.head(0).await?;
-    let (by_sender, types) = tally(&scan_blocks(&url, start_height + 1, end_height, &senders).await?);
+    let txs = scan_blocks(&url, start_height + 1, end_height, &senders).await?;
+    let (by_sender, types) = tally(&txs);
     let in_blocks: u64 = by_sender.values().sum();
     // The Counter's deployment is a transaction of one of the accounts too, sent before the first tick.
     let deployments = r.contracts.iter().flatten().count() as u64;
@@ -121,12 +107,27 @@ async fn run_and_prove(
         assert!(executions > 0);
         assert_eq!(counter_total_at(&url, contract).await?, executions, "every Counter.bump ran");
     }
+    // ...and the fees the report gives are what the receipts say: the injector reads them a block at a time
+    // (eth_getBlockReceipts); here each action's own receipt, summed exactly. The deployment (no `to`) is
+    // set-up, not a run action.
+    assert_eq!((r.fee.measured, r.fee.unmeasured), (r.included, 0), "every inclusion's fee read: {:?}", r.fee);
+    let actions: Vec<Value> = txs.iter().filter(|t| !t["to"].is_null()).cloned().collect();
+    let paid = fees_paid(&url, &actions).await?;
+    assert_eq!(r.fee.total, paid.to_string(), "the report's total fee is the receipts' sum: {:?}", r.fee);
     let m = gw.metrics().await?;
     let sent = sample(&m, "iotex_gateway_requests_total{method=\"eth_sendRawTransaction\",outcome=\"ok\"}");
     assert!(sent.unwrap_or(0.0) >= r.accepted as f64, "the actions went through the gateway");
     eprintln!(
-        "{} actions, {} tx types {types:?}: submit p99 {:.1} ms, inclusion p50/p99 {:.0}/{:.0} ms",
-        r.included, r.tx_type, r.submit_latency_ms.p99, r.inclusion_latency_ms.p50, r.inclusion_latency_ms.p99
+        "{} actions, {} tx types {types:?}: submit p99 {:.1} ms, inclusion p50/p99 {:.0}/{:.0} ms, fee p50/p99 \
+         {:.0}/{:.0} Gwei, total {} rau",
+        r.included,
+        r.tx_type,
+        r.submit_latency_ms.p99,
+        r.inclusion_latency_ms.p50,
+        r.inclusion_latency_ms.p99,
+        r.fee.p50_gwei,
+        r.fee.p99_gwei,
+        r.fee.total
     );
     Ok((r, start_height))
 }

@@ -16,7 +16,7 @@ use iotex_injector::run_config::RunConfig;
 use iotex_injector::send::SendOutcome;
 use iotex_injector::signer::Call;
 use iotex_shared::report::Report;
-use iotex_tests::inject::{counter_total_at, tx_count_at};
+use iotex_tests::inject::{counter_total_at, fees_paid, scan_blocks, tx_count_at};
 use iotex_tests::iotex::{Cluster, ClusterInfo};
 use std::time::Duration;
 
@@ -35,12 +35,13 @@ fn config(endpoints: &[(Api, String)], keys: Vec<PrivateKeySigner>, rate: f64, s
     Ok(c)
 }
 
-/// Runs and proves: all accepted, all included, nothing rejected, nonces rose by exactly `included`, and
-/// the Counter counted every execution.
+/// Runs and proves: all accepted, all included, nothing rejected, nonces rose by exactly `included`, the
+/// Counter counted every execution, and the fees reported are what the receipts say.
 async fn run_and_prove(cluster: &Cluster, cfg: RunConfig) -> anyhow::Result<Report> {
     let info = cluster.info();
     let web3 = info.nodes[0].web3.clone();
     let mix = cfg.mix;
+    let start_height = cluster.head(0).await?;
     let r = iotex_injector::run(cfg, std::future::pending()).await?.report;
     assert!(r.scheduled > 0);
     assert_eq!(r.accepted, r.scheduled, "every scheduled action accepted: {:?} {:?}", r.rejected, r.sample_errors);
@@ -62,16 +63,31 @@ async fn run_and_prove(cluster: &Cluster, cfg: RunConfig) -> anyhow::Result<Repo
         counted += counter_total_at(&web3, c).await?;
     }
     assert_eq!(counted, executions, "every Counter.bump ran");
+    // The fees: native actions' receipts give gas used; the injector multiplies by the price it signed with.
+    // Here each action's web3 receipt (the same chain, another API), summed exactly. Deployments (no `to`)
+    // are set-up, not run actions.
+    let senders = r.account_nonces.iter().map(|a| a.address.to_lowercase()).collect();
+    let end_height = cluster.head(0).await?;
+    let actions: Vec<serde_json::Value> = scan_blocks(&web3, start_height + 1, end_height, &senders)
+        .await?
+        .into_iter()
+        .filter(|t| !t["to"].is_null())
+        .collect();
+    assert_eq!(actions.len() as u64, r.included, "blocks {start_height}..={end_height}");
+    assert_eq!((r.fee.measured, r.fee.unmeasured), (r.included, 0), "every inclusion's fee read: {:?}", r.fee);
+    assert_eq!(r.fee.total, fees_paid(&web3, &actions).await?.to_string(), "{:?}", r.fee);
     eprintln!(
         "{} actions included (rise of nonces {rise}, {executions} executions): submit p50/p99 {:.1}/{:.1} ms, \
-         inclusion p50/p99/max {:.0}/{:.0}/{:.0} ms, achieved {:.2}/s",
+         inclusion p50/p99/max {:.0}/{:.0}/{:.0} ms, achieved {:.2}/s, fee p50 {:.0} Gwei, total {} rau",
         r.included,
         r.submit_latency_ms.p50,
         r.submit_latency_ms.p99,
         r.inclusion_latency_ms.p50,
         r.inclusion_latency_ms.p99,
         r.inclusion_latency_ms.max,
-        r.achieved_rate
+        r.achieved_rate,
+        r.fee.p50_gwei,
+        r.fee.total
     );
     Ok(r)
 }
