@@ -3,9 +3,9 @@
 //! Each endpoint has a map from transaction hash to a compact [`Pending`] record (the only per-action
 //! memory a run keeps; see [`RECORD_BYTES`]). A record is inserted *before* the send, so an automining node
 //! that includes the action before answering cannot race the follower. One follower task per endpoint polls
-//! `eth_blockNumber` and reads each new block's receipts (`eth_getBlockReceipts`; its transaction hashes on a
-//! node without that method); a match is an inclusion, with latency from the intended send time and the fee
-//! its receipt shows. At the end every remaining record is looked up: receipt → included; known to the
+//! `eth_blockNumber` and reads each new block's receipts (`eth_getBlockReceipts`; on a node without that
+//! method, its transaction hashes, then each included action's own receipt); a match is an inclusion, with
+//! latency from the intended send time and the fee its receipt shows. At the end every remaining record is looked up: receipt → included; known to the
 //! node → pending at end; unknown → dropped (or, for a send that never got an answer, a rejection).
 //!
 //! **The record, not the send, owns the counts.** The report promises
@@ -275,8 +275,9 @@ enum Reading {
     /// fee paid come together, whatever the number of actions. `strikes`: blocks in a row for which it
     /// failed while `eth_getBlockByNumber` worked.
     Receipts { strikes: u8 },
-    /// `eth_getBlockByNumber` hashes, for nodes without `eth_getBlockReceipts` (ganache): inclusion only;
-    /// executions' receipts are read one by one for their status, and fees are not measured.
+    /// `eth_getBlockByNumber` hashes, for nodes without `eth_getBlockReceipts` (IoTeX before v2.4, ganache):
+    /// inclusion from the block, then each included action's own receipt for its fee and status
+    /// ([`ReceiptReads`]): one read per action instead of one per block.
     Hashes,
 }
 
@@ -284,6 +285,64 @@ enum Reading {
 /// asking for receipts. Not every node says "method not found" in words: ganache answers with an error
 /// object that has an extra `stack` field, which the JSON-RPC client cannot even parse.
 const MAX_STRIKES: u8 = 3;
+
+/// Receipts read one action at a time, for blocks read by their hashes: the fee each included action paid,
+/// and an execution's status. Off the follower's path (it times inclusions as blocks appear, and must not
+/// wait on these), a few at a time, and bounded: past [`MAX_PENDING_READS`] outstanding, an action's fee
+/// stays unmeasured rather than the backlog growing without bound.
+pub(crate) struct ReceiptReads {
+    tasks: tokio::task::JoinSet<()>,
+    calls: Arc<tokio::sync::Semaphore>,
+}
+
+/// Receipt reads in flight at once per endpoint.
+const RECEIPT_CALLS: usize = 32;
+/// Receipt reads waiting or in flight per endpoint (at 1,000 actions/s, eight seconds of backlog).
+const MAX_PENDING_READS: usize = 8192;
+/// The pause after each unanswered receipt read (about a block time in all, on IoTeX's 5 s blocks and less).
+const RECEIPT_RETRY_MS: [u64; 5] = [250, 500, 1000, 2000, 0];
+
+impl ReceiptReads {
+    fn new() -> ReceiptReads {
+        ReceiptReads { tasks: tokio::task::JoinSet::new(), calls: Arc::new(tokio::sync::Semaphore::new(RECEIPT_CALLS)) }
+    }
+
+    /// Reads `hash`'s receipt: its fee moves from unmeasured to measured; an execution's revert is counted.
+    fn read(&mut self, rpc: &Rpc, rec: &Arc<Recorder>, ep: usize, hash: B256, execution: bool) {
+        if self.tasks.len() >= MAX_PENDING_READS {
+            return;
+        }
+        let (rpc, rec, calls) = (rpc.clone(), rec.clone(), self.calls.clone());
+        self.tasks.spawn(async move {
+            // Through a gateway the read may reach a node a block behind the one that showed the block: no
+            // receipt there yet. A few tries, further apart each time, before the fee is left unmeasured.
+            for wait_ms in RECEIPT_RETRY_MS {
+                let reply = {
+                    let Ok(_slot) = calls.acquire().await else { return };
+                    rpc.receipt(hash).await
+                };
+                if let Ok(Some(r)) = reply {
+                    rec.fee_read(r.fee);
+                    if execution && !r.success {
+                        rec.reverted(ep);
+                    }
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            }
+        });
+    }
+
+    /// Forgets the reads that finished.
+    fn reap(&mut self) {
+        while self.tasks.try_join_next().is_some() {}
+    }
+
+    /// Lets the reads already started finish, for up to `within`.
+    async fn finish(mut self, within: Duration) {
+        let _ = tokio::time::timeout(within, async { while self.tasks.join_next().await.is_some() {} }).await;
+    }
+}
 
 /// Whether an error says the node does not serve a method at all (rather than failing this once).
 fn unsupported(e: &crate::error::RpcError) -> bool {
@@ -296,8 +355,7 @@ fn unsupported(e: &crate::error::RpcError) -> bool {
 }
 
 /// Matches block `n` against the tracker; `Ok(false)` when the node does not have it yet. A block whose
-/// receipts fail is read by its hashes at once (fees unmeasured), so a failing receipts call never delays
-/// an inclusion.
+/// receipts fail is read by its hashes at once, so a failing receipts call never delays an inclusion.
 async fn read_block(
     ep: usize,
     n: u64,
@@ -305,7 +363,7 @@ async fn read_block(
     rpc: &Rpc,
     tracker: &Tracker,
     rec: &Arc<Recorder>,
-    revert_checks: &mut tokio::task::JoinSet<()>,
+    receipts: &mut ReceiptReads,
 ) -> Result<bool, crate::error::RpcError> {
     let mut failed = None;
     if let Reading::Receipts { strikes } = reading {
@@ -332,24 +390,15 @@ async fn read_block(
         *strikes += 1;
         if unsupported(&e) || *strikes >= MAX_STRIKES {
             tracing::info!(endpoint = ep, error = %e,
-                "eth_getBlockReceipts fails where eth_getBlockByNumber works: following block hashes; fees not measured");
+                "eth_getBlockReceipts fails where eth_getBlockByNumber works: following block hashes, each action's receipt read for its fee");
             *reading = Reading::Hashes;
         } else {
             tracing::debug!(endpoint = ep, block = n, error = %e, "eth_getBlockReceipts failed; block read by its hashes");
         }
     }
     for h in hashes {
-        if let Some(p) = tracker.take_included(rec, ep, &h, true, None)
-            && p.execution
-        {
-            let (rpc, rec) = (rpc.clone(), rec.clone());
-            revert_checks.spawn(async move {
-                if let Ok(Some(r)) = rpc.receipt(h).await
-                    && !r.success
-                {
-                    rec.reverted(ep);
-                }
-            });
+        if let Some(p) = tracker.take_included(rec, ep, &h, true, None) {
+            receipts.read(rpc, rec, ep, h, p.execution);
         }
     }
     Ok(true)
@@ -366,7 +415,7 @@ pub async fn follow(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut reading = Reading::Receipts { strikes: 0 };
-    let mut revert_checks = tokio::task::JoinSet::new();
+    let mut receipts = ReceiptReads::new();
     loop {
         if *stop.borrow() {
             break;
@@ -376,7 +425,7 @@ pub async fn follow(
                 // Bounded catch-up per round keeps a far-behind follower responsive to `stop`.
                 let upto = head.min(last + 256);
                 while last < upto {
-                    match read_block(ep, last + 1, &mut reading, &rpc, &tracker, &rec, &mut revert_checks).await {
+                    match read_block(ep, last + 1, &mut reading, &rpc, &tracker, &rec, &mut receipts).await {
                         Ok(true) => last += 1,
                         Ok(false) => break,
                         Err(e) => {
@@ -388,15 +437,14 @@ pub async fn follow(
             }
             Err(e) => tracing::debug!(endpoint = ep, error = %e, "eth_blockNumber failed; retrying next poll"),
         }
-        while revert_checks.try_join_next().is_some() {}
+        receipts.reap();
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = stop.changed() => {}
         }
     }
-    // Receipt checks already started are short; let them finish so `reverted` is complete.
-    let _ = tokio::time::timeout(Duration::from_secs(10), async { while revert_checks.join_next().await.is_some() {} })
-        .await;
+    // Receipt reads already started are short; let them finish so `reverted` and the fees are complete.
+    receipts.finish(Duration::from_secs(10)).await;
 }
 
 /// Looks up every record still tracked on `ep` (bounded by `deadline`), settling each one; returns how many

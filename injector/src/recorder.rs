@@ -477,6 +477,16 @@ impl Recorder {
         s.fees.add(fee);
     }
 
+    /// The receipt of an action counted included with its fee unmeasured was read: its fee is measured
+    /// after all (`None`: the receipt did not say, it stays unmeasured).
+    pub fn fee_read(&self, fee: Option<u128>) {
+        if fee.is_some() {
+            let mut s = self.lock();
+            s.fees.unmeasured = s.fees.unmeasured.saturating_sub(1);
+            s.fees.add(fee);
+        }
+    }
+
     /// An included execution reverted.
     pub fn reverted(&self, ep: usize) {
         if let Some(e) = self.lock().endpoints.get_mut(ep) {

@@ -100,10 +100,9 @@ async fn ganache_lands_everything() -> anyhow::Result<()> {
     let cfg = with_mix(config(&node.url, 2, 30.0, Duration::from_secs(2))?, 80, 20);
     let mix = cfg.mix;
     let out = iotex_injector::run(cfg, std::future::pending()).await?;
-    // ganache has no eth_getBlockReceipts ("does not exist/is not available"): the follower falls back to
-    // block hashes, every inclusion is still counted, and the fees say they were not measured.
-    let f = &out.report.fee;
-    assert_eq!((f.measured, f.unmeasured, f.total.as_str()), (0, out.report.included, "0"), "{f:?}");
+    // ganache has no eth_getBlockReceipts (its error object, with a `stack` field, does not even parse): the
+    // follower falls back to block hashes and reads each included action's receipt for its fee.
+    assert_eq!(out.report.fee.measured, out.report.included, "{:?}", out.report.fee);
     assert_landed(&[&node], &out.report, mix).await
 }
 
