@@ -52,7 +52,7 @@ run() { # label, gateway args...
   local label=$1; shift
   local g a pid
   g=$(free_port); a=$(free_port)
-  RUST_LOG=warn "$gw_bin" --listen "127.0.0.1:$g" --admin-listen "127.0.0.1:$a" --upstream "anvil=$node" \
+  RUST_LOG=warn "$gw_bin" --listen "127.0.0.1:$g" --admin-listen "127.0.0.1:$a" --grpc-listen 127.0.0.1:0 --upstream "anvil=$node" \
     --log-format json "$@" >"$work/gateway-$label.log" 2>&1 &
   pid=$!
   wait_port "$g"

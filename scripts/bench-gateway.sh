@@ -129,7 +129,9 @@ for up in $UPSTREAMS; do
         gateway|gw_*)
           a=$(free_port)
           bin=$gw_bin; [ "$proxy" = gateway ] || bin=${gw_bins[${proxy#gw_}]}
-          RUST_LOG=warn "$bin" --listen "127.0.0.1:$p" --admin-listen "127.0.0.1:$a" --worker-threads "$n" \
+          # Builds from before the gRPC listener do not know --grpc-listen; later ones would all bind 14014.
+          grpc=(); "$bin" --help 2>/dev/null | grep -q -- --grpc-listen && grpc=(--grpc-listen 127.0.0.1:0)
+          RUST_LOG=warn "$bin" --listen "127.0.0.1:$p" --admin-listen "127.0.0.1:$a" "${grpc[@]}" --worker-threads "$n" \
             --upstream "$up=http://127.0.0.1:${up_port[$up]}" --log-format json ${GATEWAY_ARGS:-} \
             >"$work/$proxy-$up-$n.log" 2>&1 &
           pids+=($!)

@@ -35,7 +35,7 @@ c = json.load(open(sys.argv[1]))
 print(" ".join("--upstream %s=%s --upstream-health %s=%s/readiness" % (n["name"], n["web3"], n["name"], n["stats"]) for n in c["nodes"]))' "$out/cluster/cluster.json")
 python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["funded_keys"]))' "$out/cluster/cluster.json" >"$out/keys.txt"
 node_pids=$(python3 -c 'import json,sys; print(" ".join(str(n["pid"]) for n in json.load(open(sys.argv[1]))["nodes"]))' "$out/cluster/cluster.json")
-target/release/iotex-gateway --listen "127.0.0.1:$GATEWAY_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" "${gw_args[@]}" \
+target/release/iotex-gateway --listen "127.0.0.1:$GATEWAY_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" --grpc-listen 127.0.0.1:0 "${gw_args[@]}" \
   --health-interval 500ms --log-format json >"$out/gateway.log" 2>&1 &
 pids+=($!)
 gw_pid=$!

@@ -66,9 +66,11 @@ one_run() { # proxy, calls
     valgrind --tool=callgrind --callgrind-out-file="$out" target/release/bare-proxy --listen "127.0.0.1:$port" \
       --upstream "http://127.0.0.1:$sink_port" --threads 1 > "$work/$proxy.$n.log" 2> "$work/$proxy.$n.valgrind.log" & pid=$!
   else
+    # Builds from before the gRPC listener do not know --grpc-listen; later ones would all bind 14014.
+    grpc=(); "$bin" --help 2>/dev/null | grep -q -- --grpc-listen && grpc=(--grpc-listen 127.0.0.1:0)
     valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --listen "127.0.0.1:$port" \
       --upstream "sink=http://127.0.0.1:$sink_port" --worker-threads 1 --health-interval 1h --shutdown-delay 0s \
-      --admin-listen 127.0.0.1:0 > "$work/$proxy.$n.log" 2> "$work/$proxy.$n.valgrind.log" & pid=$!
+      --admin-listen 127.0.0.1:0 "${grpc[@]}" > "$work/$proxy.$n.log" 2> "$work/$proxy.$n.valgrind.log" & pid=$!
   fi
   pids+=("$pid")
   # Under valgrind start-up takes seconds: wait for a first answer (bounded: 60 tries).

@@ -61,7 +61,7 @@ trap 'exit 0' INT TERM
 
 rpc() { curl -s --max-time 5 -H 'content-type: application/json' -d "$2" "$1"; }
 start_gateway() {
-  "$gateway_bin" --listen "127.0.0.1:$GATEWAY_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" "$@" \
+  "$gateway_bin" --listen "127.0.0.1:$GATEWAY_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" --grpc-listen 127.0.0.1:0 "$@" \
     --health-interval 500ms --max-lag-blocks 5 --log-format json >"$state/gateway.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do

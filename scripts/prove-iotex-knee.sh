@@ -61,7 +61,7 @@ fresh() {
   read -r -a gw_args < <(python3 -c 'import json,sys
 c = json.load(open(sys.argv[1]))
 print(" ".join("--upstream %s=%s --upstream-health %s=%s/readiness" % (n["name"], n["web3"], n["name"], n["stats"]) for n in c["nodes"]))' "$out/cluster/cluster.json")
-  target/release/iotex-gateway --listen "127.0.0.1:$GATEWAY_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" "${gw_args[@]}" \
+  target/release/iotex-gateway --listen "127.0.0.1:$GATEWAY_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" --grpc-listen 127.0.0.1:0 "${gw_args[@]}" \
     --health-interval 500ms --log-format json >>"$out/gateway.log" 2>&1 &
   gw_pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && return 0; sleep 0.1; done

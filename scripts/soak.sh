@@ -75,7 +75,7 @@ chmod 600 "$out/keys.txt"
 
 gw_port=$(free_port); admin_port=$(free_port)
 log "starting iotex-gateway on 127.0.0.1:$gw_port"
-"$bin/iotex-gateway" --listen "127.0.0.1:$gw_port" --admin-listen "127.0.0.1:$admin_port" "${gw_args[@]}" \
+"$bin/iotex-gateway" --listen "127.0.0.1:$gw_port" --admin-listen "127.0.0.1:$admin_port" --grpc-listen 127.0.0.1:0 "${gw_args[@]}" \
   --health-interval 500ms --probe-timeout 1s --max-lag-blocks 5 --log-format json >"$out/gateway.log" 2>&1 &
 gw_pid=$!; pids+=("$gw_pid")
 for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null && break; sleep 0.1; done

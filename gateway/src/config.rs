@@ -114,6 +114,11 @@ pub struct Opts {
     #[arg(long, env = "IOTEX_GATEWAY_ADMIN_LISTEN", value_name = "ADDR", help_heading = H_LISTEN,
         default_value = "0.0.0.0:8080", value_parser = keyed(socket_addr))]
     pub admin_listen: SocketAddr,
+    /// Native gRPC listen address (`iotexapi.APIService`, HTTP/2 cleartext): each call goes to a routable
+    /// node's gRPC port, picked like web3 calls.
+    #[arg(long, env = "IOTEX_GATEWAY_GRPC_LISTEN", value_name = "ADDR", help_heading = H_LISTEN,
+        default_value = "0.0.0.0:14014", value_parser = keyed(socket_addr))]
+    pub grpc_listen: SocketAddr,
 
     /// An upstream node's web3 JSON-RPC URL, optionally named: `[NAME=]URL`. Repeatable (env: comma-separated).
     #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM", value_name = "[NAME=]URL", value_delimiter = ',',
@@ -128,6 +133,16 @@ pub struct Opts {
     #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_WS", value_name = "NAME=URL", value_delimiter = ',',
         help_heading = H_UPSTREAMS)]
     pub upstream_ws: Vec<String>,
+    /// A native gRPC URL for a named upstream, `NAME=URL` (`http://HOST:PORT`, HTTP/2 cleartext), when it is
+    /// not its JSON-RPC host on `upstream-grpc-port`. Repeatable.
+    #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_GRPC", value_name = "NAME=URL", value_delimiter = ',',
+        help_heading = H_UPSTREAMS)]
+    pub upstream_grpc: Vec<String>,
+    /// The gRPC port of every upstream without an `upstream-grpc` URL, on the host of its JSON-RPC URL
+    /// (discovered nodes too). IoTeX serves `iotexapi.APIService` on 14014.
+    #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_GRPC_PORT", value_name = "PORT", help_heading = H_UPSTREAMS,
+        default_value = "14014", value_parser = keyed(port))]
+    pub upstream_grpc_port: NonZeroU16,
     /// Gives every upstream without an `upstream-ws` URL `ws://HOST:PORT`, HOST from its JSON-RPC URL
     /// (IoTeX: 16014). Works for upstreams whose names are not known in advance.
     #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM_WS_PORT", value_name = "PORT", help_heading = H_UPSTREAMS,
@@ -427,6 +442,8 @@ pub struct UpstreamConfig {
     pub health_url: Option<url::Url>,
     /// Optional WebSocket URL for `eth_subscribe` (IoTeX: port 16014).
     pub ws_url: Option<url::Url>,
+    /// Native gRPC base URL, `http://HOST:PORT` (IoTeX: port 14014).
+    pub grpc_url: Option<url::Url>,
 }
 
 /// Per-client rate limit.
@@ -483,6 +500,8 @@ pub struct Startup {
     pub listen: SocketAddr,
     /// Admin listen address.
     pub admin_listen: SocketAddr,
+    /// Native gRPC listen address.
+    pub grpc_listen: SocketAddr,
     /// Runtime worker threads (None = one per CPU).
     pub worker_threads: Option<usize>,
     /// In-flight cap per upstream (an upstream's pool is sized once).
@@ -540,6 +559,7 @@ impl Startup {
         let Startup {
             listen,
             admin_listen,
+            grpc_listen,
             worker_threads,
             max_in_flight_per_upstream,
             max_body_bytes,
@@ -556,6 +576,7 @@ impl Startup {
         [
             (*listen != new.listen, "listen"),
             (*admin_listen != new.admin_listen, "admin-listen"),
+            (*grpc_listen != new.grpc_listen, "grpc-listen"),
             (*worker_threads != new.worker_threads, "worker-threads"),
             (*max_in_flight_per_upstream != new.max_in_flight_per_upstream, "max-in-flight-per-upstream"),
             (*max_body_bytes != new.max_body_bytes, "max-body-bytes"),
@@ -654,6 +675,8 @@ pub struct Discovery {
     pub health_port: Option<u16>,
     /// WebSocket port of each discovered node (`upstream-ws-port`).
     pub ws_port: Option<u16>,
+    /// gRPC port of each discovered node (`upstream-grpc-port`).
+    pub grpc_port: Option<u16>,
 }
 
 /// WebSocket settings (see the README's WebSocket section).
@@ -723,9 +746,17 @@ impl Opts {
         if o.listen == o.admin_listen {
             return Err(invalid("admin-listen", format!("{} is also the JSON-RPC listen address", o.admin_listen)));
         }
+        // Port 0 (any free port, as tests bind) is never a clash.
+        if o.grpc_listen.port() != 0 && (o.grpc_listen == o.listen || o.grpc_listen == o.admin_listen) {
+            return Err(invalid(
+                "grpc-listen",
+                format!("{} is also the JSON-RPC or admin listen address", o.grpc_listen),
+            ));
+        }
         let startup = Startup {
             listen: o.listen,
             admin_listen: o.admin_listen,
+            grpc_listen: o.grpc_listen,
             worker_threads: o.worker_threads.map(NonZeroUsize::get),
             max_in_flight_per_upstream: o.max_in_flight_per_upstream.get(),
             max_body_bytes: o.max_body_bytes.get(),
@@ -844,6 +875,14 @@ impl Opts {
         )?;
         let mut upstreams = upstreams(&self.upstream, &self.upstream_health, discovery.is_some())?;
         ws_urls(&mut upstreams, &self.upstream_ws)?;
+        grpc_urls(&mut upstreams, &self.upstream_grpc)?;
+        let grpc_port = self.upstream_grpc_port.get();
+        for u in upstreams.iter_mut().filter(|u| u.grpc_url.is_none()) {
+            u.grpc_url = derived_grpc_url(&u.url, grpc_port);
+        }
+        if let Some(d) = discovery.as_mut() {
+            d.grpc_port = Some(grpc_port);
+        }
         if let Some(port) = self.upstream_ws_port.map(NonZeroU16::get) {
             for u in upstreams.iter_mut().filter(|u| u.ws_url.is_none()) {
                 u.ws_url = derived_ws_url(&u.url, port);
@@ -914,6 +953,7 @@ fn discovery(
         server,
         health_port: health_port.map(NonZeroU16::get),
         ws_port: None,
+        grpc_port: None,
     }))
 }
 
@@ -1055,7 +1095,7 @@ fn upstreams(specs: &[String], health: &[String], discovered: bool) -> Result<Ve
         if out.iter().any(|u| u.name == name) {
             return Err(invalid("upstream", format!("name `{name}` is used twice; name them NAME=URL")));
         }
-        out.push(UpstreamConfig { name, url, health_url: None, ws_url: None });
+        out.push(UpstreamConfig { name, url, health_url: None, ws_url: None, grpc_url: None });
     }
     for spec in health {
         let (Some(name), url) = split_named(spec.trim()) else {
@@ -1078,6 +1118,35 @@ pub fn derived_ws_url(http: &url::Url, port: u16) -> Option<url::Url> {
         ws.set_password(http.password()).ok()?;
     }
     Some(ws)
+}
+
+/// `http://HOST:PORT/` for an upstream's JSON-RPC URL: `upstream-grpc-port` (no credentials: an IoTeX node's
+/// gRPC port has none).
+pub fn derived_grpc_url(http: &url::Url, port: u16) -> Option<url::Url> {
+    // `Host` writes an IPv6 address in brackets, as a URL needs.
+    url::Url::parse(&format!("http://{}:{port}/", http.host()?)).ok()
+}
+
+/// Attaches `NAME=http://…` gRPC URLs to their upstreams (HTTP/2 cleartext; only the host and port count).
+fn grpc_urls(out: &mut [UpstreamConfig], specs: &[String]) -> Result<(), ConfigError> {
+    const KEY: &str = "upstream-grpc";
+    for spec in specs {
+        let (Some(name), url) = split_named(spec.trim()) else {
+            return Err(invalid(KEY, format!("`{spec}` must be NAME=URL, naming an upstream")));
+        };
+        let url = http_url(KEY, url)?;
+        if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
+            return Err(invalid(
+                KEY,
+                format!("`{}` must be http://HOST:PORT (no path, query or credentials)", redact(&url)),
+            ));
+        }
+        let Some(up) = out.iter_mut().find(|u| u.name == name) else {
+            return Err(invalid(KEY, format!("no upstream is named `{name}`")));
+        };
+        up.grpc_url = Some(url);
+    }
+    Ok(())
 }
 
 /// Attaches `NAME=ws://…` URLs to their upstreams. `wss` is refused like https: node endpoints are in-cluster.

@@ -355,3 +355,41 @@ fn the_command_line_definition_passes_clap_own_consistency_checks() {
     // parse of every input.
     <Cli as clap::CommandFactory>::command().debug_assert();
 }
+
+/// gRPC: every upstream gets its JSON-RPC host on `upstream-grpc-port` (14014) unless named otherwise; the
+/// listener has its own address, distinct from the others.
+#[test]
+fn grpc_addresses_come_from_the_upstream_set_and_can_be_overridden() {
+    let c = opts(&["--upstream", "a=http://user:pw@10.0.0.1:15014", "--upstream", "b=http://[::1]:15014"]);
+    assert_eq!(c.startup.grpc_listen.to_string(), "0.0.0.0:14014");
+    let grpc: Vec<_> = c.live.upstreams.iter().map(|u| u.grpc_url.as_ref().unwrap().as_str().to_owned()).collect();
+    assert_eq!(grpc, ["http://10.0.0.1:14014/", "http://[::1]:14014/"], "no credentials carried over");
+    let c = opts(&[
+        "--upstream",
+        "a=http://10.0.0.1:15014",
+        "--upstream",
+        "b=http://10.0.0.2:15014",
+        "--upstream-grpc",
+        "b=http://10.9.9.9:9000",
+        "--upstream-grpc-port",
+        "4000",
+        "--grpc-listen",
+        "127.0.0.1:4014",
+    ]);
+    let grpc: Vec<_> = c.live.upstreams.iter().map(|u| u.grpc_url.as_ref().unwrap().as_str().to_owned()).collect();
+    assert_eq!(grpc, ["http://10.0.0.1:4000/", "http://10.9.9.9:9000/"]);
+    assert_eq!(c.startup.grpc_listen.to_string(), "127.0.0.1:4014");
+    for (args, want) in [
+        (&["--upstream", "a=http://x", "--upstream-grpc", "b=http://y:1"][..], "no upstream is named `b`"),
+        (&["--upstream", "a=http://x", "--upstream-grpc", "http://y:1"], "`upstream-grpc`"),
+        (&["--upstream", "a=http://x", "--upstream-grpc", "a=https://y:1"], "https upstreams are not supported"),
+        (&["--upstream", "a=http://x", "--upstream-grpc", "a=http://y:1/path"], "no path, query or credentials"),
+        (&["--upstream", "a=http://x", "--upstream-grpc", "a=http://u:p@y:1"], "no path, query or credentials"),
+        (&["--upstream", "a=http://x", "--upstream-grpc-port", "0"], "`upstream-grpc-port`"),
+        (&["--upstream", "a=http://x", "--grpc-listen", "0.0.0.0:15014"], "`grpc-listen`"),
+        (&["--upstream", "a=http://x", "--grpc-listen", "nonsense"], "`grpc-listen`"),
+    ] {
+        let e = err(args);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}

@@ -137,7 +137,8 @@ fn upstream_for(ip: IpAddr, port: u16, d: Option<&Discovery>) -> Option<Upstream
         .and_then(|d| d.health_port)
         .and_then(|p| url::Url::parse(&format!("http://{}/readiness", SocketAddr::new(ip, p))).ok());
     let ws_url = d.and_then(|d| d.ws_port).and_then(|p| crate::config::derived_ws_url(&url, p));
-    Some(UpstreamConfig { name: addr.to_string(), url, health_url, ws_url })
+    let grpc_url = d.and_then(|d| d.grpc_port).and_then(|p| crate::config::derived_grpc_url(&url, p));
+    Some(UpstreamConfig { name: addr.to_string(), url, health_url, ws_url, grpc_url })
 }
 
 /// Static upstreams first, then discovered ones in a stable order, without repeating a URL.
@@ -256,6 +257,7 @@ mod tests {
             url: url::Url::parse("http://10.9.9.9:15014/").unwrap(),
             health_url: None,
             ws_url: None,
+            grpc_url: None,
         };
         let spec = Spec {
             static_upstreams: vec![fixed],
@@ -265,6 +267,7 @@ mod tests {
                 server: None,
                 health_port: None,
                 ws_port: None,
+                grpc_port: None,
             }),
         };
         let m = spawn_with(spec.clone(), tx, Arc::clone(&metrics), scripted);
@@ -292,6 +295,7 @@ mod tests {
             url: url::Url::parse("http://127.0.0.1:1/").unwrap(),
             health_url: None,
             ws_url: None,
+            grpc_url: None,
         }];
         let disc = Discovery {
             names: Vec::new(),
@@ -299,11 +303,13 @@ mod tests {
             server: None,
             health_port: Some(8080),
             ws_port: Some(16014),
+            grpc_port: Some(14014),
         };
         let m = merge(&s, &d, Some(&disc));
         assert_eq!(m.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["x", "[::1]:1"]);
         assert_eq!(m[1].url.as_str(), "http://[::1]:1/");
         assert_eq!(m[1].health_url.as_ref().map(url::Url::as_str), Some("http://[::1]:8080/readiness"));
         assert_eq!(m[1].ws_url.as_ref().map(url::Url::as_str), Some("ws://[::1]:16014/"));
+        assert_eq!(m[1].grpc_url.as_ref().map(url::Url::as_str), Some("http://[::1]:14014/"));
     }
 }

@@ -23,6 +23,7 @@
 //! - [`upstream`]: one pooled client per node; [`upstream::health`] owns health, [`upstream::pool`] picks.
 //! - [`discovery`]: the upstream set: static upstreams plus DNS-discovered ones, handed to health.
 //! - [`reload`]: re-reads the config on SIGHUP and when the file changes; applies what can change live.
+//! - [`grpc`]: the native gRPC listener (`iotexapi.APIService`), balanced per call over the same picker.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/status` on their own listener.
 //! - [`metrics`]: every metric, documented; [`outcome`]: the outcome vocabulary metrics count; [`error`]: the
 //!   one mapping of errors and refusals to the wire.
@@ -37,6 +38,7 @@ pub mod connections;
 pub mod discovery;
 pub mod error;
 pub mod filters;
+pub mod grpc;
 pub mod layers;
 pub mod logs;
 pub mod methods;
@@ -68,12 +70,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// The two bound listeners.
+/// The bound listeners.
 pub struct Listeners {
     /// JSON-RPC.
     pub rpc: TcpListener,
     /// Admin (health, metrics, status).
     pub admin: TcpListener,
+    /// Native gRPC (`None`: not served).
+    pub grpc: Option<TcpListener>,
 }
 
 /// Why the gateway could not start.
@@ -212,9 +216,11 @@ pub async fn run(
     let stop_rpc = CancellationToken::new();
     let stop_admin = CancellationToken::new();
     let grace = cfg.startup.shutdown_grace;
+    let Listeners { rpc: rpc_listener, admin: admin_listener, grpc: grpc_listener } = listeners;
+    let grpc_task = grpc_listener.map(|l| serve_grpc(l, &cfg, &proxy, &metrics, stop_rpc.clone()));
     let rpc = server::Listener { name: "rpc", limits: Some(conn_limits), grace };
     let (rpc_task, admin_task) =
-        serve(listeners, rpc_service, admin, ws, serving_threads, rpc, (&stop_rpc, &stop_admin))?;
+        serve((rpc_listener, admin_listener), rpc_service, admin, ws, serving_threads, rpc, (&stop_rpc, &stop_admin))?;
     shutdown.await;
     draining.store(true, Ordering::Relaxed);
     metrics.draining.set(1);
@@ -225,6 +231,9 @@ pub async fn run(
     // WebSocket sessions outlive their HTTP connection: tell them (close 1001) and stop upstream subscriptions.
     stop_ws.cancel();
     let rpc_report = rpc_task.await.unwrap_or_default();
+    if let Some(t) = grpc_task {
+        let _ = t.await;
+    }
     stop_admin.cancel();
     let _ = admin_task.await;
     membership.task.abort();
@@ -280,7 +289,8 @@ fn available_cores() -> usize {
 fn log_start(cfg: &Config, listeners: &Listeners, upstreams: &[Arc<upstream::Upstream>], serving_threads: usize) {
     let rpc_addr = listeners.rpc.local_addr().ok();
     let admin_addr = listeners.admin.local_addr().ok();
-    tracing::info!(listen = ?rpc_addr, admin = ?admin_addr, upstreams = upstreams.len(), serving_threads,
+    let grpc_addr = listeners.grpc.as_ref().and_then(|l| l.local_addr().ok());
+    tracing::info!(listen = ?rpc_addr, admin = ?admin_addr, grpc = ?grpc_addr, upstreams = upstreams.len(), serving_threads,
         names = ?upstreams.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
         dns = ?cfg.live.discovery.as_ref().map(|d| &d.names), "iotex-gateway serving");
 }
@@ -322,10 +332,37 @@ fn websocket(
 
 type ServeTask = tokio::task::JoinHandle<server::ServeReport>;
 
+/// Serves the native gRPC listener on the control runtime until `stop`, with its own connection caps and
+/// timeouts (the same settings as the JSON-RPC listener's).
+fn serve_grpc(
+    listener: TcpListener,
+    cfg: &Config,
+    proxy: &Arc<Proxy>,
+    metrics: &Arc<Metrics>,
+    stop: CancellationToken,
+) -> ServeTask {
+    let service = Arc::new(grpc::Grpc::new(
+        Arc::clone(proxy.reader()),
+        Arc::clone(metrics),
+        grpc::GrpcSettings {
+            request_timeout: cfg.live.request_timeout,
+            max_body_bytes: cfg.startup.max_body_bytes,
+            body_read_timeout: cfg.startup.clients.body_read_timeout,
+        },
+    ));
+    let svc = tower::service_fn(move |req| {
+        let service = Arc::clone(&service);
+        async move { service.handle(req).await }
+    });
+    let limits = connections::ConnLimits::new(conn_settings(cfg), metrics.conns.clone());
+    let how = server::Listener { name: "grpc", limits: Some(limits), grace: cfg.startup.shutdown_grace };
+    tokio::spawn(server::serve(listener, svc, None, stop, how))
+}
+
 /// Starts serving both listeners: JSON-RPC on `threads` serving threads, admin on the control runtime.
 /// Each task drains its listener for `grace` once its stop token (rpc, admin) is cancelled.
 fn serve(
-    listeners: Listeners,
+    (rpc_listener, admin_listener): (TcpListener, TcpListener),
     rpc_service: impl server::HttpService,
     admin: admin::Admin,
     ws: Arc<ws::Ws>,
@@ -340,14 +377,14 @@ fn serve(
         let stop = stop_rpc.clone();
         async move {
             let grace = rpc.grace;
-            let report = server::serve(listeners.rpc, rpc_service, Some(&shards), stop, rpc).await;
+            let report = server::serve(rpc_listener, rpc_service, Some(&shards), stop, rpc).await;
             // WebSocket sessions live on the serving threads: let them send their close frames first.
             ws.drained(grace.min(Duration::from_secs(3))).await;
             shards.stop().await;
             report
         }
     });
-    let admin_listener = server::Listener { name: "admin", limits: None, grace: Duration::from_secs(1) };
-    let admin_task = tokio::spawn(server::serve(listeners.admin, admin, None, stop_admin.clone(), admin_listener));
+    let admin_how = server::Listener { name: "admin", limits: None, grace: Duration::from_secs(1) };
+    let admin_task = tokio::spawn(server::serve(admin_listener, admin, None, stop_admin.clone(), admin_how));
     Ok((rpc_task, admin_task))
 }

@@ -55,10 +55,12 @@ fn print_summary(cfg: &Config) {
     println!("configuration is valid");
     println!("  listen            {}", cfg.startup.listen);
     println!("  admin-listen      {}", cfg.startup.admin_listen);
+    println!("  grpc-listen       {}", cfg.startup.grpc_listen);
     for u in &cfg.live.upstreams {
         let health = u.health_url.as_ref().map(config::redact).unwrap_or_default();
         let ws = u.ws_url.as_ref().map(|w| format!(" ws {}", config::redact(w))).unwrap_or_default();
-        println!("  upstream          {}={} {}{}", u.name, config::redact(&u.url), health, ws);
+        let grpc = u.grpc_url.as_ref().map(|g| format!(" grpc {g}")).unwrap_or_default();
+        println!("  upstream          {}={} {}{}{}", u.name, config::redact(&u.url), health, ws, grpc);
     }
     println!("  health-interval   {}", duration::format(cfg.live.health_interval));
     println!("  max-lag-blocks    {} (readmit at {})", cfg.live.max_lag_blocks, cfg.live.readmit_lag_blocks);
@@ -115,7 +117,11 @@ fn serve(source: &Source) -> ExitCode {
             Ok(l) => l,
             Err(msg) => return fail(&msg),
         };
-        match run(cfg, Listeners { rpc, admin }, signal).await {
+        let grpc = match bind(cfg.startup.grpc_listen, "--grpc-listen").await {
+            Ok(l) => Some(l),
+            Err(msg) => return fail(&msg),
+        };
+        match run(cfg, Listeners { rpc, admin, grpc }, signal).await {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => fail(&e.to_string()),
         }

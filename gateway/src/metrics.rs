@@ -1,6 +1,6 @@
 //! Every metric the gateway exports, registered and documented in one place, grouped by subsystem: each
 //! group is a struct that registers its own metrics ([`CallMetrics`], [`NodeMetrics`], [`HttpMetrics`],
-//! [`AuthMetrics`], [`ReuseMetrics`], [`WsMetrics`], [`ConnMetrics`], [`AnswerMetrics`]) and [`Metrics`] holds one of each plus the process's
+//! [`AuthMetrics`], [`ReuseMetrics`], [`WsMetrics`], [`ConnMetrics`], [`AnswerMetrics`], [`GrpcMetrics`]) and [`Metrics`] holds one of each plus the process's
 //! lifecycle. A metric is its field, its doc line and one registration call.
 //!
 //! Names are a contract for the chart's dashboards and alerts: `iotex_gateway_<subsystem>_<thing>_<unit|total>`.
@@ -480,6 +480,33 @@ impl WsMetrics {
     }
 }
 
+/// `iotex_gateway_grpc_*`: the native gRPC listener. `method` is an `iotexapi.APIService` method name from
+/// [`crate::grpc::METHODS`] (anything else is `other`); `code` a gRPC status name ([`crate::grpc::CODES`]).
+pub struct GrpcMetrics {
+    /// `iotex_gateway_grpc_requests_total{method, code}`: calls answered, by the status the client got.
+    pub requests: IntCounterVec,
+    /// `iotex_gateway_grpc_request_duration_seconds{method}`: arrival to answer (unary calls).
+    pub duration: HistogramVec,
+    /// `iotex_gateway_grpc_streams{method}`: server streams open now.
+    pub streams: IntGaugeVec,
+}
+
+impl GrpcMetrics {
+    #[rustfmt::skip] // One metric per entry: name, then help and labels, so the list reads as a table.
+    fn register(r: &Registrar) -> Made<GrpcMetrics> {
+        let duration = HistogramOpts::new("iotex_gateway_grpc_request_duration_seconds",
+            "Native gRPC unary calls: arrival to answer, by method.")
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        Ok(GrpcMetrics {
+            requests: counters(r, "iotex_gateway_grpc_requests_total",
+                "Native gRPC calls answered, by method and the gRPC status the client got.", &["method", "code"])?,
+            duration: reg(r, HistogramVec::new(duration, &["method"])?)?,
+            streams: gauges(r, "iotex_gateway_grpc_streams",
+                "Native gRPC server streams (StreamBlocks, StreamLogs) open now, by method.", &["method"])?,
+        })
+    }
+}
+
 /// The gateway's registry: one group per subsystem, plus the process's lifecycle.
 pub struct Metrics {
     registry: Registrar,
@@ -499,6 +526,8 @@ pub struct Metrics {
     pub conns: ConnMetrics,
     /// Node answers in memory.
     pub answers: AnswerMetrics,
+    /// The native gRPC listener.
+    pub grpc: GrpcMetrics,
     /// `iotex_gateway_draining` (1 after a shutdown signal).
     pub draining: IntGauge,
     /// `iotex_gateway_config_reloads_total{result}`: `applied`, `unchanged` or `rejected`.
@@ -521,6 +550,7 @@ impl Metrics {
             ws: WsMetrics::register(&r)?,
             conns: ConnMetrics::register(&r)?,
             answers: AnswerMetrics::register(&r)?,
+            grpc: GrpcMetrics::register(&r)?,
             draining: gauge(&r, "iotex_gateway_draining", "1 once shutdown has begun, else 0.")?,
             config_reloads: counters(&r, "iotex_gateway_config_reloads_total",
                 "Config reloads by result: applied, unchanged, rejected.", &["result"])?,

@@ -27,6 +27,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 
+/// When [`Reader::read_with`] may send a call again to another node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// A read: after any failure but a 4xx or a gateway limit (as [`Reader::read`]).
+    Any,
+    /// An action send: only when the request provably never left (connection refused, 429).
+    OnlyIfNeverSent,
+}
+
 /// What a config reload can change here, swapped as one unit.
 struct Settings {
     attempt_timeout: Duration,
@@ -174,8 +183,65 @@ impl Reader {
     }
 
     /// Tells health what one attempt showed.
-    pub fn report_attempt(&self, upstream: &Upstream, r: &Result<Answer, AttemptError>) {
-        report(&self.passive, upstream, r);
+    pub fn report_attempt<T>(&self, upstream: &Upstream, r: &Result<T, AttemptError>) {
+        report(&self.passive, upstream, r.as_ref().map(|_| ()));
+    }
+
+    /// [`Reader::read`] for any kind of attempt (the gRPC listener's unary calls): `call` makes one attempt on
+    /// the picked upstream within the given timeout. With `resend` [`Resend::OnlyIfNeverSent`] (a gRPC
+    /// `SendAction`), a failed attempt is retried only when the request provably never left.
+    pub async fn read_with<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        resend: Resend,
+        mut call: F,
+    ) -> Result<(Arc<Upstream>, T), CallError>
+    where
+        F: FnMut(Arc<Upstream>, Duration) -> Fut,
+        Fut: std::future::Future<Output = Result<T, AttemptError>>,
+    {
+        self.budget.load().deposit();
+        let mut tried: Vec<u64> = Vec::new();
+        let mut last: Option<AttemptError> = None;
+        loop {
+            let view = self.snapshot();
+            let picked = match pool::pick(&view.members, &view.routable, &tried, deadline).await {
+                Ok(p) => p,
+                Err(PickError::NoneRoutable) => {
+                    return Err(last.take().map_or(CallError::NoUpstream, CallError::Upstream));
+                }
+                Err(PickError::Saturated) => return Err(CallError::Saturated),
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(CallError::Deadline);
+            }
+            let upstream = picked.upstream;
+            let result = call(Arc::clone(&upstream), self.attempt_timeout().min(remaining)).await;
+            drop(picked.permit);
+            self.report_attempt(&upstream, &result);
+            let err = match result {
+                Ok(v) => return Ok((upstream, v)),
+                Err(e) => e,
+            };
+            tried.push(upstream.id);
+            let may_resend = match resend {
+                Resend::Any => err.kind != AttemptOutcome::Http4xx && !err.kind.is_gateway_limit(),
+                Resend::OnlyIfNeverSent => err.never_sent(),
+            };
+            if !may_resend || !self.untried_left(&tried) {
+                return Err(CallError::Upstream(err));
+            }
+            if Instant::now() >= deadline {
+                return Err(CallError::Deadline);
+            }
+            if err.kind != AttemptOutcome::Http429 && !self.budget.load().withdraw() {
+                self.metrics.calls.retry_budget_exhausted.inc();
+                return Err(CallError::Upstream(err));
+            }
+            self.metrics.calls.retry(err.kind);
+            last = Some(err);
+        }
     }
 
     /// The channel to health, for attempts that outlive their call (a broadcast's other sends).
@@ -184,8 +250,8 @@ impl Reader {
     }
 }
 
-/// What health learns from one attempt.
-pub fn passive_report(upstream: &Upstream, r: &Result<Answer, AttemptError>) -> Option<Passive> {
+/// What health learns from one attempt (`Ok`: the node answered, whatever the answer said).
+pub fn passive_report(upstream: &Upstream, r: Result<(), &AttemptError>) -> Option<Passive> {
     match r {
         Ok(_) => Some(Passive::Success(upstream.id)),
         // A 4xx with a non-JSON body is the node refusing this request, not the node being unwell.
@@ -204,7 +270,7 @@ pub fn passive_report(upstream: &Upstream, r: &Result<Answer, AttemptError>) -> 
 /// success resets, so a success matters only after a reported failure: a healthy node's calls send nothing.
 /// That keeps the request path from waking the health task, which runs on the control runtime (another
 /// thread), on every call.
-pub fn report(passive: &mpsc::Sender<Passive>, upstream: &Upstream, r: &Result<Answer, AttemptError>) {
+pub fn report(passive: &mpsc::Sender<Passive>, upstream: &Upstream, r: Result<(), &AttemptError>) {
     let Some(p) = passive_report(upstream, r) else { return };
     // Never wait on health bookkeeping; a full channel means the supervisor is already busy with news.
     match p {
@@ -246,6 +312,7 @@ mod tests {
             url: url::Url::parse("http://127.0.0.1:1").unwrap(),
             health_url: None,
             ws_url: None,
+            grpc_url: None,
         };
         Upstream::new(&cfg, 4, 1, Metrics::new().unwrap().nodes.upstream("u")).unwrap()
     }
@@ -262,13 +329,13 @@ mod tests {
     fn a_success_reaches_health_only_after_a_failure() {
         let u = upstream();
         let (tx, mut rx) = mpsc::channel(1);
-        report(&tx, &u, &ok());
+        report(&tx, &u, ok().as_ref().map(|_| ()));
         assert!(rx.try_recv().is_err(), "a healthy node's success is not news");
-        report(&tx, &u, &failed(&u));
+        report(&tx, &u, failed(&u).as_ref().map(|_| ()));
         assert!(matches!(rx.try_recv(), Ok(Passive::Failure(..))));
-        report(&tx, &u, &ok());
+        report(&tx, &u, ok().as_ref().map(|_| ()));
         assert!(matches!(rx.try_recv(), Ok(Passive::Success(_))), "the success ends the failure streak");
-        report(&tx, &u, &ok());
+        report(&tx, &u, ok().as_ref().map(|_| ()));
         assert!(rx.try_recv().is_err());
     }
 
@@ -276,12 +343,12 @@ mod tests {
     fn an_undelivered_success_is_sent_with_the_next_one() {
         let u = upstream();
         let (tx, mut rx) = mpsc::channel(1);
-        report(&tx, &u, &failed(&u));
+        report(&tx, &u, failed(&u).as_ref().map(|_| ()));
         // The channel is full (the failure is still in it): the success is dropped, and owed.
-        report(&tx, &u, &ok());
+        report(&tx, &u, ok().as_ref().map(|_| ()));
         assert!(matches!(rx.try_recv(), Ok(Passive::Failure(..))));
         assert!(rx.try_recv().is_err());
-        report(&tx, &u, &ok());
+        report(&tx, &u, ok().as_ref().map(|_| ()));
         assert!(matches!(rx.try_recv(), Ok(Passive::Success(_))));
     }
 }

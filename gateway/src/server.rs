@@ -46,18 +46,14 @@ pub struct ServeReport {
     pub cut: bool,
 }
 
-/// A service a listener can serve.
-pub trait HttpService:
-    Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send>
-    + Clone
-    + Send
-    + Sync
-    + 'static
+/// A service a listener can serve; `B` is its response body (the gRPC listener's carries trailers).
+pub trait HttpService<B = Full<Bytes>>:
+    Service<Request<Incoming>, Response = Response<B>, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
 {
 }
 
-impl<S> HttpService for S where
-    S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible, Future: Send>
+impl<S, B> HttpService<B> for S where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible, Future: Send>
         + Clone
         + Send
         + Sync
@@ -65,9 +61,20 @@ impl<S> HttpService for S where
 {
 }
 
+/// What a response body must be for hyper to send it.
+pub trait ResponseBody:
+    hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
+{
+}
+
 /// Serves one accepted connection on the current runtime until it ends, is told to close, or (with
 /// `limits`) passes a connection timeout.
-fn spawn_connection<S: HttpService>(
+fn spawn_connection<S: HttpService<B>, B: ResponseBody>(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     service: S,
@@ -220,7 +227,7 @@ pub struct Listener {
 /// Serves `service` on `listener` until `stop` is cancelled, then drains for up to `grace`. Connections go to
 /// `shards` round-robin when given, else are served on the current runtime. Long because the accept loop,
 /// the admission check and the hand-off read best in one piece.
-pub async fn serve<S: HttpService>(
+pub async fn serve<S: HttpService<B>, B: ResponseBody>(
     listener: TcpListener,
     service: S,
     shards: Option<&Shards>,

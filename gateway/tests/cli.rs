@@ -120,7 +120,8 @@ fn a_bad_config_exits_before_binding_and_a_busy_port_is_named() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = held.local_addr().unwrap();
     let o = gateway()
-        .args(["--listen", &addr.to_string(), "--admin-listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1"])
+        .args(["--listen", &addr.to_string(), "--admin-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"])
+        .args(["--upstream", "http://127.0.0.1:1"])
         .args(["--log-format", "json"])
         .output()
         .unwrap();
@@ -152,6 +153,8 @@ fn sigterm_drains_and_exits_0_with_json_log_lines_when_stdout_is_not_a_tty() {
             "127.0.0.1:0",
             "--admin-listen",
             &admin.to_string(),
+            "--grpc-listen",
+            "127.0.0.1:0",
             "--upstream",
             "dead=http://127.0.0.1:1",
         ])

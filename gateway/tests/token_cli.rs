@@ -234,7 +234,7 @@ fn tokens_never_reach_the_logs_even_at_trace_level() {
     let log = dir.path().join("log");
     let log_file = std::fs::File::create(&log).unwrap();
     let mut child = gateway()
-        .args(["--listen", &rpc.to_string(), "--admin-listen", &admin.to_string()])
+        .args(["--listen", &rpc.to_string(), "--admin-listen", &admin.to_string(), "--grpc-listen", "127.0.0.1:0"])
         .args(["--upstream", "dead=http://127.0.0.1:1", "--shutdown-grace", "1s", "--log-format", "json"])
         .args(["--token-public-key", &public, "--token-tier", "gold=100"])
         .env("RUST_LOG", "trace")

@@ -186,6 +186,10 @@ def checks_for(chart: Chart, env: str, size: int) -> None:
     websocket = port_number(boot["spec"]["template"]["spec"]["containers"][0], "websocket")
     check(f"{tag} gateway subscribes on each node's WebSocket port (upstream-ws-port :16014)",
           gw.get("upstream-ws-port") == websocket, gw.get("upstream-ws-port"))
+    grpc = port_number(boot["spec"]["template"]["spec"]["containers"][0], "grpc")
+    check(f"{tag} gateway sends native gRPC calls to each node's gRPC port (upstream-grpc-port :14014)",
+          gw.get("upstream-grpc-port") == grpc and gw.get("grpc-listen", "").endswith(":14014"),
+          (gw.get("upstream-grpc-port"), gw.get("grpc-listen")))
     slow = {k: gw.get(k) for k in ("header-read-timeout", "body-read-timeout", "idle-timeout", "max-connections",
                                    "max-connections-per-client", "max-response-bytes", "max-buffered-response-bytes")}
     check(f"{tag} gateway.toml bounds slow clients and buffered answers (timeouts, connection caps, answer budget)",
@@ -203,10 +207,13 @@ def checks_for(chart: Chart, env: str, size: int) -> None:
     dep = r.one("Deployment", f"{rel}-gateway")
     gw_labels = dep["spec"]["template"]["metadata"]["labels"]
     api = r.one("Service", "iotex")
-    check(f"{tag} the iotex Service selects the gateway pods on 15014, and no node pod",
+    gw_ports = {p["name"]: p["containerPort"] for p in dep["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    check(f"{tag} the iotex Service selects the gateway pods on 15014 (web3) and 14014 (gRPC, h2c), and no node pod",
           selects(api["spec"]["selector"], gw_labels)
           and not selects(api["spec"]["selector"], dele["spec"]["template"]["metadata"]["labels"])
-          and [p["port"] for p in api["spec"]["ports"]] == [15014])
+          and [(p["port"], p["targetPort"]) for p in api["spec"]["ports"]] == [(15014, "rpc"), (14014, "grpc")]
+          and api["spec"]["ports"][1].get("appProtocol") == "kubernetes.io/h2c"
+          and gw_ports.get("grpc") == 14014, (api["spec"]["ports"], gw_ports))
     bsvc = r.one("Service", "bootnode")
     check(f"{tag} the bootnode Service selects only the boot node, P2P 4689",
           selects(bsvc["spec"]["selector"], boot["spec"]["template"]["metadata"]["labels"])

@@ -71,6 +71,7 @@ schema = {
       "replicas": I(minimum=1),
       "config": OBJ({
         "listen": S(pattern=r"^[^:]*:[0-9]+$"), "admin-listen": S(pattern=r"^[^:]*:[0-9]+$"),
+        "grpc-listen": S(pattern=r"^[^:]*:[0-9]+$"),
         "health-interval": DUR, "max-lag-blocks": I(minimum=0), "request-timeout": DUR,
         "rate-limit-per-client": I(minimum=0), "rate-limit-burst": I(minimum=0),
         "trusted-proxy": {"type": "array", "items": S()}, "tx-broadcast": I(minimum=1),
@@ -94,7 +95,7 @@ schema = {
         "header-read-timeout": DUR, "body-read-timeout": DUR, "idle-timeout": DUR,
         "max-connections": I(minimum=1), "max-connections-per-client": I(minimum=1),
         "max-response-bytes": I(minimum=1), "max-buffered-response-bytes": I(minimum=2),
-      }, ["listen", "admin-listen", "shutdown-delay", "shutdown-grace"], extra=False,
+      }, ["listen", "admin-listen", "grpc-listen", "shutdown-delay", "shutdown-grace"], extra=False,
         description="iotex-gateway config keys (kebab-case, as its flags); upstream lists are generated"),
       "terminationGracePeriodSeconds": I(minimum=1), "resources": RES,
       "autoscaling": OBJ({"enabled": B, "minReplicas": I(minimum=1), "maxReplicas": I(minimum=1), "targetCPUUtilizationPercentage": I(minimum=1, maximum=100)}, extra=False),

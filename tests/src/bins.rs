@@ -120,10 +120,11 @@ impl GatewayProc {
         for _attempt in 0..3 {
             let (rpc, admin) = (crate::nodes::free_port()?, crate::nodes::free_port()?);
             let addr = format!("127.0.0.1:{rpc}");
-            let mut argv: Vec<String> = ["--listen", &addr, "--admin-listen", &format!("127.0.0.1:{admin}")]
-                .into_iter()
-                .map(String::from)
-                .collect();
+            let mut argv: Vec<String> =
+                ["--listen", &addr, "--admin-listen", &format!("127.0.0.1:{admin}"), "--grpc-listen", "127.0.0.1:0"]
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
             argv.extend(["--health-interval", "100ms", "--log-format", "json"].map(String::from));
             argv.extend(args.iter().map(|a| (*a).to_owned()));
             let proc = Proc::spawn(&bin, "gateway", &argv)?;

@@ -19,6 +19,8 @@ pub struct RunningGateway {
     pub url: String,
     /// Admin base URL.
     pub admin: String,
+    /// Native gRPC base URL (`http://127.0.0.1:PORT`, HTTP/2 cleartext).
+    pub grpc: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<ShutdownReport>>>,
     client: RawClient,
@@ -53,7 +55,7 @@ impl TestGateway {
 
     /// Adds a flag with its value; a single-valued flag set earlier (e.g. a default above) is replaced.
     pub fn arg(mut self, flag: &str, value: &str) -> Self {
-        const REPEATABLE: [&str; 9] = [
+        const REPEATABLE: [&str; 10] = [
             "--upstream",
             "--upstream-health",
             "--trusted-proxy",
@@ -63,6 +65,7 @@ impl TestGateway {
             "--token-tier",
             "--upstream-ws",
             "--upstream-dns",
+            "--upstream-grpc",
         ];
         if !REPEATABLE.contains(&flag)
             && let Some(i) = self.args.iter().position(|a| a == flag)
@@ -84,12 +87,17 @@ impl TestGateway {
     pub async fn spawn_with(self, wait_ready: bool) -> anyhow::Result<RunningGateway> {
         let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", rpc.local_addr()?);
         let admin_url = format!("http://{}", admin.local_addr()?);
+        let grpc_url = format!("http://{}", grpc.local_addr()?);
         let mut argv = vec!["iotex-gateway".to_owned()];
         argv.extend(self.args);
         // The real listeners are already bound; these only satisfy validation.
-        argv.extend(["--listen", "127.0.0.1:1", "--admin-listen", "127.0.0.1:2"].map(String::from));
+        argv.extend(
+            ["--listen", "127.0.0.1:1", "--admin-listen", "127.0.0.1:2", "--grpc-listen", "127.0.0.1:3"]
+                .map(String::from),
+        );
         let cfg = iotex_gateway::config::load(&argv)?;
         // The product's text format on the terminal, plus every event kept for the end-of-run secret scan.
         crate::capture::init_tracing();
@@ -98,9 +106,16 @@ impl TestGateway {
             let shutdown = async move {
                 let _ = rx.await;
             };
-            Ok(iotex_gateway::run(cfg, Listeners { rpc, admin }, shutdown).await?)
+            Ok(iotex_gateway::run(cfg, Listeners { rpc, admin, grpc: Some(grpc) }, shutdown).await?)
         });
-        let gw = RunningGateway { url, admin: admin_url, stop: Some(tx), task: Some(task), client: RawClient::new() };
+        let gw = RunningGateway {
+            url,
+            admin: admin_url,
+            grpc: grpc_url,
+            stop: Some(tx),
+            task: Some(task),
+            client: RawClient::new(),
+        };
         if wait_ready {
             gw.wait_ready().await?;
         }

@@ -111,6 +111,12 @@ impl Proxy {
         Proxy { reader: Arc::new(reader), conf, metrics, reuse: None }
     }
 
+    /// The retrying reader: the gRPC listener balances and retries over the same one (one health view,
+    /// one retry budget for both APIs).
+    pub fn reader(&self) -> &Arc<Reader> {
+        &self.reader
+    }
+
     /// Applies a reloaded policy and settings to calls that start from now on; calls in flight finish
     /// under the settings they started with. The retry budget restarts only if its ratio changed.
     pub fn reconfigure(&self, policy: MethodPolicy, settings: ProxySettings) {

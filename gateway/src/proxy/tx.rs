@@ -75,7 +75,7 @@ async fn send_to_many(
         tokio::spawn(async move {
             let r = p.upstream.call(body, timeout).await;
             drop(p.permit);
-            report(&passive, &p.upstream, &r);
+            report(&passive, &p.upstream, r.as_ref().map(|_| ()));
             let _ = tx.send(r).await;
         });
     }

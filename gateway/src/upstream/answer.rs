@@ -129,6 +129,19 @@ impl AnswerBudget {
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::error::Error,
     {
+        self.read_with_trailers(body, declared).await.map(|(data, _)| data)
+    }
+
+    /// [`AnswerBudget::read`], keeping the trailers (a gRPC answer's status travels in them).
+    pub async fn read_with_trailers<B>(
+        &self,
+        body: B,
+        declared: Option<u64>,
+    ) -> Result<(Bytes, Option<http::HeaderMap>), (AttemptOutcome, String)>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::error::Error,
+    {
         if let Some(n) = declared.filter(|n| *n > self.max_answer as u64) {
             return Err(self.too_large(format!("{n} bytes declared")));
         }
@@ -144,7 +157,7 @@ impl AnswerBudget {
         mut body: B,
         declared: Option<u64>,
         held: &mut Option<OwnedSemaphorePermit>,
-    ) -> Result<Bytes, (AttemptOutcome, String)>
+    ) -> Result<(Bytes, Option<http::HeaderMap>), (AttemptOutcome, String)>
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::error::Error,
@@ -154,10 +167,17 @@ impl AnswerBudget {
         self.take(first, held).await?;
         let mut buf: Vec<u8> = Vec::with_capacity(first);
         let mut budgeted = first;
+        let mut trailers = None;
         while let Some(frame) = body.frame().await {
             let frame = frame
                 .map_err(|e| (AttemptOutcome::Transport, format!("body broke off: {}", super::error_chain(&e))))?;
-            let Ok(data) = frame.into_data() else { continue };
+            let data = match frame.into_data() {
+                Ok(d) => d,
+                Err(other) => {
+                    trailers = other.into_trailers().ok();
+                    continue;
+                }
+            };
             let want = buf.len() + data.len();
             if want > self.max_answer {
                 return Err(self.too_large(format!("over {} bytes", self.max_answer)));
@@ -177,7 +197,7 @@ impl AnswerBudget {
             }
             buf.extend_from_slice(&data);
         }
-        Ok(Bytes::from(buf))
+        Ok((Bytes::from(buf), trailers))
     }
 }
 

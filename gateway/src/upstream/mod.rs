@@ -8,9 +8,11 @@
 //! - this file: [`Upstream`] and one attempt ([`Upstream::call`]), classified into [`AttemptOutcome`]s.
 //! - [`health`]: the health supervisor that owns every upstream's state and publishes a [`health::ClusterView`].
 //! - [`answer`]: reads an answer within `max-response-bytes` and the shared buffer budget.
+//! - [`grpc`]: the node's native gRPC port, for the gateway's gRPC listener.
 //! - [`pool`]: the picker: power of two choices over routable upstreams, on peak-EWMA latency × in-flight.
 
 pub mod answer;
+pub mod grpc;
 pub mod health;
 pub mod pool;
 
@@ -107,6 +109,8 @@ pub struct Upstream {
     /// Pre-resolved metric handles.
     pub metrics: UpstreamMetrics,
     answers: Arc<answer::AnswerBudget>,
+    /// The native gRPC side, when the upstream has a gRPC URL.
+    grpc: Option<grpc::GrpcClients>,
 }
 
 /// A configuration value that is valid as a URL but not as an HTTP request target.
@@ -178,6 +182,7 @@ impl Upstream {
             failure_streak: AtomicBool::new(false),
             metrics,
             answers: answer::AnswerBudget::default_unmetered(),
+            grpc: cfg.grpc_url.as_ref().and_then(|u| grpc::GrpcClients::new(u, serving_threads)),
         })
     }
 

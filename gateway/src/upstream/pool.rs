@@ -112,6 +112,7 @@ mod tests {
                     url: url::Url::parse(&format!("http://127.0.0.1:{}", 1000 + i)).unwrap(),
                     health_url: None,
                     ws_url: None,
+                    grpc_url: None,
                 };
                 Arc::new(Upstream::new(&cfg, cap, 1, m.nodes.upstream(&name)).unwrap())
             })

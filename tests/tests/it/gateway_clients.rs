@@ -49,6 +49,7 @@ impl GatewayProcess {
         let (port, admin_port) = (free_port()?, free_port()?);
         let child = Command::new(gateway_bin()?)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin_port}")])
+            .args(["--grpc-listen", "127.0.0.1:0"])
             .args(["--upstream", upstream, "--health-interval", "200ms", "--log-format", "text"])
             .args(["--worker-threads", "1"])
             .args(extra)

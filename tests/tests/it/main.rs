@@ -39,6 +39,7 @@ mod injector_stall;
 mod iotex_chaos;
 mod iotex_cluster;
 mod iotex_gateway;
+mod iotex_grpc;
 mod iotex_injector;
 mod iotex_native;
 mod nodes;

@@ -1,0 +1,481 @@
+//! The native gRPC listener (`--grpc-listen`, IoTeX's port 14014): `iotexapi.APIService` calls balanced per
+//! call over the same health view and picker as web3 calls.
+//!
+//! A plain Kubernetes Service in front of 14014 would pin each gRPC client (one long-lived HTTP/2 connection)
+//! to one node for good, lag and death included. Here every call is its own pick:
+//! - **Unary reads** (`GetChainMeta`, `GetAccount`, `ReadContract`, …) go to a routable node's gRPC port and
+//!   are retried on another after a connection error, a timeout, an HTTP error or `UNAVAILABLE`, within the
+//!   call's deadline (`request-timeout`, or the client's shorter `grpc-timeout`) and the retry budget
+//!   ([`crate::retry::Reader::read_with`]).
+//! - **`SendAction`** follows the raw-transaction rule: sent again only if it provably never left (the
+//!   connection was refused). A node's "already in the pool" answer to it is a success, with the action's
+//!   hash (Keccak-256 of the `Action` message, as the node computes it).
+//! - Any other answer, error statuses included, reaches the client unchanged: headers, message and trailers.
+//! - **Server streams** (`StreamBlocks`, `StreamLogs`) are opened on one routable node (failing over while
+//!   opening) and relayed as they come. A stream does not move when its node dies later: the client sees
+//!   the stream end and resubscribes, as it would against a single node.
+//!
+//! The gateway's own refusals are trailers-only gRPC answers (HTTP 200, `grpc-status` in the headers):
+//! `UNIMPLEMENTED` for a service other than `iotexapi.APIService`, `UNAVAILABLE` with nothing routable or
+//! every attempt failed, `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED` for a request over `max-body-bytes`.
+//! A request that is not gRPC at all gets HTTP 415, as the gRPC spec asks.
+
+use crate::error::CallError;
+use crate::metrics::Metrics;
+use crate::outcome::AttemptOutcome;
+use crate::retry::{Reader, Resend};
+use crate::upstream::grpc::GrpcAnswer;
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The service every call must name.
+const SERVICE: &str = "/iotexapi.APIService/";
+
+/// `iotexapi.APIService`'s methods (iotex-proto v0.6.4, the version iotex-core v2.1.0 builds with), sorted:
+/// the `method` label's values. Anything else is counted as `other`.
+pub const METHODS: [&str; 25] = [
+    "EstimateActionGasConsumption",
+    "EstimateGasForAction",
+    "GetAccount",
+    "GetActPoolActions",
+    "GetActions",
+    "GetBlockMetas",
+    "GetChainMeta",
+    "GetElectionBuckets",
+    "GetEpochMeta",
+    "GetEvmTransfersByActionHash",
+    "GetEvmTransfersByBlockHeight",
+    "GetLogs",
+    "GetRawBlocks",
+    "GetReceiptByAction",
+    "GetServerMeta",
+    "GetTransactionLogByActionHash",
+    "GetTransactionLogByBlockHeight",
+    "ReadContract",
+    "ReadContractStorage",
+    "ReadState",
+    "SendAction",
+    "StreamBlocks",
+    "StreamLogs",
+    "SuggestGasPrice",
+    "TraceTransactionStructLogs",
+];
+
+/// gRPC status names by code (0-16): the `code` label's values.
+pub const CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+const UNIMPLEMENTED: u32 = 12;
+const UNAVAILABLE: u32 = 14;
+const DEADLINE_EXCEEDED: u32 = 4;
+const RESOURCE_EXHAUSTED: u32 = 8;
+const INTERNAL: u32 = 13;
+const CANCELLED: u32 = 1;
+
+/// The label for a method name.
+pub fn method_label(name: &str) -> &'static str {
+    METHODS.binary_search(&name).ok().and_then(|i| METHODS.get(i).copied()).unwrap_or("other")
+}
+
+/// The label for a status code.
+pub fn code_label(code: u32) -> &'static str {
+    usize::try_from(code).ok().and_then(|i| CODES.get(i).copied()).unwrap_or("UNKNOWN")
+}
+
+/// Whether a method is a server stream.
+fn is_stream(method: &str) -> bool {
+    matches!(method, "StreamBlocks" | "StreamLogs")
+}
+
+/// Settings of the gRPC listener.
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcSettings {
+    /// The longest a unary call may take, all attempts included (a shorter `grpc-timeout` wins).
+    pub request_timeout: Duration,
+    /// Largest request message accepted.
+    pub max_body_bytes: usize,
+    /// A request body must be complete this long after its headers.
+    pub body_read_timeout: Duration,
+}
+
+/// The gRPC listener's service.
+#[derive(Clone)]
+pub struct Grpc {
+    reader: Arc<Reader>,
+    metrics: Arc<Metrics>,
+    settings: GrpcSettings,
+}
+
+/// A response body: a complete unary answer (message bytes, then trailers), or a node's stream relayed.
+pub enum GrpcBody {
+    /// Data then trailers, each sent once.
+    Whole {
+        /// The message bytes, until sent.
+        data: Option<Bytes>,
+        /// The trailers, until sent.
+        trailers: Option<HeaderMap>,
+    },
+    /// A server stream from a node, counted open (`iotex_gateway_grpc_streams`) until dropped.
+    Stream(Incoming, StreamGauge),
+}
+
+/// Decrements the open-streams gauge when the stream's body is dropped (ended or cut).
+pub struct StreamGauge(prometheus::IntGauge);
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Body for GrpcBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            GrpcBody::Whole { data, trailers } => {
+                if let Some(d) = data.take().filter(|d| !d.is_empty()) {
+                    return Poll::Ready(Some(Ok(Frame::data(d))));
+                }
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+            }
+            GrpcBody::Stream(body, _) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            GrpcBody::Whole { data, trailers } => data.as_ref().is_none_or(Bytes::is_empty) && trailers.is_none(),
+            GrpcBody::Stream(body, _) => body.is_end_stream(),
+        }
+    }
+}
+
+/// A trailers-only answer: HTTP 200 with the status in the headers.
+fn status_only(code: u32, message: &str) -> Response<GrpcBody> {
+    let mut resp = Response::new(GrpcBody::Whole { data: None, trailers: None });
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    h.insert("grpc-status", HeaderValue::from(code));
+    if let Ok(v) = HeaderValue::from_str(&percent_encode(message)) {
+        h.insert("grpc-message", v);
+    }
+    resp
+}
+
+/// `grpc-message` is percent-encoded: bytes outside printable ASCII and `%` itself.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Headers that belong to one HTTP/2 hop or that the gateway sets itself: not passed on either way.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "te"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+            | "content-type"
+    )
+}
+
+/// The client's metadata as sent on to a node.
+fn metadata(headers: &HeaderMap) -> HeaderMap {
+    headers.iter().filter(|(n, _)| !hop_by_hop(n)).map(|(n, v)| (n.clone(), v.clone())).collect()
+}
+
+/// `grpc-timeout`: an integer of at most 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).
+fn grpc_timeout(v: &HeaderValue) -> Option<Duration> {
+    let s = v.to_str().ok()?;
+    let (digits, unit) = s.split_at(s.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The `Action` message inside a framed `SendActionRequest` (field 1), when the frame is uncompressed.
+fn action_bytes(frame: &[u8]) -> Option<&[u8]> {
+    let (&compressed, rest) = frame.split_first()?;
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    if compressed != 0 || rest.len() != 4 + len {
+        return None;
+    }
+    let mut msg = rest.get(4..)?;
+    // Fields in any order; the action is field 1, wire type 2 (tag byte 0x0a).
+    while !msg.is_empty() {
+        let (tag, n) = varint(msg)?;
+        msg = msg.get(n..)?;
+        match tag & 7 {
+            2 => {
+                let (len, n) = varint(msg)?;
+                let len = usize::try_from(len).ok()?;
+                let value = msg.get(n..n.checked_add(len)?)?;
+                if tag >> 3 == 1 {
+                    return Some(value);
+                }
+                msg = msg.get(n + len..)?;
+            }
+            0 => msg = msg.get(varint(msg)?.1..)?,
+            1 => msg = msg.get(8..)?,
+            5 => msg = msg.get(4..)?,
+            _ => return None,
+        }
+    }
+    None
+}
+
+fn varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, byte) in b.iter().take(10).enumerate() {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+/// A framed `SendActionResponse { actionHash = 1 }` for `hash`.
+fn send_action_response(hash: &str) -> Bytes {
+    let mut msg = vec![0x0a];
+    msg.push(u8::try_from(hash.len()).unwrap_or(64));
+    msg.extend_from_slice(hash.as_bytes());
+    let mut out = vec![0u8];
+    out.extend_from_slice(&u32::try_from(msg.len()).unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(&msg);
+    Bytes::from(out)
+}
+
+/// True when a node's refusal of `SendAction` says the action is already there.
+fn already_there(answer: &GrpcAnswer) -> bool {
+    let m = answer.message().to_ascii_lowercase();
+    m.contains("existed in pool") || m.contains("already exist") || m.contains("already known")
+}
+
+impl Grpc {
+    /// The service over the proxy's retrying reader (one health view and one retry budget for both APIs).
+    pub fn new(reader: Arc<Reader>, metrics: Arc<Metrics>, settings: GrpcSettings) -> Grpc {
+        Grpc { reader, metrics, settings }
+    }
+
+    /// Answers one request; never fails (every failure is a gRPC status).
+    pub async fn handle(&self, req: Request<Incoming>) -> Result<Response<GrpcBody>, Infallible> {
+        let started = Instant::now();
+        let method = req.uri().path().strip_prefix(SERVICE).unwrap_or("").to_owned();
+        let label = method_label(&method);
+        let resp = self.serve(req, &method).await;
+        let code =
+            resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok()).or_else(
+                || match resp.body() {
+                    GrpcBody::Whole { trailers: Some(t), .. } => {
+                        t.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok())
+                    }
+                    _ => None,
+                },
+            );
+        let code = match (resp.status(), code) {
+            (_, Some(c)) => code_label(c),
+            // A stream still open: its status comes at its end, from the node.
+            (StatusCode::OK, None) => "OK",
+            (_, None) => "UNKNOWN",
+        };
+        self.metrics.grpc.requests.with_label_values(&[label, code]).inc();
+        if !is_stream(&method) {
+            self.metrics.grpc.duration.with_label_values(&[label]).observe(started.elapsed().as_secs_f64());
+        }
+        Ok(resp)
+    }
+
+    async fn serve(&self, req: Request<Incoming>, method: &str) -> Response<GrpcBody> {
+        let grpc = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/grpc"));
+        if !grpc || req.method() != http::Method::POST {
+            let mut r = Response::new(GrpcBody::Whole { data: None, trailers: None });
+            *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            return r;
+        }
+        if method.is_empty() || method.contains('/') {
+            return status_only(UNIMPLEMENTED, "only iotexapi.APIService is served here");
+        }
+        let Some(path) = req.uri().path_and_query().cloned() else {
+            return status_only(UNIMPLEMENTED, "no path");
+        };
+        let timeout = self.settings.request_timeout;
+        let deadline = Instant::now()
+            + req.headers().get("grpc-timeout").and_then(grpc_timeout).map_or(timeout, |t| t.min(timeout));
+        let meta = metadata(req.headers());
+        let body = match self.read_body(req.into_body()).await {
+            Ok(b) => b,
+            Err(resp) => return *resp,
+        };
+        if is_stream(method) {
+            return self.stream(&path, &meta, body, deadline, method).await;
+        }
+        self.unary(&path, &meta, body, deadline, method == "SendAction").await
+    }
+
+    /// The request message, within `max-body-bytes` and the body read timeout.
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, Box<Response<GrpcBody>>> {
+        let limited = http_body_util::Limited::new(body, self.settings.max_body_bytes);
+        match tokio::time::timeout(self.settings.body_read_timeout, limited.collect()).await {
+            Ok(Ok(c)) => Ok(c.to_bytes()),
+            Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(Box::new(status_only(
+                RESOURCE_EXHAUSTED,
+                &format!("request over this gateway's max-body-bytes ({})", self.settings.max_body_bytes),
+            ))),
+            Ok(Err(_)) => Err(Box::new(status_only(CANCELLED, "the request body broke off"))),
+            Err(_) => Err(Box::new(status_only(DEADLINE_EXCEEDED, "the request body did not arrive in time"))),
+        }
+    }
+
+    async fn unary(
+        &self,
+        path: &PathAndQuery,
+        meta: &HeaderMap,
+        body: Bytes,
+        deadline: Instant,
+        send_action: bool,
+    ) -> Response<GrpcBody> {
+        let resend = if send_action { Resend::OnlyIfNeverSent } else { Resend::Any };
+        let result = self
+            .reader
+            .read_with(deadline, resend, |u, t| {
+                let body = body.clone();
+                async move { u.grpc_call(path, meta, body, t).await }
+            })
+            .await;
+        match result {
+            Ok((_, answer)) if send_action && answer.code != 0 && already_there(&answer) => match action_bytes(&body) {
+                Some(action) => {
+                    let hash = alloy_primitives::hex::encode(alloy_primitives::keccak256(action));
+                    let mut resp = Response::new(GrpcBody::Whole {
+                        data: Some(send_action_response(&hash)),
+                        trailers: Some(ok_trailers()),
+                    });
+                    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                    resp
+                }
+                None => pass_on(answer),
+            },
+            Ok((_, answer)) => pass_on(answer),
+            Err(e) => refusal(&e),
+        }
+    }
+
+    async fn stream(
+        &self,
+        path: &PathAndQuery,
+        meta: &HeaderMap,
+        body: Bytes,
+        deadline: Instant,
+        method: &str,
+    ) -> Response<GrpcBody> {
+        let result = self
+            .reader
+            .read_with(deadline, Resend::Any, |u, t| {
+                let body = body.clone();
+                async move { u.grpc_open_stream(path, meta, body, t).await }
+            })
+            .await;
+        match result {
+            Ok((_, resp)) => {
+                let (parts, incoming) = resp.into_parts();
+                let gauge = self.metrics.grpc.streams.with_label_values(&[method_label(method)]);
+                gauge.inc();
+                let mut out = Response::new(GrpcBody::Stream(incoming, StreamGauge(gauge)));
+                for (n, v) in &parts.headers {
+                    if !hop_by_hop(n) || n == header::CONTENT_TYPE {
+                        out.headers_mut().append(n.clone(), v.clone());
+                    }
+                }
+                out
+            }
+            Err(e) => refusal(&e),
+        }
+    }
+}
+
+fn ok_trailers() -> HeaderMap {
+    let mut t = HeaderMap::new();
+    t.insert("grpc-status", HeaderValue::from_static("0"));
+    t
+}
+
+/// A node's answer, passed on: its headers (minus this hop's), message bytes and trailers.
+fn pass_on(answer: GrpcAnswer) -> Response<GrpcBody> {
+    let mut resp = Response::new(GrpcBody::Whole { data: Some(answer.body), trailers: answer.trailers });
+    for (n, v) in &answer.headers {
+        if !hop_by_hop(n) || n == header::CONTENT_TYPE {
+            resp.headers_mut().append(n.clone(), v.clone());
+        }
+    }
+    resp
+}
+
+/// The gateway's own answer when no node answered.
+fn refusal(e: &CallError) -> Response<GrpcBody> {
+    match e {
+        CallError::Deadline => status_only(DEADLINE_EXCEEDED, &e.to_string()),
+        CallError::Upstream(a) if a.kind.is_gateway_limit() => status_only(RESOURCE_EXHAUSTED, &a.to_string()),
+        CallError::Upstream(a) if a.kind == AttemptOutcome::Http4xx => status_only(INTERNAL, &a.to_string()),
+        CallError::Upstream(a) => status_only(UNAVAILABLE, &format!("{e}: {a}")),
+        _ => status_only(UNAVAILABLE, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[path = "grpc_tests.rs"]
+mod tests;
