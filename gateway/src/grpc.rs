@@ -24,7 +24,7 @@ use crate::error::CallError;
 use crate::metrics::Metrics;
 use crate::outcome::AttemptOutcome;
 use crate::retry::{Reader, Resend};
-use crate::upstream::grpc::GrpcAnswer;
+use crate::upstream::grpc::{GrpcAnswer, status_of};
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
@@ -219,6 +219,15 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
+/// A node's response headers as passed on to the client: all but this hop's, with its content type.
+fn copy_answer_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (n, v) in from {
+        if !hop_by_hop(n) || n == header::CONTENT_TYPE {
+            to.append(n.clone(), v.clone());
+        }
+    }
+}
+
 /// The client's metadata as sent on to a node.
 fn metadata(headers: &HeaderMap) -> HeaderMap {
     headers.iter().filter(|(n, _)| !hop_by_hop(n)).map(|(n, v)| (n.clone(), v.clone())).collect()
@@ -314,15 +323,11 @@ impl Grpc {
         let method = req.uri().path().strip_prefix(SERVICE).unwrap_or("").to_owned();
         let label = method_label(&method);
         let resp = self.serve(req, &method).await;
-        let code =
-            resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok()).or_else(
-                || match resp.body() {
-                    GrpcBody::Whole { trailers: Some(t), .. } => {
-                        t.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok())
-                    }
-                    _ => None,
-                },
-            );
+        let trailers = match resp.body() {
+            GrpcBody::Whole { trailers, .. } => trailers.as_ref(),
+            GrpcBody::Stream(..) => None,
+        };
+        let code = status_of(resp.headers(), trailers);
         let code = match (resp.status(), code) {
             (_, Some(c)) => code_label(c),
             // A stream still open: its status comes at its end, from the node.
@@ -436,11 +441,7 @@ impl Grpc {
                 let gauge = self.metrics.grpc.streams.with_label_values(&[method_label(method)]);
                 gauge.inc();
                 let mut out = Response::new(GrpcBody::Stream(incoming, StreamGauge(gauge)));
-                for (n, v) in &parts.headers {
-                    if !hop_by_hop(n) || n == header::CONTENT_TYPE {
-                        out.headers_mut().append(n.clone(), v.clone());
-                    }
-                }
+                copy_answer_headers(&parts.headers, out.headers_mut());
                 out
             }
             Err(e) => refusal(&e),
@@ -457,11 +458,7 @@ fn ok_trailers() -> HeaderMap {
 /// A node's answer, passed on: its headers (minus this hop's), message bytes and trailers.
 fn pass_on(answer: GrpcAnswer) -> Response<GrpcBody> {
     let mut resp = Response::new(GrpcBody::Whole { data: Some(answer.body), trailers: answer.trailers });
-    for (n, v) in &answer.headers {
-        if !hop_by_hop(n) || n == header::CONTENT_TYPE {
-            resp.headers_mut().append(n.clone(), v.clone());
-        }
-    }
+    copy_answer_headers(&answer.headers, resp.headers_mut());
     resp
 }
 

@@ -348,10 +348,17 @@ impl ReceiptReads {
 fn unsupported(e: &crate::error::RpcError) -> bool {
     let m = e.message.to_ascii_lowercase();
     // geth/anvil/IoTeX "method not found", ganache "does not exist/is not available", a gateway's policy.
-    ["method not found", "does not exist", "not available", "not supported", "unsupported", "unknown method"]
-        .iter()
-        .chain(&["unimplemented", "not allowed"])
-        .any(|s| m.contains(s))
+    const SAYS_SO: [&str; 8] = [
+        "method not found",
+        "does not exist",
+        "not available",
+        "not supported",
+        "unsupported",
+        "unknown method",
+        "unimplemented",
+        "not allowed",
+    ];
+    SAYS_SO.iter().any(|s| m.contains(s))
 }
 
 /// Matches block `n` against the tracker; `Ok(false)` when the node does not have it yet. A block whose

@@ -11,16 +11,13 @@
 //! 200 is an answer whatever its `grpc-status`, except `UNAVAILABLE` (14), which is gRPC's way for a node to
 //! say "not now, try elsewhere": it counts as a 5xx. A 200 without any `grpc-status` is not a gRPC answer.
 
-use super::{AttemptError, Upstream, error_chain};
+use super::{AttemptError, Pools, Upstream, error_chain};
 use crate::outcome::AttemptOutcome;
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `grpc-status` UNAVAILABLE.
 pub const UNAVAILABLE: u32 = 14;
@@ -29,10 +26,8 @@ pub const UNAVAILABLE: u32 = 14;
 pub struct GrpcClients {
     /// Where calls go: `http://HOST:PORT`.
     pub display: String,
-    scheme: Scheme,
     authority: Authority,
-    control: Client<HttpConnector, Full<Bytes>>,
-    serving: Vec<Client<HttpConnector, Full<Bytes>>>,
+    pools: Pools,
 }
 
 impl GrpcClients {
@@ -41,39 +36,27 @@ impl GrpcClients {
     pub fn new(url: &url::Url, serving_threads: usize) -> Option<GrpcClients> {
         let uri: Uri = url.as_str().parse().ok()?;
         let authority = uri.authority()?.clone();
-        let build = || {
-            let mut connector = HttpConnector::new();
-            connector.set_nodelay(true);
-            connector.set_connect_timeout(Some(Duration::from_secs(2)));
-            Client::builder(TokioExecutor::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .http2_only(true)
-                .build(connector)
-        };
-        Some(GrpcClients {
-            display: format!("http://{authority}"),
-            scheme: Scheme::HTTP,
-            authority,
-            control: build(),
-            serving: (0..serving_threads).map(|_| build()).collect(),
-        })
+        let pools = Pools::new(serving_threads, |b| {
+            b.http2_only(true);
+        });
+        Some(GrpcClients { display: format!("http://{authority}"), authority, pools })
     }
 
-    fn client(&self) -> &Client<HttpConnector, Full<Bytes>> {
-        match super::POOL.with(std::cell::Cell::get) {
-            0 => &self.control,
-            i => self.serving.get(i - 1).unwrap_or(&self.control),
-        }
-    }
-
-    fn uri(&self, path: &PathAndQuery) -> Option<Uri> {
-        Uri::builder()
-            .scheme(self.scheme.clone())
+    /// A gRPC request for `path` carrying the client's `metadata` and the framed `body`.
+    fn request(&self, path: &PathAndQuery, metadata: &HeaderMap, body: Bytes) -> Option<Request<Full<Bytes>>> {
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
             .authority(self.authority.clone())
             .path_and_query(path.clone())
             .build()
-            .ok()
+            .ok()?;
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = metadata.clone();
+        req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        req.headers_mut().insert(header::TE, HeaderValue::from_static("trailers"));
+        Some(req)
     }
 }
 
@@ -104,7 +87,7 @@ impl GrpcAnswer {
 }
 
 /// The `grpc-status` of an answer: trailers first, then (trailers-only) the headers.
-fn status_of(headers: &HeaderMap, trailers: Option<&HeaderMap>) -> Option<u32> {
+pub fn status_of(headers: &HeaderMap, trailers: Option<&HeaderMap>) -> Option<u32> {
     trailers
         .and_then(|t| t.get("grpc-status"))
         .or_else(|| headers.get("grpc-status"))
@@ -149,28 +132,7 @@ impl Upstream {
         body: Bytes,
         timeout: Duration,
     ) -> Result<GrpcAnswer, AttemptError> {
-        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.metrics.in_flight.inc();
-        let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, self.grpc_send(path, metadata, body)).await {
-            Ok(r) => r,
-            Err(_) => Err((AttemptOutcome::Timeout, format!("no answer within {timeout:?}"))),
-        };
-        self.metrics.in_flight.dec();
-        let outcome = match &result {
-            Ok(a) if a.code != 0 => AttemptOutcome::RpcError,
-            Ok(_) => AttemptOutcome::Ok,
-            Err((kind, _)) => *kind,
-        };
-        if let Some(c) = self.metrics.requests.get(outcome.index()) {
-            c.inc();
-        }
-        // As on the web3 side: a failure costs a full attempt timeout in the balancer's eyes.
-        self.observe_latency(if result.is_ok() { started.elapsed() } else { timeout });
-        result.map_err(|(kind, detail)| {
-            self.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            AttemptError { upstream: self.name.clone(), kind, detail }
-        })
+        self.attempt(timeout, self.grpc_send(path, metadata, body), |a: &GrpcAnswer| a.code != 0).await
     }
 
     async fn grpc_send(
@@ -182,14 +144,10 @@ impl Upstream {
         let Some(clients) = &self.grpc else {
             return Err((AttemptOutcome::Connect, "no gRPC address for this upstream".into()));
         };
-        let uri = clients.uri(path).ok_or_else(|| (AttemptOutcome::Http4xx, format!("bad gRPC path {path}")))?;
-        let mut req = Request::new(Full::new(body));
-        *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = uri;
-        *req.headers_mut() = metadata.clone();
-        req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        req.headers_mut().insert(header::TE, HeaderValue::from_static("trailers"));
-        let resp = clients.client().request(req).await.map_err(|e| {
+        let req = clients
+            .request(path, metadata, body)
+            .ok_or_else(|| (AttemptOutcome::Http4xx, format!("bad gRPC path {path}")))?;
+        let resp = clients.pools.get().request(req).await.map_err(|e| {
             let kind = if e.is_connect() { AttemptOutcome::Connect } else { AttemptOutcome::Transport };
             (kind, error_chain(&e))
         })?;
@@ -214,14 +172,10 @@ impl Upstream {
         let Some(clients) = &self.grpc else {
             return Err(err(AttemptOutcome::Connect, "no gRPC address for this upstream".into()));
         };
-        let uri = clients.uri(path).ok_or_else(|| err(AttemptOutcome::Http4xx, format!("bad gRPC path {path}")))?;
-        let mut req = Request::new(Full::new(body));
-        *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = uri;
-        *req.headers_mut() = metadata.clone();
-        req.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        req.headers_mut().insert(header::TE, HeaderValue::from_static("trailers"));
-        match tokio::time::timeout(timeout, clients.client().request(req)).await {
+        let req = clients
+            .request(path, metadata, body)
+            .ok_or_else(|| err(AttemptOutcome::Http4xx, format!("bad gRPC path {path}")))?;
+        match tokio::time::timeout(timeout, clients.pools.get().request(req)).await {
             Ok(Ok(resp)) if resp.status().is_success() => Ok(resp),
             Ok(Ok(resp)) => Err(err(AttemptOutcome::Http5xx, format!("HTTP {}", resp.status().as_u16()))),
             Ok(Err(e)) => {

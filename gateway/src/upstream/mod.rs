@@ -49,6 +49,37 @@ pub fn use_pool(i: usize) {
     POOL.with(|p| p.set(i));
 }
 
+/// One keep-alive client per serving thread plus one for the control runtime, all built alike; [`Pools::get`]
+/// picks the calling thread's. Used for a node's web3 port and for its gRPC port.
+struct Pools {
+    control: Client<HttpConnector, Full<Bytes>>,
+    serving: Vec<Client<HttpConnector, Full<Bytes>>>,
+}
+
+impl Pools {
+    /// `serving_threads` + 1 clients; `tune` adds what differs per port (pool size, HTTP/2 only).
+    fn new(serving_threads: usize, tune: impl Fn(&mut hyper_util::client::legacy::Builder)) -> Pools {
+        let build = || {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(Duration::from_secs(2)));
+            let mut builder = Client::builder(TokioExecutor::new());
+            builder.pool_timer(TokioTimer::new()).pool_idle_timeout(Duration::from_secs(30));
+            tune(&mut builder);
+            builder.build(connector)
+        };
+        Pools { control: build(), serving: (0..serving_threads).map(|_| build()).collect() }
+    }
+
+    /// The calling thread's client.
+    fn get(&self) -> &Client<HttpConnector, Full<Bytes>> {
+        match POOL.with(std::cell::Cell::get) {
+            0 => &self.control,
+            i => self.serving.get(i - 1).unwrap_or(&self.control),
+        }
+    }
+}
+
 /// Why one attempt failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("upstream {upstream}: {}: {detail}", kind.as_str())]
@@ -96,8 +127,7 @@ pub struct Upstream {
     uri: Uri,
     auth: Option<HeaderValue>,
     health_uri: Option<Uri>,
-    control: Client<HttpConnector, Full<Bytes>>,
-    serving: Vec<Client<HttpConnector, Full<Bytes>>>,
+    pools: Pools,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     ewma: Mutex<PeakEwma>,
@@ -150,18 +180,9 @@ impl Upstream {
             let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(creds));
             HeaderValue::from_str(&value).ok()
         });
-        let build = || {
-            let mut connector = HttpConnector::new();
-            connector.set_nodelay(true);
-            connector.set_connect_timeout(Some(Duration::from_secs(2)));
-            Client::builder(TokioExecutor::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .pool_max_idle_per_host(max_in_flight)
-                .build(connector)
-        };
-        let control = build();
-        let serving = (0..serving_threads).map(|_| build()).collect();
+        let pools = Pools::new(serving_threads, |b| {
+            b.pool_max_idle_per_host(max_in_flight);
+        });
         metrics.latency.set(DEFAULT_RTT.as_secs_f64());
         Ok(Upstream {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -172,8 +193,7 @@ impl Upstream {
             uri,
             auth: auth.flatten(),
             health_uri,
-            control,
-            serving,
+            pools,
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             ewma: Mutex::new(PeakEwma::new(DEFAULT_RTT)),
@@ -193,10 +213,7 @@ impl Upstream {
     }
 
     fn client(&self) -> &Client<HttpConnector, Full<Bytes>> {
-        match POOL.with(std::cell::Cell::get) {
-            0 => &self.control,
-            i => self.serving.get(i - 1).unwrap_or(&self.control),
-        }
+        self.pools.get()
     }
 
     /// Calls in flight now.
@@ -260,16 +277,28 @@ impl Upstream {
     }
 
     async fn call_shaped(&self, body: Bytes, timeout: Duration, batch: bool) -> Result<Answer, AttemptError> {
+        self.attempt(timeout, self.send(body, batch), |a: &Answer| a.error.is_some()).await
+    }
+
+    /// One attempt's bookkeeping, the same for web3 and gRPC (so the balancer sees one load per node):
+    /// attempt and in-flight counts, the outcome metric (`answered_error`: the node answered with an error,
+    /// counted `rpc_error`), the latency estimate, the error count. `send` runs within `timeout`.
+    async fn attempt<T>(
+        &self,
+        timeout: Duration,
+        send: impl std::future::Future<Output = Result<T, (AttemptOutcome, String)>>,
+        answered_error: impl Fn(&T) -> bool,
+    ) -> Result<T, AttemptError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.metrics.in_flight.inc();
         let started = Instant::now();
-        let result = match tokio::time::timeout(timeout, self.send(body, batch)).await {
+        let result = match tokio::time::timeout(timeout, send).await {
             Ok(r) => r,
             Err(_) => Err((AttemptOutcome::Timeout, format!("no answer within {timeout:?}"))),
         };
         self.metrics.in_flight.dec();
         let outcome = match &result {
-            Ok(a) if a.error.is_some() => AttemptOutcome::RpcError,
+            Ok(a) if answered_error(a) => AttemptOutcome::RpcError,
             Ok(_) => AttemptOutcome::Ok,
             Err((kind, _)) => *kind,
         };
