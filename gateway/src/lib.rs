@@ -2,8 +2,8 @@
 //!
 //! Layout (the request path reads top-down in [`stack`]):
 //! - [`config`]: flags, env vars and TOML merged and validated once into [`config::Config`].
-//! - [`server`]: accept loop and graceful shutdown for both listeners; [`connections`]: caps on open client
-//!   connections and the timeouts that close slow or idle ones.
+//! - [`server`]: accept loop and graceful shutdown for both listeners ([`drain`]: telling connections to
+//!   close); [`connections`]: caps on open client connections and the timeouts that close slow or idle ones.
 //! - [`stack`]: the JSON-RPC listener's layers: access token → rate limit → WebSocket upgrade → HTTP checks →
 //!   [`proxy`].
 //! - [`layers`]: HTTP middleware ([`layers::auth`], [`layers::rate_limit`]).
@@ -36,6 +36,7 @@ pub mod coalesce;
 pub mod config;
 pub mod connections;
 pub mod discovery;
+pub mod drain;
 pub mod error;
 pub mod filters;
 pub mod grpc;

@@ -17,13 +17,13 @@
 //! closed as soon as it is accepted) and closes those whose headers are too slow or that sit idle.
 
 use crate::connections::{Activity, ConnGuard, ConnLimits, Tracked};
+use crate::drain::{Drain, Watcher};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,7 +100,7 @@ fn spawn_connection<S: HttpService<B>, B: ResponseBody>(
     let conn = auto::Builder::new(TokioExecutor::new())
         .serve_connection_with_upgrades(TokioIo::new(Tracked::new(stream, Arc::clone(&activity), guard)), hyper_svc)
         .into_owned();
-    let conn = watcher.watch(conn);
+    let conn = watcher.watch(conn, |c| c.graceful_shutdown());
     tokio::spawn(async move {
         let result = match &limits {
             Some(l) => match crate::connections::watch(conn, &activity, l).await {
@@ -235,7 +235,7 @@ pub async fn serve<S: HttpService<B>, B: ResponseBody>(
     how: Listener,
 ) -> ServeReport {
     let Listener { name, limits, grace } = how;
-    let graceful = GracefulShutdown::new();
+    let graceful = Drain::default();
     let mut report = ServeReport::default();
     let mut next = 0usize;
     loop {

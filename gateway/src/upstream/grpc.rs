@@ -17,6 +17,9 @@ use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
 
 /// `grpc-status` UNAVAILABLE.
@@ -27,8 +30,11 @@ pub struct GrpcClients {
     /// Where calls go: `http://HOST:PORT`.
     pub display: String,
     authority: Authority,
-    pools: Pools,
+    pools: Pools<GrpcClient>,
 }
+
+/// hyper-util's pooled client, HTTP/2 only: one connection per node multiplexes every call.
+type GrpcClient = Client<HttpConnector, Full<Bytes>>;
 
 impl GrpcClients {
     /// Clients for `url` (`http://HOST:PORT`), one per serving thread and one for the control runtime;
@@ -36,8 +42,13 @@ impl GrpcClients {
     pub fn new(url: &url::Url, serving_threads: usize) -> Option<GrpcClients> {
         let uri: Uri = url.as_str().parse().ok()?;
         let authority = uri.authority()?.clone();
-        let pools = Pools::new(serving_threads, |b| {
-            b.http2_only(true);
+        let pools = Pools::new(serving_threads, || {
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            connector.set_connect_timeout(Some(super::CONNECT_TIMEOUT));
+            let mut builder = Client::builder(TokioExecutor::new());
+            builder.pool_timer(TokioTimer::new()).pool_idle_timeout(super::IDLE_TIMEOUT).http2_only(true);
+            builder.build(connector)
         });
         Some(GrpcClients { display: format!("http://{authority}"), authority, pools })
     }

@@ -13,6 +13,7 @@
 
 pub mod answer;
 pub mod grpc;
+pub mod h1;
 pub mod health;
 pub mod pool;
 
@@ -22,9 +23,6 @@ use crate::outcome::AttemptOutcome;
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use iotex_shared::jsonrpc::Response as RpcResponse;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -49,36 +47,33 @@ pub fn use_pool(i: usize) {
     POOL.with(|p| p.set(i));
 }
 
-/// One keep-alive client per serving thread plus one for the control runtime, all built alike; [`Pools::get`]
-/// picks the calling thread's. Used for a node's web3 port and for its gRPC port.
-struct Pools {
-    control: Client<HttpConnector, Full<Bytes>>,
-    serving: Vec<Client<HttpConnector, Full<Bytes>>>,
+/// One keep-alive pool per serving thread plus one for the control runtime, all built alike; [`Pools::get`]
+/// picks the calling thread's. Used for a node's web3 port ([`h1::H1Pool`]) and for its gRPC port (hyper-util's
+/// HTTP/2 client).
+struct Pools<T> {
+    control: T,
+    serving: Vec<T>,
 }
 
-impl Pools {
-    /// `serving_threads` + 1 clients; `tune` adds what differs per port (pool size, HTTP/2 only).
-    fn new(serving_threads: usize, tune: impl Fn(&mut hyper_util::client::legacy::Builder)) -> Pools {
-        let build = || {
-            let mut connector = HttpConnector::new();
-            connector.set_nodelay(true);
-            connector.set_connect_timeout(Some(Duration::from_secs(2)));
-            let mut builder = Client::builder(TokioExecutor::new());
-            builder.pool_timer(TokioTimer::new()).pool_idle_timeout(Duration::from_secs(30));
-            tune(&mut builder);
-            builder.build(connector)
-        };
+impl<T> Pools<T> {
+    /// `serving_threads` + 1 pools made by `build`.
+    fn new(serving_threads: usize, build: impl Fn() -> T) -> Pools<T> {
         Pools { control: build(), serving: (0..serving_threads).map(|_| build()).collect() }
     }
 
-    /// The calling thread's client.
-    fn get(&self) -> &Client<HttpConnector, Full<Bytes>> {
+    /// The calling thread's pool.
+    fn get(&self) -> &T {
         match POOL.with(std::cell::Cell::get) {
             0 => &self.control,
             i => self.serving.get(i - 1).unwrap_or(&self.control),
         }
     }
 }
+
+/// How long a connection to a node is tried before the attempt counts as a connect failure.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an idle keep-alive connection to a node is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why one attempt failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -124,10 +119,10 @@ pub struct Upstream {
     pub display_url: String,
     /// WebSocket URL for subscriptions, if configured (may carry credentials; see `ws::upstream`).
     pub ws_url: Option<url::Url>,
-    uri: Uri,
     auth: Option<HeaderValue>,
-    health_uri: Option<Uri>,
-    pools: Pools,
+    /// The health URL's connection (probes run on the control runtime only): it may be another host or port.
+    health: Option<h1::H1Pool>,
+    pools: Pools<h1::H1Pool>,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     ewma: Mutex<PeakEwma>,
@@ -174,14 +169,34 @@ impl Upstream {
     ) -> Result<Upstream, UpstreamUriError> {
         let uri = to_uri(&cfg.name, &cfg.url)?;
         let health_uri = cfg.health_url.as_ref().map(|u| to_uri(&cfg.name, u)).transpose()?;
+        let health = match &health_uri {
+            Some(u) => Some(h1::H1Pool::new(
+                h1::Target::of(u).ok_or_else(|| UpstreamUriError {
+                    name: cfg.name.clone(),
+                    url: cfg.health_url.as_ref().map(redact).unwrap_or_default(),
+                    reason: "not a plain http URL with a host".to_owned(),
+                })?,
+                1,
+                IDLE_TIMEOUT,
+                CONNECT_TIMEOUT,
+            )),
+            None => None,
+        };
         let auth = (!cfg.url.username().is_empty()).then(|| {
             use base64::Engine;
             let creds = format!("{}:{}", cfg.url.username(), cfg.url.password().unwrap_or(""));
             let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(creds));
             HeaderValue::from_str(&value).ok()
         });
-        let pools = Pools::new(serving_threads, |b| {
-            b.pool_max_idle_per_host(max_in_flight);
+        let target = h1::Target::of(&uri).ok_or_else(|| UpstreamUriError {
+            name: cfg.name.clone(),
+            url: redact(&cfg.url),
+            reason: "not a plain http URL with a host".to_owned(),
+        })?;
+        // Each thread's pool has its own copy of the target: its `Host` value and path are cloned into every
+        // request, and a copy shared by the serving threads would bounce its reference counts between cores.
+        let pools = Pools::new(serving_threads, || {
+            h1::H1Pool::new(target.clone(), max_in_flight, IDLE_TIMEOUT, CONNECT_TIMEOUT)
         });
         metrics.latency.set(DEFAULT_RTT.as_secs_f64());
         Ok(Upstream {
@@ -190,9 +205,8 @@ impl Upstream {
             name: cfg.name.clone(),
             display_url: redact(&cfg.url),
             ws_url: cfg.ws_url.clone(),
-            uri,
             auth: auth.flatten(),
-            health_uri,
+            health,
             pools,
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
@@ -210,10 +224,6 @@ impl Upstream {
     pub fn with_answer_budget(mut self, answers: Arc<answer::AnswerBudget>) -> Upstream {
         self.answers = answers;
         self
-    }
-
-    fn client(&self) -> &Client<HttpConnector, Full<Bytes>> {
-        self.pools.get()
     }
 
     /// Calls in flight now.
@@ -317,17 +327,17 @@ impl Upstream {
     async fn send(&self, body: Bytes, batch: bool) -> Result<Answer, (AttemptOutcome, String)> {
         // Built in place rather than through `Request::builder`, whose `.header(name, "text")` checks and
         // copies the value into a fresh allocation on every call.
+        let pool = self.pools.get();
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = self.uri.clone();
-        req.headers_mut().insert(header::CONTENT_TYPE, JSON);
+        *req.uri_mut() = pool.target().path.clone();
+        let headers = req.headers_mut();
+        headers.insert(header::HOST, pool.target().host.clone());
+        headers.insert(header::CONTENT_TYPE, JSON);
         if let Some(auth) = &self.auth {
-            req.headers_mut().insert(header::AUTHORIZATION, auth.clone());
+            headers.insert(header::AUTHORIZATION, auth.clone());
         }
-        let resp = self.client().request(req).await.map_err(|e| {
-            let kind = if e.is_connect() { AttemptOutcome::Connect } else { AttemptOutcome::Transport };
-            (kind, error_chain(&e))
-        })?;
+        let (resp, lease) = pool.send(req).await?;
         let status = resp.status();
         let declared = resp
             .headers()
@@ -337,6 +347,8 @@ impl Upstream {
         // Bounded: an answer over max-response-bytes, or one the buffer budget has no room for, is refused
         // without being held whole (dropping the body closes that node connection).
         let body = self.answers.read(resp.into_body(), declared).await?;
+        // Read to its end: the connection can carry the next call.
+        lease.release();
         if batch { classify_batch(status, body) } else { classify(status, body) }
     }
 
@@ -344,14 +356,17 @@ impl Upstream {
     pub async fn probe(&self, timeout: Duration) -> Result<(u64, Duration), String> {
         let started = Instant::now();
         let probe = async {
-            if let Some(uri) = &self.health_uri {
-                let req = Request::get(uri.clone()).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
-                let resp = self.client().request(req).await.map_err(|e| format!("health URL: {}", error_chain(&e)))?;
+            if let Some(pool) = &self.health {
+                let mut req = Request::new(Full::new(Bytes::new()));
+                *req.uri_mut() = pool.target().path.clone();
+                req.headers_mut().insert(header::HOST, pool.target().host.clone());
+                let (resp, lease) = pool.send(req).await.map_err(|(_, d)| format!("health URL: {d}"))?;
                 if !resp.status().is_success() {
                     return Err(format!("health URL answered HTTP {}", resp.status().as_u16()));
                 }
-                // Drain so the connection returns to the pool.
-                let _ = resp.into_body().collect().await;
+                if resp.into_body().collect().await.is_ok() {
+                    lease.release();
+                }
             }
             let body = Bytes::from_static(br#"{"jsonrpc":"2.0","id":"health","method":"eth_blockNumber","params":[]}"#);
             let answer = self.send(body, false).await.map_err(|(k, d)| format!("{}: {d}", k.as_str()))?;
