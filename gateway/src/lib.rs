@@ -20,7 +20,8 @@
 //! - [`logs`]: `eth_getLogs` ranges wider than one node call, split over the nodes and merged in order.
 //! - [`reuse`]: in front of reads, the finality-aware [`cache`] and in-flight [`coalesce`]-ing.
 //! - [`policy`]: allow/deny method globs.
-//! - [`upstream`]: one pooled client per node; [`upstream::health`] owns health, [`upstream::pool`] picks.
+//! - [`upstream`]: one node, its keep-alive connections per serving thread ([`upstream::h1`]);
+//!   [`upstream::health`] owns health, [`upstream::pool`] picks.
 //! - [`discovery`]: the upstream set: static upstreams plus DNS-discovered ones, handed to health.
 //! - [`reload`]: re-reads the config on SIGHUP and when the file changes; applies what can change live.
 //! - [`grpc`]: the native gRPC listener (`iotexapi.APIService`), balanced per call over the same picker.

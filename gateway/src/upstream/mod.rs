@@ -1,12 +1,13 @@
 //! Upstream nodes: pooled HTTP clients, the in-flight cap, and the latency the balancer reads.
 //!
-//! Each upstream holds one keep-alive client per serving thread (see `server::Shards`) plus one for the
+//! Each upstream holds one keep-alive pool per serving thread (see `server::Shards`) plus one for the
 //! control runtime (probes): a pooled connection's I/O belongs to the event loop that opened it, so sharing
 //! one pool across threads would turn every call into a cross-thread hand-off.
 //!
 //! Layout:
 //! - this file: [`Upstream`] and one attempt ([`Upstream::call`]), classified into [`AttemptOutcome`]s.
 //! - [`health`]: the health supervisor that owns every upstream's state and publishes a [`health::ClusterView`].
+//! - [`h1`]: one thread's keep-alive HTTP/1 connections to a node's web3 port.
 //! - [`answer`]: reads an answer within `max-response-bytes` and the shared buffer budget.
 //! - [`grpc`]: the node's native gRPC port, for the gateway's gRPC listener.
 //! - [`pool`]: the picker: power of two choices over routable upstreams, on peak-EWMA latency × in-flight.
