@@ -2,11 +2,13 @@
 # Builds a real iotex-server (and iotex-p2p-id, which derives node peer IDs) from published Go modules,
 # once per version, into a cache outside the work tree; prints the iotex-server path last.
 # With the argument `actioninjector` it builds IoTeX's own load tool, tools/actioninjector.v2 of the same
-# pinned iotex-core module (a second `tool` of the same wrapper), and prints its path instead.
+# pinned iotex-core module (a second `tool` of the same wrapper), and prints its path instead; with `ioctl`,
+# IoTeX's operator CLI, tools/ioctl (a third `tool`), likewise.
 #
 #   scripts/install-iotex.sh                 # the default version (see below)
 #   IOTEX_VERSION=v2.4.4 scripts/install-iotex.sh
 #   scripts/install-iotex.sh actioninjector  # for scripts/bench-vs-actioninjector.sh
+#   scripts/install-iotex.sh ioctl           # for tests/tests/it/iotex_grpc_clients.rs
 #
 # The wrapper module for each version is tools/iotex-node/<version>/ (our own go.mod + go.sum: it
 # repeats iotex-core's replace lines, which Go ignores in a dependency). Nothing of iotex-core is in
@@ -23,8 +25,8 @@ log() { printf 'install-iotex: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 what="${1:-server}"
 case "$what" in
-  server|actioninjector) ;;
-  *) die "unknown argument '$what': give nothing (iotex-server) or 'actioninjector'";;
+  server|actioninjector|ioctl) ;;
+  *) die "unknown argument '$what': give nothing (iotex-server), 'actioninjector' or 'ioctl'";;
 esac
 
 wrapper="$root/tools/iotex-node/$version"
@@ -89,18 +91,24 @@ go_build() {
   log "built $name in $(( $(date +%s) - start ))s: $(du -h "$out" | cut -f1)"
 }
 
-if [ "$what" = actioninjector ]; then
-  # Same module graph as the node (one wrapper, two `tool` lines), so the two are always of one release.
-  # No cgo-only tags: the tool links no erigon/silkworm code.
-  inj_bin="$cache/actioninjector-$version-$gover-$wrapper_hash/actioninjector"
-  if ! [ -x "$inj_bin" ]; then
-    grep -q 'iotex-core/v2/tools/actioninjector.v2' "$wrapper/go.mod" \
-      || die "tools/iotex-node/$version/go.mod has no 'tool github.com/iotexproject/iotex-core/v2/tools/actioninjector.v2' line (add it with go get -tool)"
-    log "building actioninjector $version from github.com/iotexproject/iotex-core/v2/tools/actioninjector.v2 ($gover)"
-    go_build actioninjector github.com/iotexproject/iotex-core/v2/tools/actioninjector.v2 "$inj_bin"
+# A tool of the wrapper module other than the node: same module graph as the node (one wrapper, several
+# `tool` lines), so node and tools are always of one release. No cgo-only tags: the tools link no
+# erigon/silkworm code.
+case "$what" in
+  actioninjector) tool_pkg=github.com/iotexproject/iotex-core/v2/tools/actioninjector.v2 ;;
+  ioctl) tool_pkg=github.com/iotexproject/iotex-core/v2/tools/ioctl ;;
+  *) tool_pkg= ;;
+esac
+if [ -n "$tool_pkg" ]; then
+  tool_bin="$cache/$what-$version-$gover-$wrapper_hash/$what"
+  if ! [ -x "$tool_bin" ]; then
+    grep -q "^[[:space:]]*\(tool[[:space:]]\+\)\?$tool_pkg\$" "$wrapper/go.mod" \
+      || die "tools/iotex-node/$version/go.mod has no 'tool $tool_pkg' line (add it with go get -tool)"
+    log "building $what $version from $tool_pkg ($gover)"
+    go_build "$what" "$tool_pkg" "$tool_bin"
   fi
-  ln -sfn "$inj_bin" "$cache/actioninjector"
-  echo "$inj_bin"
+  ln -sfn "$tool_bin" "$cache/$what"
+  echo "$tool_bin"
   exit 0
 fi
 

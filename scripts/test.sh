@@ -36,6 +36,12 @@ step "real IoTeX node: iotex-server from its Go module (cached; the first build 
 scripts/install-iotex.sh
 (cd tools/p2p-id && GOTOOLCHAIN=local go test ./...)
 
+step "IoTeX's own clients: ioctl (the node's iotex-core module) and iotex-etl 1.0.2 (PyPI, Python 3.7 venv), cached"
+# tests/tests/it/iotex_grpc_clients.rs drives the gateway's gRPC listener with them; installing them here
+# shows progress and names what failed (a refused module, no Python 3.7) outside a test's timeout.
+scripts/install-iotex.sh ioctl >/dev/null
+scripts/install-iotex-etl.sh >/dev/null
+
 step "network-chaos tools: iptables-legacy, toxiproxy-server from its Go module (cached)"
 # tests/tests/it/iotex_chaos.rs puts a cluster in a network namespace and needs these; installing them here
 # shows progress and names what failed outside the test's timeout.

@@ -40,6 +40,7 @@ mod iotex_chaos;
 mod iotex_cluster;
 mod iotex_gateway;
 mod iotex_grpc;
+mod iotex_grpc_clients;
 mod iotex_injector;
 mod iotex_native;
 mod nodes;
