@@ -41,6 +41,8 @@ step "IoTeX's own clients: ioctl (the node's iotex-core module) and iotex-etl 1.
 # shows progress and names what failed (a refused module, no Python 3.7) outside a test's timeout.
 scripts/install-iotex.sh ioctl >/dev/null
 scripts/install-iotex-etl.sh >/dev/null
+# A Node.js gRPC-web client (connect-node, code generated from iotex-proto) for the gRPC-web proof there.
+scripts/install-grpc-web-client.sh >/dev/null
 
 step "network-chaos tools: iptables-legacy, toxiproxy-server from its Go module (cached)"
 # tests/tests/it/iotex_chaos.rs puts a cluster in a network namespace and needs these; installing them here

@@ -119,6 +119,12 @@ pub struct Opts {
     #[arg(long, env = "IOTEX_GATEWAY_GRPC_LISTEN", value_name = "ADDR", help_heading = H_LISTEN,
         default_value = "0.0.0.0:14014", value_parser = keyed(socket_addr))]
     pub grpc_listen: SocketAddr,
+    /// Browser origins allowed to call the gRPC listener with gRPC-web (CORS), e.g.
+    /// `https://explorer.example.com`, or `*` for any. Repeatable (env: comma-separated). Without one, gRPC-web
+    /// still works for same-origin pages and non-browser clients, and no CORS headers are sent.
+    #[arg(long, env = "IOTEX_GATEWAY_GRPC_WEB_CORS_ORIGIN", value_name = "ORIGIN", value_delimiter = ',',
+        help_heading = H_LISTEN)]
+    pub grpc_web_cors_origin: Vec<String>,
 
     /// An upstream node's web3 JSON-RPC URL, optionally named: `[NAME=]URL`. Repeatable (env: comma-separated).
     #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM", value_name = "[NAME=]URL", value_delimiter = ',',
@@ -502,6 +508,8 @@ pub struct Startup {
     pub admin_listen: SocketAddr,
     /// Native gRPC listen address.
     pub grpc_listen: SocketAddr,
+    /// Origins allowed to call the gRPC listener with gRPC-web (`*`: any).
+    pub grpc_web_cors_origins: Vec<String>,
     /// Runtime worker threads (None = one per CPU).
     pub worker_threads: Option<usize>,
     /// In-flight cap per upstream (an upstream's pool is sized once).
@@ -560,6 +568,7 @@ impl Startup {
             listen,
             admin_listen,
             grpc_listen,
+            grpc_web_cors_origins,
             worker_threads,
             max_in_flight_per_upstream,
             max_body_bytes,
@@ -577,6 +586,7 @@ impl Startup {
             (*listen != new.listen, "listen"),
             (*admin_listen != new.admin_listen, "admin-listen"),
             (*grpc_listen != new.grpc_listen, "grpc-listen"),
+            (*grpc_web_cors_origins != new.grpc_web_cors_origins, "grpc-web-cors-origin"),
             (*worker_threads != new.worker_threads, "worker-threads"),
             (*max_in_flight_per_upstream != new.max_in_flight_per_upstream, "max-in-flight-per-upstream"),
             (*max_body_bytes != new.max_body_bytes, "max-body-bytes"),
@@ -753,10 +763,21 @@ impl Opts {
                 format!("{} is also the JSON-RPC or admin listen address", o.grpc_listen),
             ));
         }
+        for origin in &o.grpc_web_cors_origin {
+            if !valid_origin(origin) {
+                return Err(invalid(
+                    "grpc-web-cors-origin",
+                    format!(
+                        "`{origin}` is not `*` or an origin such as https://explorer.example.com (scheme://host[:port], no path)"
+                    ),
+                ));
+            }
+        }
         let startup = Startup {
             listen: o.listen,
             admin_listen: o.admin_listen,
             grpc_listen: o.grpc_listen,
+            grpc_web_cors_origins: o.grpc_web_cors_origin.clone(),
             worker_threads: o.worker_threads.map(NonZeroUsize::get),
             max_in_flight_per_upstream: o.max_in_flight_per_upstream.get(),
             max_body_bytes: o.max_body_bytes.get(),
@@ -1118,6 +1139,24 @@ pub fn derived_ws_url(http: &url::Url, port: u16) -> Option<url::Url> {
         ws.set_password(http.password()).ok()?;
     }
     Some(ws)
+}
+
+/// `*`, or a browser origin: `http` or `https`, a host, an optional port, nothing else (what a browser sends
+/// in `Origin`).
+fn valid_origin(s: &str) -> bool {
+    if s == "*" {
+        return true;
+    }
+    let Ok(u) = url::Url::parse(s) else { return false };
+    matches!(u.scheme(), "http" | "https")
+        && u.host_str().is_some_and(|h| !h.is_empty())
+        && u.username().is_empty()
+        && u.password().is_none()
+        && u.query().is_none()
+        && u.fragment().is_none()
+        && u.path() == "/"
+        && !s.trim_end_matches('/').ends_with(':')
+        && !s.ends_with('/')
 }
 
 /// `http://HOST:PORT/` for an upstream's JSON-RPC URL: `upstream-grpc-port` (no credentials: an IoTeX node's

@@ -393,3 +393,34 @@ fn grpc_addresses_come_from_the_upstream_set_and_can_be_overridden() {
         assert!(e.contains(want), "{args:?}: {e}");
     }
 }
+
+/// gRPC-web CORS: `*` or browser origins (scheme, host, port); anything else is refused by name.
+#[test]
+fn grpc_web_cors_origins_are_origins_or_a_star() {
+    let c = opts(&["--upstream", "a=http://x"]);
+    assert!(c.startup.grpc_web_cors_origins.is_empty(), "no CORS unless asked");
+    let c = opts(&[
+        "--upstream",
+        "a=http://x",
+        "--grpc-web-cors-origin",
+        "https://explorer.example.com",
+        "--grpc-web-cors-origin",
+        "http://localhost:3000",
+    ]);
+    assert_eq!(c.startup.grpc_web_cors_origins, ["https://explorer.example.com", "http://localhost:3000"]);
+    assert_eq!(opts(&["--upstream", "a=http://x", "--grpc-web-cors-origin", "*"]).startup.grpc_web_cors_origins, ["*"]);
+    for bad in [
+        "explorer.example.com",
+        "https://explorer.example.com/",
+        "https://explorer.example.com/app",
+        "https://u:p@explorer.example.com",
+        "ftp://explorer.example.com",
+        "https://",
+        "https://explorer.example.com?x=1",
+        "",
+        "**",
+    ] {
+        let e = err(&["--upstream", "a=http://x", "--grpc-web-cors-origin", bad]);
+        assert!(e.contains("`grpc-web-cors-origin`"), "{bad:?}: {e}");
+    }
+}

@@ -11,9 +11,10 @@
 //!   connection was refused). A node's "already in the pool" answer to it is a success, with the action's
 //!   hash (Keccak-256 of the `Action` message, as the node computes it).
 //! - Any other answer, error statuses included, reaches the client unchanged: headers, message and trailers.
-//! - **Server streams** (`StreamBlocks`, `StreamLogs`) are opened on one routable node (failing over while
-//!   opening) and relayed as they come. A stream does not move when its node dies later: the client sees
-//!   the stream end and resubscribes, as it would against a single node.
+//! - **Server streams** (`StreamBlocks`, `StreamLogs`) are answered at once and relayed from a routable node
+//!   by a task ([`crate::grpc_stream`]). A `StreamBlocks` subscription moves to another node when its node
+//!   dies, hangs or falls behind, and the gateway fills the blocks it missed, so the client sees every block
+//!   once and in order. `StreamLogs` stays on its node and ends when that node's stream does.
 //!
 //! The gateway's own refusals are trailers-only gRPC answers (HTTP 200, `grpc-status` in the headers):
 //! `UNIMPLEMENTED` for a service other than `iotexapi.APIService`, `UNAVAILABLE` with nothing routable or
@@ -21,10 +22,11 @@
 //! A request that is not gRPC at all gets HTTP 415, as the gRPC spec asks.
 
 use crate::error::CallError;
+use crate::grpc_web::Web;
 use crate::metrics::Metrics;
 use crate::outcome::AttemptOutcome;
 use crate::retry::{Reader, Resend};
-use crate::upstream::grpc::{GrpcAnswer, status_of};
+use crate::upstream::grpc::{GrpcAnswer, frame, percent_encode, status_of};
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
@@ -98,6 +100,7 @@ const DEADLINE_EXCEEDED: u32 = 4;
 const RESOURCE_EXHAUSTED: u32 = 8;
 const INTERNAL: u32 = 13;
 const CANCELLED: u32 = 1;
+const INVALID_ARGUMENT: u32 = 3;
 
 /// The label for a method name.
 pub fn method_label(name: &str) -> &'static str {
@@ -115,8 +118,10 @@ fn is_stream(method: &str) -> bool {
 }
 
 /// Settings of the gRPC listener.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GrpcSettings {
+    /// Which browser origins may call with gRPC-web.
+    pub cors: crate::grpc_web::Cors,
     /// The longest a unary call may take, all attempts included (a shorter `grpc-timeout` wins).
     pub request_timeout: Duration,
     /// Largest request message accepted.
@@ -142,8 +147,11 @@ pub enum GrpcBody {
         /// The trailers, until sent.
         trailers: Option<HeaderMap>,
     },
-    /// A server stream from a node, counted open (`iotex_gateway_grpc_streams`) until dropped.
-    Stream(Incoming, StreamGauge),
+    /// An answer translated for a gRPC-web client: frames re-encoded, trailers as a last frame.
+    Web(Box<GrpcBody>, Web),
+    /// A server stream whose frames come from a relay task (`grpc_stream`), counted open
+    /// (`iotex_gateway_grpc_streams`) until dropped; dropping it tells the task the client is gone.
+    Relay(tokio::sync::mpsc::Receiver<Frame<Bytes>>, StreamGauge),
 }
 
 /// Decrements the open-streams gauge when the stream's body is dropped (ended or cut).
@@ -152,6 +160,12 @@ pub struct StreamGauge(prometheus::IntGauge);
 impl Drop for StreamGauge {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+impl Default for GrpcBody {
+    fn default() -> Self {
+        GrpcBody::Whole { data: None, trailers: None }
     }
 }
 
@@ -167,14 +181,29 @@ impl Body for GrpcBody {
                 }
                 Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
             }
-            GrpcBody::Stream(body, _) => Pin::new(body).poll_frame(cx),
+            GrpcBody::Relay(rx, _) => rx.poll_recv(cx).map(|f| f.map(Ok)),
+            GrpcBody::Web(inner, web) => {
+                let web = *web;
+                Pin::new(inner.as_mut()).poll_frame(cx).map(|f| {
+                    f.map(|f| {
+                        f.map(|f| match f.into_data() {
+                            Ok(d) => Frame::data(web.encode(d)),
+                            Err(f) => match f.into_trailers() {
+                                Ok(t) => Frame::data(web.encode(crate::grpc_web::trailer_frame(&t))),
+                                Err(other) => other,
+                            },
+                        })
+                    })
+                })
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             GrpcBody::Whole { data, trailers } => data.as_ref().is_none_or(Bytes::is_empty) && trailers.is_none(),
-            GrpcBody::Stream(body, _) => body.is_end_stream(),
+            GrpcBody::Relay(..) => false,
+            GrpcBody::Web(inner, _) => inner.is_end_stream(),
         }
     }
 }
@@ -189,19 +218,6 @@ fn status_only(code: u32, message: &str) -> Response<GrpcBody> {
         h.insert("grpc-message", v);
     }
     resp
-}
-
-/// `grpc-message` is percent-encoded: bytes outside printable ASCII and `%` itself.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if (0x20..0x7f).contains(&b) && b != b'%' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Headers that belong to one HTTP/2 hop or that the gateway sets itself: not passed on either way.
@@ -299,10 +315,7 @@ fn send_action_response(hash: &str) -> Bytes {
     let mut msg = vec![0x0a];
     msg.push(u8::try_from(hash.len()).unwrap_or(64));
     msg.extend_from_slice(hash.as_bytes());
-    let mut out = vec![0u8];
-    out.extend_from_slice(&u32::try_from(msg.len()).unwrap_or(0).to_be_bytes());
-    out.extend_from_slice(&msg);
-    Bytes::from(out)
+    frame(&msg)
 }
 
 /// True when a node's refusal of `SendAction` says the action is already there.
@@ -319,13 +332,18 @@ impl Grpc {
 
     /// Answers one request; never fails (every failure is a gRPC status).
     pub async fn handle(&self, req: Request<Incoming>) -> Result<Response<GrpcBody>, Infallible> {
+        if let Some(resp) = self.settings.cors.preflight(&req) {
+            return Ok(resp);
+        }
         let started = Instant::now();
         let method = req.uri().path().strip_prefix(SERVICE).unwrap_or("").to_owned();
         let label = method_label(&method);
-        let resp = self.serve(req, &method).await;
+        let web = Web::of(req.headers().get(header::CONTENT_TYPE));
+        let origin = web.and(req.headers().get(header::ORIGIN).cloned());
+        let resp = self.serve(req, &method, web).await;
         let trailers = match resp.body() {
             GrpcBody::Whole { trailers, .. } => trailers.as_ref(),
-            GrpcBody::Stream(..) => None,
+            GrpcBody::Relay(..) | GrpcBody::Web(..) => None,
         };
         let code = status_of(resp.headers(), trailers);
         let code = match (resp.status(), code) {
@@ -338,10 +356,27 @@ impl Grpc {
         if !is_stream(&method) {
             self.metrics.grpc.duration.with_label_values(&[label]).observe(started.elapsed().as_secs_f64());
         }
-        Ok(resp)
+        Ok(match web {
+            Some(w) => self.to_web(resp, w, origin),
+            None => resp,
+        })
     }
 
-    async fn serve(&self, req: Request<Incoming>, method: &str) -> Response<GrpcBody> {
+    /// A gRPC answer as a gRPC-web client reads it (see `grpc_web`), with CORS headers for an allowed origin.
+    fn to_web(&self, resp: Response<GrpcBody>, web: Web, origin: Option<HeaderValue>) -> Response<GrpcBody> {
+        let (mut parts, body) = resp.into_parts();
+        if parts.status == StatusCode::OK {
+            parts.headers.insert(header::CONTENT_TYPE, web.content_type());
+        }
+        if let Some(o) = origin {
+            let mut request = HeaderMap::new();
+            request.insert(header::ORIGIN, o);
+            self.settings.cors.decorate(&request, &mut parts.headers);
+        }
+        Response::from_parts(parts, GrpcBody::Web(Box::new(body), web))
+    }
+
+    async fn serve(&self, req: Request<Incoming>, method: &str, web: Option<Web>) -> Response<GrpcBody> {
         let grpc = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -361,13 +396,23 @@ impl Grpc {
         let timeout = self.settings.request_timeout;
         let deadline = Instant::now()
             + req.headers().get("grpc-timeout").and_then(grpc_timeout).map_or(timeout, |t| t.min(timeout));
-        let meta = metadata(req.headers());
+        let mut meta = metadata(req.headers());
+        if is_stream(method) {
+            // The relay reads every message (a block's height), so the node must not compress them; and a
+            // stream has no deadline at the node (the client ends it).
+            meta.remove("grpc-accept-encoding");
+            meta.remove("grpc-timeout");
+        }
         let body = match self.read_body(req.into_body()).await {
             Ok(b) => b,
             Err(resp) => return *resp,
         };
+        let body = match web.map_or(Some(body.clone()), |w| w.decode_request(body)) {
+            Some(b) => b,
+            None => return status_only(INVALID_ARGUMENT, "the gRPC-web-text request body is not base64"),
+        };
         if is_stream(method) {
-            return self.stream(&path, &meta, body, deadline, method).await;
+            return self.stream(&path, meta, body, method);
         }
         self.unary(&path, &meta, body, deadline, method == "SendAction").await
     }
@@ -420,32 +465,24 @@ impl Grpc {
         }
     }
 
-    async fn stream(
-        &self,
-        path: &PathAndQuery,
-        meta: &HeaderMap,
-        body: Bytes,
-        deadline: Instant,
-        method: &str,
-    ) -> Response<GrpcBody> {
-        let result = self
-            .reader
-            .read_with(deadline, Resend::Any, |u, t| {
-                let body = body.clone();
-                async move { u.grpc_open_stream(path, meta, body, t).await }
-            })
-            .await;
-        match result {
-            Ok((_, resp)) => {
-                let (parts, incoming) = resp.into_parts();
-                let gauge = self.metrics.grpc.streams.with_label_values(&[method_label(method)]);
-                gauge.inc();
-                let mut out = Response::new(GrpcBody::Stream(incoming, StreamGauge(gauge)));
-                copy_answer_headers(&parts.headers, out.headers_mut());
-                out
-            }
-            Err(e) => refusal(&e),
-        }
+    /// A server stream: answered at once with headers, its messages from a relay task (`grpc_stream`), which
+    /// opens the stream on a node and, for `StreamBlocks`, moves it between nodes.
+    fn stream(&self, path: &PathAndQuery, meta: HeaderMap, body: Bytes, method: &str) -> Response<GrpcBody> {
+        let gauge = self.metrics.grpc.streams.with_label_values(&[method_label(method)]);
+        gauge.inc();
+        let (tx, rx) = crate::grpc_stream::channel();
+        let relay = crate::grpc_stream::Relay {
+            reader: Arc::clone(&self.reader),
+            path: path.clone(),
+            meta,
+            body,
+            metrics: Arc::clone(&self.metrics),
+            blocks: method == "StreamBlocks",
+        };
+        tokio::spawn(relay.run(tx));
+        let mut out = Response::new(GrpcBody::Relay(rx, StreamGauge(gauge)));
+        out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        out
     }
 }
 

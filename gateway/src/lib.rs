@@ -24,7 +24,9 @@
 //!   [`upstream::health`] owns health, [`upstream::pool`] picks.
 //! - [`discovery`]: the upstream set: static upstreams plus DNS-discovered ones, handed to health.
 //! - [`reload`]: re-reads the config on SIGHUP and when the file changes; applies what can change live.
-//! - [`grpc`]: the native gRPC listener (`iotexapi.APIService`), balanced per call over the same picker.
+//! - [`grpc`]: the native gRPC listener (`iotexapi.APIService`), balanced per call over the same picker;
+//!   [`grpc_stream`]: its server streams, `StreamBlocks` moved between nodes with gaps filled;
+//!   [`grpc_web`]: gRPC-web for browsers, translated to gRPC.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/status` on their own listener.
 //! - [`metrics`]: every metric, documented; [`outcome`]: the outcome vocabulary metrics count; [`error`]: the
 //!   one mapping of errors and refusals to the wire.
@@ -41,6 +43,8 @@ pub mod drain;
 pub mod error;
 pub mod filters;
 pub mod grpc;
+pub mod grpc_stream;
+pub mod grpc_web;
 pub mod layers;
 pub mod logs;
 pub mod methods;
@@ -347,6 +351,7 @@ fn serve_grpc(
         Arc::clone(proxy.reader()),
         Arc::clone(metrics),
         grpc::GrpcSettings {
+            cors: grpc_web::Cors::new(cfg.startup.grpc_web_cors_origins.clone()),
             request_timeout: cfg.live.request_timeout,
             max_body_bytes: cfg.startup.max_body_bytes,
             body_read_timeout: cfg.startup.clients.body_read_timeout,

@@ -489,6 +489,10 @@ pub struct GrpcMetrics {
     pub duration: HistogramVec,
     /// `iotex_gateway_grpc_streams{method}`: server streams open now.
     pub streams: IntGaugeVec,
+    /// `iotex_gateway_grpc_stream_moves_total{method}`: streams moved to another node.
+    pub stream_moves: IntCounterVec,
+    /// `iotex_gateway_grpc_stream_filled_blocks_total{method}`: blocks read and sent to fill a moved stream's gap.
+    pub stream_filled: IntCounterVec,
 }
 
 impl GrpcMetrics {
@@ -503,6 +507,10 @@ impl GrpcMetrics {
             duration: reg(r, HistogramVec::new(duration, &["method"])?)?,
             streams: gauges(r, "iotex_gateway_grpc_streams",
                 "Native gRPC server streams (StreamBlocks, StreamLogs) open now, by method.", &["method"])?,
+            stream_moves: counters(r, "iotex_gateway_grpc_stream_moves_total",
+                "Native gRPC server streams moved to another node (theirs ended, broke, or stopped being routable).", &["method"])?,
+            stream_filled: counters(r, "iotex_gateway_grpc_stream_filled_blocks_total",
+                "Blocks read from nodes and sent to fill the gap of a moved StreamBlocks stream.", &["method"])?,
         })
     }
 }

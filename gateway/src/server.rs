@@ -16,7 +16,7 @@
 //! On the JSON-RPC listener, [`crate::connections`] caps the connections open (a connection past a cap is
 //! closed as soon as it is accepted) and closes those whose headers are too slow or that sit idle.
 
-use crate::connections::{Activity, ConnGuard, ConnLimits, Tracked};
+use crate::connections::{Activity, ConnGuard, ConnLimits, RequestDone, Tracked};
 use crate::drain::{Drain, Watcher};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -92,8 +92,10 @@ fn spawn_connection<S: HttpService<B>, B: ResponseBody>(
         let call = own.call(req);
         async move {
             let out = call.await;
-            drop(done);
-            out
+            Ok::<_, Infallible>(match out {
+                Ok(resp) => resp.map(|body| Counted { body, done: Some(done) }),
+                Err(never) => match never {},
+            })
         }
     });
     // With upgrades, so a WebSocket handshake on the JSON-RPC port can take the connection over (ws/).
@@ -115,6 +117,42 @@ fn spawn_connection<S: HttpService<B>, B: ResponseBody>(
             tracing::debug!(error = %e, "connection ended with an error");
         }
     });
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted in flight (`connections::Activity`) until the body has
+    /// been sent or dropped. A stream's response (gRPC `StreamBlocks`) is ready long before it ends, and its
+    /// connection must not look idle, or slow to send a request, to the watchdog meanwhile.
+    pub struct Counted<B> {
+        #[pin]
+        body: B,
+        done: Option<RequestDone>,
+    }
+}
+
+impl<B: hyper::body::Body> hyper::body::Body for Counted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let polled = this.body.poll_frame(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            this.done.take();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A connection's own copy of the service, called in place. Serving a request through a fresh clone of the

@@ -123,6 +123,28 @@ fn classify(status: StatusCode, answer: GrpcAnswer) -> Result<GrpcAnswer, (Attem
     Ok(answer)
 }
 
+/// `grpc-message` is percent-encoded: bytes outside printable ASCII and `%` itself.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One uncompressed gRPC message: flag 0, the length (4 bytes, big-endian), the bytes.
+pub fn frame(message: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(5 + message.len());
+    out.push(0);
+    out.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(message);
+    Bytes::from(out)
+}
+
 impl Upstream {
     /// True when calls on the gRPC listener can go to this upstream.
     pub fn has_grpc(&self) -> bool {

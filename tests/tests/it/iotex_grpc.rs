@@ -24,12 +24,17 @@ const WAIT: Duration = Duration::from_secs(60);
 /// serves web3 a moment before gRPC after a (re)start, and the gateway's health is one view of both, so
 /// calls that meet a closed gRPC port count against the node.
 async fn gateway(cluster: &Cluster) -> anyhow::Result<RunningGateway> {
+    gateway_probing(cluster, "250ms").await
+}
+
+/// [`gateway`] with health probes every `interval`.
+async fn gateway_probing(cluster: &Cluster, interval: &str) -> anyhow::Result<RunningGateway> {
     for n in cluster.info().nodes {
         let direct = Client::new(&n.grpc, Duration::from_secs(2))?;
         eventually(WAIT, &format!("{}'s gRPC port answering", n.name), || async { direct.chain_meta().await.ok() })
             .await?;
     }
-    let g = TestGateway::new().arg("--health-interval", "250ms").arg("--probe-timeout", "1s");
+    let g = TestGateway::new().arg("--health-interval", interval).arg("--probe-timeout", "1s");
     let g = cluster.info().nodes.iter().fold(g, |g, n| {
         g.upstream(&n.name, &n.web3)
             .arg("--upstream-health", &format!("{}={}/readiness", n.name, n.stats))
@@ -163,6 +168,207 @@ async fn a_node_killed_under_native_load_costs_the_client_nothing() -> anyhow::R
     println!("gRPC load across the kill: {ok} calls, {} errors", errors.len());
     assert!(ok > 100, "the load ran ({ok} calls)");
     assert!(errors.is_empty(), "the client saw {} errors, e.g. {:?}", errors.len(), &errors[..errors.len().min(5)]);
+    cluster.wait_synced(1, Duration::from_secs(180)).await?;
+    Ok(())
+}
+
+/// `StreamBlocksResponse` with its block kept as bytes, to compare with what a node serves.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Streamed {
+    #[prost(bytes = "bytes", tag = "1")]
+    block: bytes::Bytes,
+    #[prost(message, optional, tag = "2")]
+    id: Option<Identifier>,
+}
+
+/// `iotextypes.BlockIdentifier`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Identifier {
+    #[prost(string, tag = "1")]
+    hash: String,
+    #[prost(uint64, tag = "2")]
+    height: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Empty {}
+
+/// `GetRawBlocksRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawBlocksRequest {
+    #[prost(uint64, tag = "1")]
+    start: u64,
+    #[prost(uint64, tag = "2")]
+    count: u64,
+    #[prost(bool, tag = "3")]
+    with_receipts: bool,
+}
+
+/// `GetRawBlocksResponse`, each `BlockInfo` as bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawBlocks {
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    blocks: Vec<bytes::Bytes>,
+}
+
+/// `iotexapi.BlockInfo`, its parts as bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct BlockInfo {
+    #[prost(message, optional, tag = "1")]
+    block: Option<Block>,
+    #[prost(bytes = "bytes", repeated, tag = "2")]
+    receipts: Vec<bytes::Bytes>,
+}
+
+/// `iotextypes.Block`, its parts as bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Block {
+    #[prost(bytes = "bytes", tag = "1")]
+    header: bytes::Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    body: bytes::Bytes,
+    #[prost(bytes = "bytes", tag = "3")]
+    footer: bytes::Bytes,
+}
+
+async fn grpc_channel(url: &str) -> anyhow::Result<tonic::client::Grpc<tonic::transport::Channel>> {
+    let url = if url.starts_with("http") { url.to_owned() } else { format!("http://{url}") };
+    let channel = tonic::transport::Endpoint::from_shared(url)?.connect().await?;
+    Ok(tonic::client::Grpc::new(channel))
+}
+
+/// Every block from `start` for `count`, as a node serves it (`GetRawBlocks` with receipts).
+async fn raw_blocks(node: &str, start: u64, count: u64) -> anyhow::Result<Vec<bytes::Bytes>> {
+    let mut grpc = grpc_channel(node).await?;
+    grpc.ready().await?;
+    let codec = tonic_prost::ProstCodec::<RawBlocksRequest, RawBlocks>::default();
+    let path = http::uri::PathAndQuery::from_static("/iotexapi.APIService/GetRawBlocks");
+    let req = RawBlocksRequest { start, count, with_receipts: true };
+    Ok(grpc.unary(tonic::Request::new(req), path, codec).await?.into_inner().blocks)
+}
+
+#[tokio::test]
+async fn a_block_stream_through_the_gateway_survives_its_node_dying_with_every_block_once_in_order()
+-> anyhow::Result<()> {
+    let cluster = Cluster::shared().await?;
+    let _only = Cluster::exclusive().await;
+    cluster.wait_synced(1, WAIT).await?;
+    // Probes every 3 s: a hung node stays routable for a few blocks, so the stream must notice by itself that
+    // the chain went on without its node, and fill what it missed.
+    let gw = gateway_probing(cluster, "3s").await?;
+    let names: Vec<String> = cluster.info().nodes.iter().map(|n| n.name.clone()).collect();
+    for n in &names {
+        gw.wait_state(n, "up", WAIT).await?;
+    }
+    let mut grpc = grpc_channel(&gw.grpc).await?;
+    grpc.ready().await?;
+    let codec = tonic_prost::ProstCodec::<Empty, Streamed>::default();
+    let path = http::uri::PathAndQuery::from_static("/iotexapi.APIService/StreamBlocks");
+    let mut stream = grpc.server_streaming(tonic::Request::new(Empty {}), path, codec).await?.into_inner();
+    // The client: every message it gets (or how its stream ended), until dropped or 600 of them (bounded).
+    let (got_tx, mut got_rx) = tokio::sync::mpsc::unbounded_channel::<Result<Streamed, String>>();
+    let reader = tokio::spawn(async move {
+        for _ in 0..600 {
+            let m = match stream.message().await {
+                Ok(Some(m)) => Ok(m),
+                Ok(None) => Err("the stream ended".to_owned()),
+                Err(s) => Err(format!("the stream failed: {s}")),
+            };
+            let end = m.is_err();
+            if got_tx.send(m).is_err() || end {
+                return;
+            }
+        }
+    });
+    let mut got: Vec<Streamed> = Vec::new();
+    // Waits (bounded) until `n` more messages have arrived.
+    async fn more(
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<Result<Streamed, String>>,
+        got: &mut Vec<Streamed>,
+        n: usize,
+    ) -> anyhow::Result<()> {
+        let want = got.len() + n;
+        while got.len() < want {
+            match tokio::time::timeout(WAIT, rx.recv()).await {
+                Ok(Some(Ok(m))) => got.push(m),
+                Ok(Some(Err(e))) => anyhow::bail!("after {} blocks: {e}", got.len()),
+                Ok(None) => anyhow::bail!("the client's stream stopped after {} blocks", got.len()),
+                Err(_) => anyhow::bail!("no block within {WAIT:?} after {} blocks", got.len()),
+            }
+        }
+        Ok(())
+    }
+    more(&mut got_rx, &mut got, 2).await?;
+    // Kill nodes one at a time until the stream's own node was among them (the gateway counts the move);
+    // each comes back before the next goes, so the chain keeps its quorum.
+    let moves = "iotex_gateway_grpc_stream_moves_total{method=\"StreamBlocks\"}";
+    for (i, name) in names.iter().enumerate() {
+        cluster.kill(i).await?;
+        gw.wait_state(name, "down", WAIT).await?;
+        more(&mut got_rx, &mut got, 2).await?;
+        cluster.restart(i).await?;
+        gw.wait_state(name, "up", Duration::from_secs(120)).await?;
+        if gw.metric(moves).await.unwrap_or(0.0) >= 1.0 {
+            break;
+        }
+    }
+    assert!(gw.metric(moves).await? >= 1.0, "the stream was never on a killed node");
+    // Then hang nodes one at a time (SIGSTOP) until the stream's node was among them: its stream goes quiet
+    // and the chain goes on without it; the stream moves once the best head is a few blocks past what it
+    // delivered, and the blocks committed meanwhile must be filled by the gateway.
+    let filled_series = "iotex_gateway_grpc_stream_filled_blocks_total{method=\"StreamBlocks\"}";
+    for (i, name) in names.iter().enumerate() {
+        cluster.pause(i)?;
+        let hung = async {
+            gw.wait_state(name, "down", WAIT).await?;
+            more(&mut got_rx, &mut got, 2).await
+        }
+        .await;
+        cluster.resume(i)?;
+        hung?;
+        gw.wait_state(name, "up", Duration::from_secs(120)).await?;
+        if gw.metric(filled_series).await.unwrap_or(0.0) >= 1.0 {
+            break;
+        }
+    }
+    assert!(gw.metric(filled_series).await? >= 1.0, "no move needed a fill");
+    more(&mut got_rx, &mut got, 3).await?;
+    reader.abort();
+
+    // Every block once, in order: heights consecutive from the first.
+    let heights: Vec<u64> = got.iter().map(|m| m.id.as_ref().map_or(0, |i| i.height)).collect();
+    let first = heights[0];
+    let expected: Vec<u64> = (first..first + heights.len() as u64).collect();
+    assert_eq!(heights, expected, "heights as the client got them");
+    // And each is the chain's block, as a live node serves it (filled ones included).
+    let live = cluster.info().nodes[0].grpc.clone();
+    let served = raw_blocks(&live, first, heights.len() as u64).await?;
+    assert_eq!(served.len(), got.len());
+    let web3 = cluster.info().nodes[0].web3.clone();
+    for m in &got {
+        let h = m.id.as_ref().map_or(0, |i| i.height);
+        let b = iotex_tests::http::RawClient::new()
+            .call(&web3, "eth_getBlockByNumber", serde_json::json!([format!("{h:#x}"), false]))
+            .await?;
+        let hash = b["hash"].as_str().unwrap_or("").trim_start_matches("0x").to_owned();
+        assert_eq!(m.id.as_ref().map(|i| i.hash.clone()), Some(hash), "block {h}'s hash");
+    }
+    // Header, actions and receipts equal the node's; the footer (the endorsements a node collected when it
+    // committed the block) is each node's own, so it only has to be there.
+    for (m, b) in got.iter().zip(&served) {
+        let h = m.id.as_ref().map_or(0, |i| i.height);
+        let (mine, theirs) = (
+            <BlockInfo as prost::Message>::decode(m.block.clone())?,
+            <BlockInfo as prost::Message>::decode(b.clone())?,
+        );
+        let (mb, tb) = (mine.block.unwrap_or_default(), theirs.block.unwrap_or_default());
+        assert_eq!(mb.header, tb.header, "block {h}'s header");
+        assert_eq!(mb.body, tb.body, "block {h}'s actions");
+        assert_eq!(mine.receipts, theirs.receipts, "block {h}'s receipts");
+        assert!(!mb.footer.is_empty(), "block {h} has its endorsements");
+    }
+    let filled = gw.metric(filled_series).await.unwrap_or(0.0);
+    println!("StreamBlocks across node kills: {} blocks ({first}..), {filled} filled by the gateway", got.len());
     cluster.wait_synced(1, Duration::from_secs(180)).await?;
     Ok(())
 }

@@ -640,3 +640,121 @@ async fn a_node_killed_under_ioctl_and_iotex_etl_costs_them_nothing() -> anyhow:
     cluster.wait_synced(1, Duration::from_secs(180)).await?;
     Ok(())
 }
+
+/// Runs the Node.js gRPC-web client (`scripts/install-grpc-web-client.sh`, connect-node) once: `Ok(stdout)`
+/// for exit 0, `Err(stdout + stderr)` otherwise.
+async fn web_call(
+    client: &Path,
+    url: &str,
+    mode: &str,
+    method: &str,
+    request: &str,
+    extra: &[&str],
+) -> Result<String, String> {
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(client).args(["--url", url, "--mode", mode, "--method", method, "--request", request]).args(extra);
+    match run(cmd).await {
+        Ok(out) if out.status.success() => Ok(text(&out.stdout)),
+        Ok(out) => Err(format!("{}{}", text(&out.stdout), text(&out.stderr))),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A raw HTTP/1.1 exchange on loopback (the CORS preflight): the answer's head, lower-cased.
+async fn http1_head(addr: &str, request: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(request.as_bytes()).await?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf)).await??;
+    Ok(String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase())
+}
+
+#[tokio::test]
+async fn a_grpc_web_client_gets_through_the_gateway_what_a_grpc_client_gets_from_a_node() -> anyhow::Result<()> {
+    let cluster = Cluster::shared().await?;
+    let _only = Cluster::exclusive().await;
+    cluster.wait_synced(1, WAIT).await?;
+    let client = install("install-grpc-web-client.sh", None).await?;
+    let gw = {
+        for n in cluster.info().nodes {
+            let direct = Client::new(&n.grpc, Duration::from_secs(2))?;
+            eventually(WAIT, &format!("{}'s gRPC port", n.name), || async { direct.chain_meta().await.ok() }).await?;
+        }
+        let g = TestGateway::new()
+            .arg("--health-interval", "250ms")
+            .arg("--probe-timeout", "1s")
+            .arg("--grpc-web-cors-origin", "https://explorer.example");
+        let g = cluster.info().nodes.iter().fold(g, |g, n| {
+            g.upstream(&n.name, &n.web3)
+                .arg("--upstream-health", &format!("{}={}/readiness", n.name, n.stats))
+                .arg("--upstream-grpc", &format!("{}=http://{}", n.name, n.grpc))
+        });
+        g.spawn().await?
+    };
+    let node = format!("http://{}", cluster.info().nodes[0].grpc);
+    let who = to_io(&parse_key("key", &cluster.info().funded_keys[3])?.address());
+    // Enough blocks (each has its reward action) that the ranges asked below are complete on every node.
+    eventually(Duration::from_secs(120), "the chain at height 6", || async {
+        (cluster.head(0).await.ok()? >= 6).then_some(())
+    })
+    .await?;
+    // Answers that do not move with the chain: the first blocks' metas and actions, an account's nonce and balance
+    // (nobody spends from key 3 here), a node's refusal.
+    let calls: [(&str, String); 3] = [
+        ("GetBlockMetas", r#"{"byIndex":{"start":"1","count":"3"}}"#.to_owned()),
+        // (Not GetRawBlocks: a block's footer, the endorsements a node collected, is each node's own.)
+        ("GetActions", r#"{"byIndex":{"start":"0","count":"3"}}"#.to_owned()),
+        ("GetAccount", format!(r#"{{"address":"{who}"}}"#)),
+    ];
+    for (method, request) in &calls {
+        let direct = web_call(&client, &node, "grpc", method, request, &[]).await.map_err(anyhow::Error::msg)?;
+        for (mode, extra) in [("grpc-web", &[][..]), ("grpc-web", &["--http2"][..]), ("grpc-web-text", &[][..])] {
+            let through =
+                web_call(&client, &gw.grpc, mode, method, request, extra).await.map_err(anyhow::Error::msg)?;
+            assert_eq!(through, direct, "{method} over {mode} {extra:?} through the gateway vs gRPC from node-0");
+        }
+    }
+    // A node's refusal reaches the browser with its code and message.
+    let bad = r#"{"address":"io1notanaddress"}"#;
+    let direct = web_call(&client, &node, "grpc", "GetAccount", bad, &[]).await.expect_err("a refusal");
+    let through = web_call(&client, &gw.grpc, "grpc-web", "GetAccount", bad, &[]).await.expect_err("a refusal");
+    let first = |s: &str| s.lines().find(|l| l.contains("\"error\"")).unwrap_or_default().to_owned();
+    assert_eq!(first(&through), first(&direct), "the node's refusal, as gRPC-web");
+
+    // CORS: a listed origin's preflight is allowed with what gRPC-web sends; another origin's is not.
+    let addr = gw.grpc.trim_start_matches("http://");
+    let preflight = |origin: &str| {
+        format!(
+            "OPTIONS /iotexapi.APIService/GetChainMeta HTTP/1.1\r\nhost: {addr}\r\norigin: {origin}\r\n\
+             access-control-request-method: POST\r\naccess-control-request-headers: content-type,x-grpc-web\r\n\
+             connection: close\r\n\r\n"
+        )
+    };
+    let ok = http1_head(addr, &preflight("https://explorer.example")).await?;
+    assert!(ok.starts_with("http/1.1 204"), "{ok}");
+    assert!(ok.contains("access-control-allow-origin: https://explorer.example"), "{ok}");
+    assert!(ok.contains("x-grpc-web"), "{ok}");
+    let no = http1_head(addr, &preflight("https://elsewhere.example")).await?;
+    assert!(no.starts_with("http/1.1 403") && !no.contains("access-control-allow-origin"), "{no}");
+
+    // A node killed under gRPC-web calls: none of them fails.
+    let victim = cluster.info().nodes.len() - 1;
+    let name = cluster.node(victim).name;
+    let mut outcomes = Vec::new();
+    for i in 0..24 {
+        if i == 8 {
+            cluster.kill(victim).await?;
+        }
+        outcomes.push(web_call(&client, &gw.grpc, "grpc-web", "GetChainMeta", "{}", &[]).await);
+    }
+    gw.wait_state(&name, "down", WAIT).await?;
+    cluster.restart(victim).await?;
+    let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(failed.is_empty(), "{} of 24 gRPC-web calls failed across the kill: {failed:?}", failed.len());
+    let m = gw.metrics().await?;
+    let web_ok = sample(&m, "iotex_gateway_grpc_requests_total{code=\"OK\",method=\"GetChainMeta\"}").unwrap_or(0.0);
+    assert!(web_ok >= 24.0, "GetChainMeta OK counted {web_ok}");
+    cluster.wait_synced(1, Duration::from_secs(180)).await?;
+    Ok(())
+}
