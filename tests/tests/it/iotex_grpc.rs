@@ -372,3 +372,56 @@ async fn a_block_stream_through_the_gateway_survives_its_node_dying_with_every_b
     cluster.wait_synced(1, Duration::from_secs(180)).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_lagging_node_gets_no_native_calls() -> anyhow::Result<()> {
+    let cluster = Cluster::shared().await?;
+    let _only = Cluster::exclusive().await;
+    cluster.wait_synced(1, WAIT).await?;
+    // The boot node (not a delegate: the chain keeps its pace without it) is stopped for a while and started
+    // again; until it has caught up, it is behind the best head and must get none of the calls.
+    let victim = 0;
+    let name = cluster.node(victim).name;
+    let gw = {
+        let g = TestGateway::new()
+            .arg("--health-interval", "250ms")
+            .arg("--probe-timeout", "1s")
+            .arg("--max-lag-blocks", "2");
+        let g = cluster.info().nodes.iter().fold(g, |g, n| {
+            // No readiness URL: a catching-up node's /readiness fails (it would be `down`); here health
+            // sees only its head, so it is `lagging`, the case this test is about.
+            g.upstream(&n.name, &n.web3).arg("--upstream-grpc", &format!("{}=http://{}", n.name, n.grpc))
+        });
+        g.spawn().await?
+    };
+    gw.wait_state(&name, "up", WAIT).await?;
+    let before = cluster.head(1).await?;
+    cluster.kill(victim).await?;
+    eventually(Duration::from_secs(120), "the chain 20 blocks further", || async {
+        (cluster.head(1).await.ok()? >= before + 20).then_some(())
+    })
+    .await?;
+    cluster.restart(victim).await?;
+    gw.wait_state(&name, "lagging", WAIT).await?;
+    let series = format!("iotex_gateway_upstream_requests_total{{outcome=\"ok\",upstream=\"{name}\"}}");
+    let served_before = gw.metric(&series).await.unwrap_or(0.0);
+    let c = client(&gw, Duration::from_secs(10))?;
+    let mut calls = 0;
+    // While it lags (checked after each batch), every call goes elsewhere: at most 6 batches of 10.
+    for _ in 0..6 {
+        for _ in 0..10 {
+            c.chain_meta().await?;
+            calls += 1;
+        }
+        if gw.state_of(&name).await? != "lagging" {
+            break;
+        }
+    }
+    let still = gw.state_of(&name).await?;
+    let served = gw.metric(&series).await.unwrap_or(0.0) - served_before;
+    println!("{calls} gRPC calls while {name} lagged ({still} at the end): {served} went to it");
+    assert!(calls >= 10);
+    assert_eq!(served, 0.0, "calls reached the lagging node");
+    cluster.wait_synced(1, Duration::from_secs(180)).await?;
+    Ok(())
+}
