@@ -51,7 +51,7 @@ pub const MOVE_DEADLINE: Duration = Duration::from_secs(30);
 const ROUTABLE_CHECK: Duration = Duration::from_millis(500);
 /// How many blocks past the last one delivered the best head may get while a `StreamBlocks` node sends
 /// nothing before the relay stops waiting for it: a node that is up but whose stream is stuck.
-const STALE_BLOCKS: u64 = 3;
+pub const STALE_BLOCKS: u64 = 3;
 /// How long the relay waits for a node's first message (its headers come with it): as long as the node stays
 /// routable and the chain does not move on without it; this only bounds a stream on a chain that stalls.
 const OPEN_WAIT: Duration = Duration::from_secs(24 * 3600);
