@@ -125,6 +125,16 @@ pub struct Opts {
     #[arg(long, env = "IOTEX_GATEWAY_GRPC_WEB_CORS_ORIGIN", value_name = "ORIGIN", value_delimiter = ',',
         help_heading = H_LISTEN)]
     pub grpc_web_cors_origin: Vec<String>,
+    /// gRPC methods allowed on the gRPC listener (globs over `iotexapi.APIService` method names, e.g. `Get*`).
+    /// Repeatable.
+    #[arg(long, env = "IOTEX_GATEWAY_GRPC_ALLOW_METHOD", value_name = "GLOB", value_delimiter = ',',
+        help_heading = H_LISTEN, default_values = ["*"], value_parser = keyed(glob))]
+    pub grpc_allow_method: Vec<String>,
+    /// gRPC methods refused on the gRPC listener (`PERMISSION_DENIED`), e.g. `SendAction`; wins over
+    /// `grpc-allow-method`. Repeatable.
+    #[arg(long, env = "IOTEX_GATEWAY_GRPC_DENY_METHOD", value_name = "GLOB", value_delimiter = ',',
+        help_heading = H_LISTEN, value_parser = keyed(glob))]
+    pub grpc_deny_method: Vec<String>,
 
     /// An upstream node's web3 JSON-RPC URL, optionally named: `[NAME=]URL`. Repeatable (env: comma-separated).
     #[arg(long, env = "IOTEX_GATEWAY_UPSTREAM", value_name = "[NAME=]URL", value_delimiter = ',',
@@ -510,6 +520,8 @@ pub struct Startup {
     pub grpc_listen: SocketAddr,
     /// Origins allowed to call the gRPC listener with gRPC-web (`*`: any).
     pub grpc_web_cors_origins: Vec<String>,
+    /// gRPC method globs allowed and denied on the gRPC listener.
+    pub grpc_methods: (Vec<String>, Vec<String>),
     /// Runtime worker threads (None = one per CPU).
     pub worker_threads: Option<usize>,
     /// In-flight cap per upstream (an upstream's pool is sized once).
@@ -569,6 +581,7 @@ impl Startup {
             admin_listen,
             grpc_listen,
             grpc_web_cors_origins,
+            grpc_methods,
             worker_threads,
             max_in_flight_per_upstream,
             max_body_bytes,
@@ -587,6 +600,7 @@ impl Startup {
             (*admin_listen != new.admin_listen, "admin-listen"),
             (*grpc_listen != new.grpc_listen, "grpc-listen"),
             (*grpc_web_cors_origins != new.grpc_web_cors_origins, "grpc-web-cors-origin"),
+            (*grpc_methods != new.grpc_methods, "grpc-allow-method / grpc-deny-method"),
             (*worker_threads != new.worker_threads, "worker-threads"),
             (*max_in_flight_per_upstream != new.max_in_flight_per_upstream, "max-in-flight-per-upstream"),
             (*max_body_bytes != new.max_body_bytes, "max-body-bytes"),
@@ -778,6 +792,15 @@ impl Opts {
             admin_listen: o.admin_listen,
             grpc_listen: o.grpc_listen,
             grpc_web_cors_origins: o.grpc_web_cors_origin.clone(),
+            grpc_methods: {
+                // One empty value (an empty list in the file) stands for "none", as for the web3 globs.
+                let globs = |v: &[String]| v.iter().filter(|g| !g.is_empty()).cloned().collect::<Vec<_>>();
+                let allow = match globs(&o.grpc_allow_method) {
+                    none if none.is_empty() => vec!["*".to_owned()],
+                    some => some,
+                };
+                (allow, globs(&o.grpc_deny_method))
+            },
             worker_threads: o.worker_threads.map(NonZeroUsize::get),
             max_in_flight_per_upstream: o.max_in_flight_per_upstream.get(),
             max_body_bytes: o.max_body_bytes.get(),

@@ -424,3 +424,14 @@ fn grpc_web_cors_origins_are_origins_or_a_star() {
         assert!(e.contains("`grpc-web-cors-origin`"), "{bad:?}: {e}");
     }
 }
+
+/// The gRPC listener's method globs: allow all by default, deny what is named; a bad glob is refused by name.
+#[test]
+fn grpc_method_globs_default_to_allow_all_and_refuse_bad_globs() {
+    let c = opts(&["--upstream", "a=http://x"]);
+    assert_eq!(c.startup.grpc_methods, (vec!["*".to_owned()], vec![]));
+    let c = opts(&["--upstream", "a=http://x", "--grpc-allow-method", "Get*", "--grpc-deny-method", "SendAction"]);
+    assert_eq!(c.startup.grpc_methods, (vec!["Get*".to_owned()], vec!["SendAction".to_owned()]));
+    let e = err(&["--upstream", "a=http://x", "--grpc-deny-method", "Get[*"]);
+    assert!(e.contains("`grpc-deny-method`"), "{e}");
+}

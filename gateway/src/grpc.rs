@@ -101,6 +101,8 @@ const RESOURCE_EXHAUSTED: u32 = 8;
 const INTERNAL: u32 = 13;
 const CANCELLED: u32 = 1;
 const INVALID_ARGUMENT: u32 = 3;
+const PERMISSION_DENIED: u32 = 7;
+const UNAUTHENTICATED: u32 = 16;
 
 /// The label for a method name.
 pub fn method_label(name: &str) -> &'static str {
@@ -130,12 +132,24 @@ pub struct GrpcSettings {
     pub body_read_timeout: Duration,
 }
 
+/// Who may call what on the gRPC listener: the web3 listener's token verification and per-client limits (one
+/// quota per token or client across both APIs, reloaded with them) and this listener's method globs.
+pub struct Guard {
+    /// Access tokens (`Authorization: Bearer` metadata).
+    pub auth: Arc<crate::layers::auth::Auth>,
+    /// Per-client GCRA for callers without a token.
+    pub limiter: Arc<crate::layers::rate_limit::Limiter>,
+    /// `grpc-allow-method` / `grpc-deny-method`.
+    pub policy: crate::policy::MethodPolicy,
+}
+
 /// The gRPC listener's service.
 #[derive(Clone)]
 pub struct Grpc {
     reader: Arc<Reader>,
     metrics: Arc<Metrics>,
     settings: GrpcSettings,
+    guard: Arc<Guard>,
 }
 
 /// A response body: a complete unary answer (message bytes, then trailers), or a node's stream relayed.
@@ -326,8 +340,42 @@ fn already_there(answer: &GrpcAnswer) -> bool {
 
 impl Grpc {
     /// The service over the proxy's retrying reader (one health view and one retry budget for both APIs).
-    pub fn new(reader: Arc<Reader>, metrics: Arc<Metrics>, settings: GrpcSettings) -> Grpc {
-        Grpc { reader, metrics, settings }
+    pub fn new(reader: Arc<Reader>, metrics: Arc<Metrics>, settings: GrpcSettings, guard: Arc<Guard>) -> Grpc {
+        Grpc { reader, metrics, settings, guard }
+    }
+
+    /// The gateway's refusal of this call, if any: a method the globs deny (`PERMISSION_DENIED`), a bad or
+    /// missing token (`UNAUTHENTICATED`), a token or client over its quota (`RESOURCE_EXHAUSTED`). Strips a
+    /// verified token from the metadata, so it never reaches a node.
+    fn refuse(&self, method: &str, req: &mut Request<Incoming>) -> Option<Response<GrpcBody>> {
+        if !self.guard.policy.allows(method) {
+            return Some(status_only(PERMISSION_DENIED, &format!("{method} is not allowed on this gateway")));
+        }
+        let mut anonymous = true;
+        if self.guard.auth.enabled() {
+            let token = crate::layers::auth::bearer(req.headers());
+            match self.guard.auth.admit(token, crate::token::unix_now()) {
+                Err(crate::layers::auth::Refusal::Auth(e)) => {
+                    return Some(status_only(UNAUTHENTICATED, &e.to_string()));
+                }
+                Err(crate::layers::auth::Refusal::OverQuota(wait)) => {
+                    let why = format!("the access token is over its quota; retry in {} ms", wait.as_millis());
+                    return Some(status_only(RESOURCE_EXHAUSTED, &why));
+                }
+                Ok(identity) => anonymous = identity.is_none(),
+            }
+            req.headers_mut().remove(header::AUTHORIZATION);
+        }
+        let peer = req.extensions().get::<crate::server::ClientAddr>().map(|c| c.0.ip()).filter(|_| anonymous);
+        if let Some(peer) = peer {
+            let ip = self.guard.limiter.client_ip(peer, req.headers());
+            if let Err(wait) = self.guard.limiter.check(ip) {
+                self.metrics.http.rate_limited.inc();
+                let why = format!("rate limited; retry in {} ms", wait.as_millis());
+                return Some(status_only(RESOURCE_EXHAUSTED, &why));
+            }
+        }
+        None
     }
 
     /// Answers one request; never fails (every failure is a gRPC status).
@@ -376,7 +424,7 @@ impl Grpc {
         Response::from_parts(parts, GrpcBody::Web(Box::new(body), web))
     }
 
-    async fn serve(&self, req: Request<Incoming>, method: &str, web: Option<Web>) -> Response<GrpcBody> {
+    async fn serve(&self, mut req: Request<Incoming>, method: &str, web: Option<Web>) -> Response<GrpcBody> {
         let grpc = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -389,6 +437,9 @@ impl Grpc {
         }
         if method.is_empty() || method.contains('/') {
             return status_only(UNIMPLEMENTED, "only iotexapi.APIService is served here");
+        }
+        if let Some(refusal) = self.refuse(method, &mut req) {
+            return refusal;
         }
         let Some(path) = req.uri().path_and_query().cloned() else {
             return status_only(UNIMPLEMENTED, "no path");

@@ -223,7 +223,8 @@ pub async fn run(
     let stop_admin = CancellationToken::new();
     let grace = cfg.startup.shutdown_grace;
     let Listeners { rpc: rpc_listener, admin: admin_listener, grpc: grpc_listener } = listeners;
-    let grpc_task = grpc_listener.map(|l| serve_grpc(l, &cfg, &proxy, &metrics, stop_rpc.clone()));
+    let guard = grpc_guard(&cfg, &auth, &limiter)?;
+    let grpc_task = grpc_listener.map(|l| serve_grpc(l, &cfg, (&proxy, guard), &metrics, stop_rpc.clone()));
     let rpc = server::Listener { name: "rpc", limits: Some(conn_limits), grace };
     let (rpc_task, admin_task) =
         serve((rpc_listener, admin_listener), rpc_service, admin, ws, serving_threads, rpc, (&stop_rpc, &stop_admin))?;
@@ -338,12 +339,21 @@ fn websocket(
 
 type ServeTask = tokio::task::JoinHandle<server::ServeReport>;
 
+/// Who may call what on the gRPC listener: the web3 listener's tokens and per-client limits, its own globs.
+fn grpc_guard(cfg: &Config, auth: &Arc<Auth>, limiter: &Arc<Limiter>) -> Result<Arc<grpc::Guard>, GatewayError> {
+    Ok(Arc::new(grpc::Guard {
+        auth: Arc::clone(auth),
+        limiter: Arc::clone(limiter),
+        policy: policy::MethodPolicy::new(&cfg.startup.grpc_methods.0, &cfg.startup.grpc_methods.1)?,
+    }))
+}
+
 /// Serves the native gRPC listener on the control runtime until `stop`, with its own connection caps and
 /// timeouts (the same settings as the JSON-RPC listener's).
 fn serve_grpc(
     listener: TcpListener,
     cfg: &Config,
-    proxy: &Arc<Proxy>,
+    (proxy, guard): (&Arc<Proxy>, Arc<grpc::Guard>),
     metrics: &Arc<Metrics>,
     stop: CancellationToken,
 ) -> ServeTask {
@@ -356,6 +366,7 @@ fn serve_grpc(
             max_body_bytes: cfg.startup.max_body_bytes,
             body_read_timeout: cfg.startup.clients.body_read_timeout,
         },
+        guard,
     ));
     let svc = tower::service_fn(move |req| {
         let service = Arc::clone(&service);

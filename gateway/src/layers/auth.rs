@@ -289,7 +289,7 @@ impl Auth {
 }
 
 /// The bearer token of `Authorization`, if that header holds one (any other scheme is not ours).
-fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim_start();
     let (scheme, rest) = v.split_at_checked(6)?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())

@@ -425,3 +425,81 @@ async fn a_lagging_node_gets_no_native_calls() -> anyhow::Result<()> {
     cluster.wait_synced(1, Duration::from_secs(180)).await?;
     Ok(())
 }
+
+/// The status of one `method` call (an empty request) through `url`, with `token` as bearer metadata.
+async fn status_of_call(url: &str, method: &'static str, token: Option<&str>) -> anyhow::Result<tonic::Code> {
+    let mut grpc = grpc_channel(url).await?;
+    grpc.ready().await?;
+    let codec = tonic_prost::ProstCodec::<Empty, Empty>::default();
+    let path = http::uri::PathAndQuery::try_from(format!("/iotexapi.APIService/{method}"))?;
+    let mut req = tonic::Request::new(Empty {});
+    if let Some(t) = token {
+        req.metadata_mut().insert("authorization", format!("Bearer {t}").parse()?);
+    }
+    Ok(match grpc.unary(req, path, codec).await {
+        Ok(_) => tonic::Code::Ok,
+        Err(s) => s.code(),
+    })
+}
+
+#[tokio::test]
+async fn tokens_quotas_and_method_globs_apply_to_native_calls() -> anyhow::Result<()> {
+    let cluster = Cluster::shared().await?;
+    cluster.wait_synced(1, WAIT).await?;
+    let key = iotex_gateway::token::generate();
+    let public = iotex_gateway::token::encode_public_key(&key.verifying_key());
+    iotex_tests::capture::register_secret("hex-key", &alloy_primitives::hex::encode(key.to_bytes()));
+    let mint = |id: &str, tier: &str| -> anyhow::Result<String> {
+        let claims = iotex_gateway::token::Claims {
+            id: id.into(),
+            subject: "indexer".into(),
+            tier: tier.into(),
+            expires_at: iotex_gateway::token::unix_now() + 600,
+        };
+        let t = iotex_gateway::token::issue(&key, &claims)?;
+        iotex_tests::capture::register_secret("token", &t);
+        Ok(t)
+    };
+    let node = &cluster.info().nodes[0];
+    let base = || {
+        TestGateway::new()
+            .upstream(&node.name, &node.web3)
+            .arg("--upstream-grpc", &format!("{}=http://{}", node.name, node.grpc))
+    };
+    // Tokens required; SendAction denied by glob.
+    let gw = base()
+        .arg("--token-public-key", &public)
+        .arg("--token-tier", "gold=100/100")
+        .arg("--token-tier", "tiny=1/2")
+        .switch("--require-token")
+        .arg("--grpc-deny-method", "SendAction")
+        .spawn()
+        .await?;
+    let (gold, tiny) = (mint("g1", "gold")?, mint("t1", "tiny")?);
+    assert_eq!(status_of_call(&gw.grpc, "GetChainMeta", Some(&gold)).await?, tonic::Code::Ok);
+    assert_eq!(status_of_call(&gw.grpc, "GetChainMeta", None).await?, tonic::Code::Unauthenticated);
+    assert_eq!(status_of_call(&gw.grpc, "GetChainMeta", Some("not-a-token")).await?, tonic::Code::Unauthenticated);
+    assert_eq!(status_of_call(&gw.grpc, "SendAction", Some(&gold)).await?, tonic::Code::PermissionDenied);
+    // The tiny tier's burst of 2, then its quota refuses.
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        codes.push(status_of_call(&gw.grpc, "GetChainMeta", Some(&tiny)).await?);
+    }
+    assert_eq!(&codes[..2], &[tonic::Code::Ok, tonic::Code::Ok]);
+    assert!(codes[2..].contains(&tonic::Code::ResourceExhausted), "{codes:?}");
+    // Anonymous callers under the per-client limit (burst 2).
+    let open = base().arg("--rate-limit-per-client", "1").arg("--rate-limit-burst", "2").spawn().await?;
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        codes.push(status_of_call(&open.grpc, "GetChainMeta", None).await?);
+    }
+    assert_eq!(&codes[..2], &[tonic::Code::Ok, tonic::Code::Ok]);
+    assert!(codes[2..].contains(&tonic::Code::ResourceExhausted), "{codes:?}");
+    let m = open.metrics().await?;
+    assert!(
+        sample(&m, "iotex_gateway_grpc_requests_total{code=\"RESOURCE_EXHAUSTED\",method=\"GetChainMeta\"}")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    Ok(())
+}
