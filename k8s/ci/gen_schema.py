@@ -72,6 +72,8 @@ schema = {
       "config": OBJ({
         "listen": S(pattern=r"^[^:]*:[0-9]+$"), "admin-listen": S(pattern=r"^[^:]*:[0-9]+$"),
         "grpc-listen": S(pattern=r"^[^:]*:[0-9]+$"),
+        "grpc-web-cors-origin": {"type": "array", "items": S(pattern=r"^(\*|https?://[^/?#@]+)$")},
+        "grpc-allow-method": {"type": "array", "items": S()}, "grpc-deny-method": {"type": "array", "items": S()},
         "health-interval": DUR, "max-lag-blocks": I(minimum=0), "request-timeout": DUR,
         "rate-limit-per-client": I(minimum=0), "rate-limit-burst": I(minimum=0),
         "trusted-proxy": {"type": "array", "items": S()}, "tx-broadcast": I(minimum=1),
