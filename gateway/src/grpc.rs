@@ -458,9 +458,12 @@ impl Grpc {
             Ok(b) => b,
             Err(resp) => return *resp,
         };
-        let body = match web.map_or(Some(body.clone()), |w| w.decode_request(body)) {
-            Some(b) => b,
-            None => return status_only(INVALID_ARGUMENT, "the gRPC-web-text request body is not base64"),
+        let body = match web {
+            None => body,
+            Some(w) => match w.decode_request(body) {
+                Some(b) => b,
+                None => return status_only(INVALID_ARGUMENT, "the gRPC-web-text request body is not base64"),
+            },
         };
         if is_stream(method) {
             return self.stream(&path, meta, body, method);

@@ -97,6 +97,29 @@ static SHARED: OnceCell<Cluster> = OnceCell::const_new();
 static EXCLUSIVE: Mutex<()> = Mutex::const_new(());
 
 impl Cluster {
+    /// Spawns `g` as a gateway over every node: each node's web3 port (with its stats port's `/readiness` as
+    /// health URL when `readiness`) and its own gRPC port. First waits until every node's gRPC port answers:
+    /// a node serves web3 a moment before gRPC after a (re)start, and the gateway's health is one view of
+    /// both, so calls that meet a closed gRPC port would count against the node.
+    pub async fn gateway(
+        &self,
+        g: crate::gateway::TestGateway,
+        readiness: bool,
+    ) -> anyhow::Result<crate::gateway::RunningGateway> {
+        for n in self.info().nodes {
+            let direct = iotex_injector::native::Client::new(&n.grpc, Duration::from_secs(2))?;
+            crate::eventually(Duration::from_secs(60), &format!("{}'s gRPC port answering", n.name), || async {
+                direct.chain_meta().await.ok()
+            })
+            .await?;
+        }
+        let g = self.info().nodes.iter().fold(g, |g, n| {
+            let g = g.upstream(&n.name, &n.web3).arg("--upstream-grpc", &format!("{}=http://{}", n.name, n.grpc));
+            if readiness { g.arg("--upstream-health", &format!("{}={}/readiness", n.name, n.stats)) } else { g }
+        });
+        g.spawn().await
+    }
+
     /// Starts a cluster of its own in a fresh temporary directory.
     pub async fn start() -> anyhow::Result<Cluster> {
         Self::start_wrapped(Vec::new()).await

@@ -19,28 +19,14 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A gateway over every node, each with its stats port's `/readiness` and its own gRPC port (the cluster's
-/// nodes do not use 14014, so each is named). First waits until every node's gRPC port answers: a node
-/// serves web3 a moment before gRPC after a (re)start, and the gateway's health is one view of both, so
-/// calls that meet a closed gRPC port count against the node.
+/// A gateway over every node (`Cluster::gateway`, readiness URLs on), probed every 250 ms.
 async fn gateway(cluster: &Cluster) -> anyhow::Result<RunningGateway> {
     gateway_probing(cluster, "250ms").await
 }
 
 /// [`gateway`] with health probes every `interval`.
 async fn gateway_probing(cluster: &Cluster, interval: &str) -> anyhow::Result<RunningGateway> {
-    for n in cluster.info().nodes {
-        let direct = Client::new(&n.grpc, Duration::from_secs(2))?;
-        eventually(WAIT, &format!("{}'s gRPC port answering", n.name), || async { direct.chain_meta().await.ok() })
-            .await?;
-    }
-    let g = TestGateway::new().arg("--health-interval", interval).arg("--probe-timeout", "1s");
-    let g = cluster.info().nodes.iter().fold(g, |g, n| {
-        g.upstream(&n.name, &n.web3)
-            .arg("--upstream-health", &format!("{}={}/readiness", n.name, n.stats))
-            .arg("--upstream-grpc", &format!("{}=http://{}", n.name, n.grpc))
-    });
-    g.spawn().await
+    cluster.gateway(TestGateway::new().arg("--health-interval", interval).arg("--probe-timeout", "1s"), true).await
 }
 
 fn client(gw: &RunningGateway, timeout: Duration) -> anyhow::Result<Client> {
@@ -382,18 +368,11 @@ async fn a_lagging_node_gets_no_native_calls() -> anyhow::Result<()> {
     // again; until it has caught up, it is behind the best head and must get none of the calls.
     let victim = 0;
     let name = cluster.node(victim).name;
-    let gw = {
-        let g = TestGateway::new()
-            .arg("--health-interval", "250ms")
-            .arg("--probe-timeout", "1s")
-            .arg("--max-lag-blocks", "2");
-        let g = cluster.info().nodes.iter().fold(g, |g, n| {
-            // No readiness URL: a catching-up node's /readiness fails (it would be `down`); here health
-            // sees only its head, so it is `lagging`, the case this test is about.
-            g.upstream(&n.name, &n.web3).arg("--upstream-grpc", &format!("{}=http://{}", n.name, n.grpc))
-        });
-        g.spawn().await?
-    };
+    // No readiness URL: a catching-up node's /readiness fails (it would be `down`); here health sees only its
+    // head, so it is `lagging`, the case this test is about.
+    let g =
+        TestGateway::new().arg("--health-interval", "250ms").arg("--probe-timeout", "1s").arg("--max-lag-blocks", "2");
+    let gw = cluster.gateway(g, false).await?;
     gw.wait_state(&name, "up", WAIT).await?;
     let before = cluster.head(1).await?;
     cluster.kill(victim).await?;
