@@ -52,6 +52,14 @@ scripts/install-chaos-tools.sh >/dev/null
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "lock files are current (the workspace and fuzz/, its own workspace)"
+# fuzz/ depends on the gateway by path, so a dependency added there changes fuzz/Cargo.lock too; the fuzz
+# smoke step near the end would refuse a stale one with --locked. Checking it here fails in seconds, not
+# after the tests (how CI at 37849f2 failed).
+cargo metadata --locked --format-version 1 >/dev/null
+cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null \
+  || { echo "fuzz/Cargo.lock is out of date: run 'cargo update -w' in fuzz/ and commit it" >&2; exit 1; }
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
