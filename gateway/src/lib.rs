@@ -223,11 +223,15 @@ pub async fn run(
     let stop_admin = CancellationToken::new();
     let grace = cfg.startup.shutdown_grace;
     let Listeners { rpc: rpc_listener, admin: admin_listener, grpc: grpc_listener } = listeners;
+    // Serving thread `i` uses upstream client pool `i + 1` (pool 0 belongs to the control runtime's probes).
+    let (shards, shard_threads) =
+        server::Shards::start(serving_threads, |i| upstream::use_pool(i + 1)).map_err(GatewayError::Threads)?;
     let guard = grpc_guard(&cfg, &auth, &limiter)?;
-    let grpc_task = grpc_listener.map(|l| serve_grpc(l, &cfg, (&proxy, guard), &metrics, stop_rpc.clone()));
+    let grpc_task =
+        grpc_listener.map(|l| serve_grpc(l, &cfg, (&proxy, guard), &metrics, (shards.clone(), stop_rpc.clone())));
     let rpc = server::Listener { name: "rpc", limits: Some(conn_limits), grace };
     let (rpc_task, admin_task) =
-        serve((rpc_listener, admin_listener), rpc_service, admin, ws, serving_threads, rpc, (&stop_rpc, &stop_admin))?;
+        serve((rpc_listener, admin_listener), rpc_service, admin, ws, shards, rpc, (&stop_rpc, &stop_admin));
     shutdown.await;
     draining.store(true, Ordering::Relaxed);
     metrics.draining.set(1);
@@ -241,6 +245,8 @@ pub async fn run(
     if let Some(t) = grpc_task {
         let _ = t.await;
     }
+    // Both listeners have drained and let go of the serving threads.
+    shard_threads.join().await;
     stop_admin.cancel();
     let _ = admin_task.await;
     membership.task.abort();
@@ -348,14 +354,15 @@ fn grpc_guard(cfg: &Config, auth: &Arc<Auth>, limiter: &Arc<Limiter>) -> Result<
     }))
 }
 
-/// Serves the native gRPC listener on the control runtime until `stop`, with its own connection caps and
-/// timeouts (the same settings as the JSON-RPC listener's).
+/// Serves the native gRPC listener on the serving threads until `stop`, with its own connection caps and
+/// timeouts (the same settings as the JSON-RPC listener's). A call then lives on one thread from the
+/// client's socket to the node's and back, as a web3 call does, and uses that thread's gRPC client pool.
 fn serve_grpc(
     listener: TcpListener,
     cfg: &Config,
     (proxy, guard): (&Arc<Proxy>, Arc<grpc::Guard>),
     metrics: &Arc<Metrics>,
-    stop: CancellationToken,
+    (shards, stop): (server::Shards, CancellationToken),
 ) -> ServeTask {
     let service = Arc::new(grpc::Grpc::new(
         Arc::clone(proxy.reader()),
@@ -374,35 +381,33 @@ fn serve_grpc(
     });
     let limits = connections::ConnLimits::new(conn_settings(cfg), metrics.conns.clone());
     let how = server::Listener { name: "grpc", limits: Some(limits), grace: cfg.startup.shutdown_grace };
-    tokio::spawn(server::serve(listener, svc, None, stop, how))
+    tokio::spawn(server::serve(listener, svc, Some(shards), stop, how))
 }
 
-/// Starts serving both listeners: JSON-RPC on `threads` serving threads, admin on the control runtime.
-/// Each task drains its listener for `grace` once its stop token (rpc, admin) is cancelled.
+/// Starts serving both listeners: JSON-RPC on the serving threads, admin on the control runtime. Each task
+/// drains its listener for `grace` once its stop token (rpc, admin) is cancelled.
 fn serve(
     (rpc_listener, admin_listener): (TcpListener, TcpListener),
     rpc_service: impl server::HttpService,
     admin: admin::Admin,
     ws: Arc<ws::Ws>,
-    threads: usize,
+    shards: server::Shards,
     rpc: server::Listener,
     (stop_rpc, stop_admin): (&CancellationToken, &CancellationToken),
-) -> Result<(ServeTask, ServeTask), GatewayError> {
-    // Serving thread `i` uses upstream client pool `i + 1` (pool 0 belongs to the control runtime's probes).
-    let shards = server::Shards::start(threads, rpc_service.clone(), |i| upstream::use_pool(i + 1))
-        .map_err(GatewayError::Threads)?;
+) -> (ServeTask, ServeTask) {
     let rpc_task = tokio::spawn({
         let stop = stop_rpc.clone();
         async move {
             let grace = rpc.grace;
-            let report = server::serve(rpc_listener, rpc_service, Some(&shards), stop, rpc).await;
-            // WebSocket sessions live on the serving threads: let them send their close frames first.
+            let report = server::serve(rpc_listener, rpc_service, Some(shards.clone()), stop, rpc).await;
+            // WebSocket sessions live on the serving threads: let them send their close frames before this
+            // listener lets go of the threads.
             ws.drained(grace.min(Duration::from_secs(3))).await;
-            shards.stop().await;
+            drop(shards);
             report
         }
     });
     let admin_how = server::Listener { name: "admin", limits: None, grace: Duration::from_secs(1) };
     let admin_task = tokio::spawn(server::serve(admin_listener, admin, None, stop_admin.clone(), admin_how));
-    Ok((rpc_task, admin_task))
+    (rpc_task, admin_task)
 }

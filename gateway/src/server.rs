@@ -1,9 +1,9 @@
 //! Accept loop, serving threads and graceful shutdown.
 //!
-//! The JSON-RPC listener is served thread-per-core, the way nginx runs one event loop per worker: the accept
-//! loop hands each new connection to one of N serving threads, each running its own single-threaded tokio
-//! runtime with its own upstream connection pools (the caller's per-thread hook picks them:
-//! `upstream::use_pool`). A request then lives on one
+//! The JSON-RPC and gRPC listeners are served thread-per-core, the way nginx runs one event loop per worker:
+//! each listener's accept loop hands each new connection to one of N serving threads (shared by both
+//! listeners), each running its own single-threaded tokio runtime with its own upstream connection pools (the
+//! caller's per-thread hook picks them: `upstream::use_pool`). A request then lives on one
 //! thread from the client's socket to the node's socket and back, with no cross-thread wake-ups. On the 2-core
 //! benchmark machine this took the gateway from 0.71× to 0.83× nginx's throughput compared with one
 //! work-stealing runtime (README, Benchmarks). The admin listener is served on the control runtime.
@@ -192,42 +192,39 @@ impl<S> PerConnection<S> {
     }
 }
 
-struct Handoff {
-    stream: std::net::TcpStream,
-    peer: SocketAddr,
-    watcher: Watcher,
-    admitted: Option<(Arc<ConnLimits>, ConnGuard)>,
+/// A connection handed to a serving thread: the thread adopts the socket and serves it with the listener's
+/// service. Boxed once per connection (not per request), so one set of threads serves every listener.
+type Handoff = Box<dyn FnOnce() + Send>;
+
+/// The serving threads, shared by the JSON-RPC and gRPC listeners; cloned into each listener's accept task.
+/// The threads end once every clone is dropped (the listeners have drained) and [`ShardThreads::join`]
+/// waits for them.
+#[derive(Clone)]
+pub struct Shards {
+    senders: Arc<[mpsc::UnboundedSender<Handoff>]>,
 }
 
-/// The serving threads of one listener.
-pub struct Shards {
-    senders: Vec<mpsc::UnboundedSender<Handoff>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
+/// The join handles of the serving threads.
+pub struct ShardThreads(Vec<std::thread::JoinHandle<()>>);
 
 impl Shards {
-    /// Starts `n` serving threads for `service`. Each thread first calls `on_thread(i)` with its index
-    /// (0-based), so the caller can set up per-thread state (the gateway picks an upstream client pool).
-    pub fn start<S: HttpService>(
+    /// Starts `n` serving threads. Each thread first calls `on_thread(i)` with its index (0-based), so the
+    /// caller can set up per-thread state (the gateway picks an upstream client pool).
+    pub fn start(
         n: usize,
-        service: S,
         on_thread: impl Fn(usize) + Clone + Send + 'static,
-    ) -> std::io::Result<Shards> {
+    ) -> std::io::Result<(Shards, ShardThreads)> {
         let mut senders = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
             let (tx, mut rx) = mpsc::unbounded_channel::<Handoff>();
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let svc = service.clone();
             let on_thread = on_thread.clone();
             let thread = std::thread::Builder::new().name(format!("gw-serve-{i}")).spawn(move || {
                 on_thread(i);
                 rt.block_on(async move {
-                    while let Some(h) = rx.recv().await {
-                        match tokio::net::TcpStream::from_std(h.stream) {
-                            Ok(stream) => spawn_connection(stream, h.peer, svc.clone(), h.watcher, h.admitted),
-                            Err(e) => tracing::warn!(error = %e, "cannot adopt an accepted connection"),
-                        }
+                    while let Some(adopt) = rx.recv().await {
+                        adopt();
                     }
                 });
                 // Dropping the runtime here cancels whatever the grace period did not finish.
@@ -235,13 +232,14 @@ impl Shards {
             senders.push(tx);
             threads.push(thread);
         }
-        Ok(Shards { senders, threads })
+        Ok((Shards { senders: senders.into() }, ShardThreads(threads)))
     }
+}
 
-    /// Stops the threads (after the caller has drained connections) and waits for them.
-    pub async fn stop(self) {
-        drop(self.senders);
-        let threads = self.threads;
+impl ShardThreads {
+    /// Waits for the threads, which end once every [`Shards`] clone is gone.
+    pub async fn join(self) {
+        let threads = self.0;
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();
@@ -268,7 +266,7 @@ pub struct Listener {
 pub async fn serve<S: HttpService<B>, B: ResponseBody>(
     listener: TcpListener,
     service: S,
-    shards: Option<&Shards>,
+    shards: Option<Shards>,
     stop: CancellationToken,
     how: Listener,
 ) -> ServeReport {
@@ -300,20 +298,24 @@ pub async fn serve<S: HttpService<B>, B: ResponseBody>(
             None => None,
         };
         let watcher = graceful.watcher();
-        match shards {
-            Some(sh) if !sh.senders.is_empty() => {
-                let tx = &sh.senders[next % sh.senders.len()];
+        match shards.as_ref().and_then(|sh| sh.senders.get(next % sh.senders.len().max(1))) {
+            Some(tx) => {
                 next = next.wrapping_add(1);
                 match stream.into_std() {
                     Ok(std_stream) => {
-                        if tx.send(Handoff { stream: std_stream, peer, watcher, admitted }).is_err() {
+                        let service = service.clone();
+                        let adopt = move || match tokio::net::TcpStream::from_std(std_stream) {
+                            Ok(stream) => spawn_connection(stream, peer, service, watcher, admitted),
+                            Err(e) => tracing::warn!(error = %e, "cannot adopt an accepted connection"),
+                        };
+                        if tx.send(Box::new(adopt)).is_err() {
                             tracing::warn!(listener = name, "serving thread gone; connection dropped");
                         }
                     }
                     Err(e) => tracing::warn!(listener = name, error = %e, "cannot hand off a connection"),
                 }
             }
-            _ => spawn_connection(stream, peer, service.clone(), watcher, admitted),
+            None => spawn_connection(stream, peer, service.clone(), watcher, admitted),
         }
     }
     drop(listener);
