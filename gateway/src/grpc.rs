@@ -12,9 +12,9 @@
 //!   hash (Keccak-256 of the `Action` message, as the node computes it).
 //! - Any other answer, error statuses included, reaches the client unchanged: headers, message and trailers.
 //! - **Server streams** (`StreamBlocks`, `StreamLogs`) are answered at once and relayed from a routable node
-//!   by a task ([`crate::grpc_stream`]). A `StreamBlocks` subscription moves to another node when its node
-//!   dies, hangs or falls behind, and the gateway fills the blocks it missed, so the client sees every block
-//!   once and in order. `StreamLogs` stays on its node and ends when that node's stream does.
+//!   by a task ([`crate::grpc_stream`]). A subscription moves to another node when its node dies, hangs or
+//!   falls behind, and the gateway fills what it missed (blocks with `GetRawBlocks`, logs with `GetLogs`
+//!   under the client's filter), so the client sees every block, or every matching log, once and in order.
 //!
 //! The gateway's own refusals are trailers-only gRPC answers (HTTP 200, `grpc-status` in the headers):
 //! `UNIMPLEMENTED` for a service other than `iotexapi.APIService`, `UNAVAILABLE` with nothing routable or

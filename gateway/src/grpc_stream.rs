@@ -1,6 +1,6 @@
-//! Server streams through the gateway (`StreamBlocks`, `StreamLogs`), and for `StreamBlocks` one subscription
-//! per client that moves between nodes, so the client sees every block once, in height order, whichever node
-//! dies or falls behind under it.
+//! Server streams through the gateway (`StreamBlocks`, `StreamLogs`): one subscription per client that moves
+//! between nodes, so the client sees every block (every matching log) once, in order, whichever node dies
+//! or falls behind under it.
 //!
 //! The client gets its response headers at once and the stream's messages from a relay task. (A node sends
 //! its headers only with its first message, which on a quiet chain may be a block interval or more away:
@@ -23,8 +23,9 @@
 //!
 //! When no node can take the stream or fill a gap within [`MOVE_DEADLINE`], the client's stream ends with
 //! `UNAVAILABLE` and a message saying why: a gap the gateway cannot fill is reported, never skipped.
-//! `StreamLogs` is relayed from one node; when that node's stream ends or breaks, so does the client's
-//! (with the node's status, or `UNAVAILABLE`), and the client resubscribes as it would against one node.
+//! `StreamLogs` moves between nodes too, with the logs it missed read with `GetLogs` under the client's own
+//! filter: every matching log once, in (height, index) order ([`logs`] says how, since a log stream is
+//! silent about the blocks in which nothing matched).
 //!
 //! The messages are decoded with prost derives written here (only the fields the relay reads); a block's
 //! `BlockInfo` stays the node's own bytes.
@@ -44,6 +45,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+pub mod logs;
 
 /// How long the relay keeps trying to move a stream or fill a gap before it gives up on the client.
 pub const MOVE_DEADLINE: Duration = Duration::from_secs(30);
@@ -154,6 +157,22 @@ fn take_message(buf: &mut BytesMut) -> Result<Option<Bytes>, &'static str> {
     Ok(Some(buf.split_to(len).freeze()))
 }
 
+/// Counts a stream as held open on a node (`iotex_gateway_upstream_grpc_streams{upstream}`) until dropped.
+struct OnNode(prometheus::IntGauge);
+
+impl OnNode {
+    fn new(up: &Upstream) -> OnNode {
+        up.metrics.grpc_streams.inc();
+        OnNode(up.metrics.grpc_streams.clone())
+    }
+}
+
+impl Drop for OnNode {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// What ended following one node.
 enum Left {
     /// The client went away: nothing more to do.
@@ -165,6 +184,7 @@ enum Left {
 }
 
 /// What a relay needs: the reader that picks nodes, the request as the node gets it, the method's metrics.
+/// (`StreamLogs` is relayed by the [`logs`] half.)
 pub struct Relay {
     /// Picks nodes and retries, over the one health view.
     pub reader: Arc<Reader>,
@@ -176,7 +196,7 @@ pub struct Relay {
     pub body: Bytes,
     /// For the moves and fills counters.
     pub metrics: Arc<Metrics>,
-    /// True for `StreamBlocks` (followed across nodes), false for `StreamLogs` (one node).
+    /// True for `StreamBlocks`, false for `StreamLogs`.
     pub blocks: bool,
 }
 
@@ -184,14 +204,14 @@ impl Relay {
     /// Opens the stream and relays it (for `StreamBlocks`, across nodes), sending message and trailer frames
     /// to `tx` until the node or the relay ends it or the client goes away.
     pub async fn run(self, tx: mpsc::Sender<Frame<Bytes>>) {
+        if !self.blocks {
+            return self.logs(tx).await;
+        }
         let (mut up, mut node, head) = match self.open(None, None, &tx).await {
             Ok(Some(opened)) => opened,
             Ok(None) => return,
             Err(why) => return give_up(&tx, &format!("no node could take the stream: {why}")).await,
         };
-        if !self.blocks {
-            return self.pass_through(&up, node, &tx).await;
-        }
         let mut last = head;
         loop {
             let why = match self.follow(&up, &mut node, &mut last, &tx).await {
@@ -208,34 +228,6 @@ impl Relay {
                 }
                 Ok(None) => return,
                 Err(why) => return give_up(&tx, &format!("no node could take the stream over: {why}")).await,
-            }
-        }
-    }
-
-    /// `StreamLogs`: the node's frames as they come, its trailers at the end; `UNAVAILABLE` if it breaks.
-    async fn pass_through(&self, up: &Upstream, mut node: Incoming, tx: &mpsc::Sender<Frame<Bytes>>) {
-        let mut check = tokio::time::interval(ROUTABLE_CHECK);
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let next = tokio::select! {
-                () = tx.closed() => return,
-                _ = check.tick() => {
-                    if !self.routable(up) {
-                        return give_up(tx, &format!("upstream {} is no longer routable", up.name)).await;
-                    }
-                    continue;
-                }
-                f = node.frame() => f,
-            };
-            match next {
-                Some(Ok(f)) => {
-                    let end = f.is_trailers();
-                    if tx.send(f).await.is_err() || end {
-                        return;
-                    }
-                }
-                Some(Err(e)) => return give_up(tx, &format!("upstream {}: the stream broke: {e}", up.name)).await,
-                None => return give_up(tx, &format!("upstream {}: the stream ended without a status", up.name)).await,
             }
         }
     }
@@ -348,6 +340,7 @@ impl Relay {
         last: &mut Option<u64>,
         tx: &mpsc::Sender<Frame<Bytes>>,
     ) -> Left {
+        let _on = OnNode::new(up);
         let mut buf = BytesMut::new();
         let mut check = tokio::time::interval(ROUTABLE_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -503,7 +496,7 @@ fn compose(start: u64, count: u64, blocks: Vec<Bytes>, metas: Vec<BlockMeta>) ->
 
 /// Ends the client's stream with `UNAVAILABLE` and `why`.
 async fn give_up(tx: &mpsc::Sender<Frame<Bytes>>, why: &str) {
-    tracing::warn!(reason = %why, "gRPC StreamBlocks ended for its client");
+    tracing::warn!(reason = %why, "a gRPC stream ended for its client");
     let mut t = HeaderMap::new();
     t.insert("grpc-status", HeaderValue::from(UNAVAILABLE));
     if let Ok(v) = HeaderValue::from_str(&percent_encode(why)) {

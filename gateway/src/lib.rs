@@ -170,7 +170,8 @@ pub fn proxy_settings(cfg: &Config) -> ProxySettings {
 }
 
 /// Runs the gateway until `shutdown` resolves, then drains: `/readyz` turns 503, after `shutdown-delay` the
-/// JSON-RPC listener stops accepting, in-flight requests get `shutdown-grace` to finish.
+/// JSON-RPC listener stops accepting, in-flight requests get `shutdown-grace` to finish. Long because the
+/// start-up and the drain's order (what stops before what) read best as one sequence.
 pub async fn run(
     cfg: Config,
     listeners: Listeners,

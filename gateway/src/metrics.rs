@@ -174,6 +174,8 @@ pub struct UpstreamMetrics {
     pub latency: Gauge,
     /// `iotex_gateway_upstream_busy_total{upstream}`.
     pub busy: IntCounter,
+    /// `iotex_gateway_upstream_grpc_streams{upstream}`: gRPC server streams the gateway holds open on it.
+    pub grpc_streams: IntGauge,
 }
 
 /// The upstream set (`upstream/`, `discovery.rs`): per-node health and traffic, membership, DNS.
@@ -185,6 +187,7 @@ pub struct NodeMetrics {
     in_flight: IntGaugeVec,
     latency: GaugeVec,
     busy: IntCounterVec,
+    grpc_streams: IntGaugeVec,
     ejections: IntCounterVec,
     /// `iotex_gateway_best_head_block`.
     pub best_head: IntGauge,
@@ -210,6 +213,8 @@ impl NodeMetrics {
                 "Peak-EWMA latency the balancer uses for the upstream.", up)?,
             busy: counters(r, "iotex_gateway_upstream_busy_total",
                 "HTTP 429 answers from an upstream; each makes it sit out busy-backoff.", up)?,
+            grpc_streams: gauges(r, "iotex_gateway_upstream_grpc_streams",
+                "Native gRPC server streams (StreamBlocks, StreamLogs) the gateway holds open on the upstream.", up)?,
             ejections: counters(r, "iotex_gateway_ejections_total",
                 "Times an upstream was ejected after consecutive failures.", up)?,
             best_head: gauge(r, "iotex_gateway_best_head_block",
@@ -233,6 +238,7 @@ impl NodeMetrics {
             in_flight: self.in_flight.with_label_values(&[name]),
             latency: self.latency.with_label_values(&[name]),
             busy: self.busy.with_label_values(&[name]),
+            grpc_streams: self.grpc_streams.with_label_values(&[name]),
         }
     }
 
@@ -241,7 +247,7 @@ impl NodeMetrics {
         for o in AttemptOutcome::ALL {
             let _ = self.requests.remove_label_values(&[name, o.as_str()]);
         }
-        for v in [&self.up, &self.head, &self.lag, &self.in_flight] {
+        for v in [&self.up, &self.head, &self.lag, &self.in_flight, &self.grpc_streams] {
             let _ = v.remove_label_values(&[name]);
         }
         let _ = self.latency.remove_label_values(&[name]);
@@ -491,7 +497,7 @@ pub struct GrpcMetrics {
     pub streams: IntGaugeVec,
     /// `iotex_gateway_grpc_stream_moves_total{method}`: streams moved to another node.
     pub stream_moves: IntCounterVec,
-    /// `iotex_gateway_grpc_stream_filled_blocks_total{method}`: blocks read and sent to fill a moved stream's gap.
+    /// `iotex_gateway_grpc_stream_filled_blocks_total{method}`: blocks read to fill a moved stream's gap.
     pub stream_filled: IntCounterVec,
 }
 
@@ -510,7 +516,7 @@ impl GrpcMetrics {
             stream_moves: counters(r, "iotex_gateway_grpc_stream_moves_total",
                 "Native gRPC server streams moved to another node (theirs ended, broke, or stopped being routable).", &["method"])?,
             stream_filled: counters(r, "iotex_gateway_grpc_stream_filled_blocks_total",
-                "Blocks read from nodes and sent to fill the gap of a moved StreamBlocks stream.", &["method"])?,
+                "Blocks read from nodes to fill the gap of a moved stream (StreamBlocks: blocks sent; StreamLogs: blocks whose logs were read).", &["method"])?,
         })
     }
 }

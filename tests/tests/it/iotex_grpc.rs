@@ -1,7 +1,8 @@
 //! The gateway's native gRPC listener on the real 5-node cluster, driven by a tonic gRPC client (the
 //! injector's native client): one HTTP/2 connection to the gateway reaches several nodes, call by call; the
 //! answers are the nodes' own (chain meta, balance, gas price, a node's refusal with its status); an action
-//! sent through it lands; and a node killed under a steady gRPC load costs the client nothing.
+//! sent through it lands; a node killed under a steady gRPC load costs the client nothing; and block and log
+//! streams move between nodes with nothing missed or repeated.
 
 use alloy_primitives::Address;
 use alloy_signer_local::PrivateKeySigner;
@@ -217,6 +218,22 @@ struct Block {
     footer: bytes::Bytes,
 }
 
+/// The nodes in the order a test should take them down to hit the one a stream through `gw` is on first
+/// (`iotex_gateway_upstream_grpc_streams`), waiting (bounded) until the gateway holds the stream somewhere.
+async fn stream_node_first(gw: &RunningGateway, names: &[String]) -> anyhow::Result<Vec<usize>> {
+    let on = eventually(WAIT, "the gateway holding the stream on a node", || async {
+        for (i, n) in names.iter().enumerate() {
+            let series = format!("iotex_gateway_upstream_grpc_streams{{upstream=\"{n}\"}}");
+            if gw.metric(&series).await.unwrap_or(0.0) >= 1.0 {
+                return Some(i);
+            }
+        }
+        None
+    })
+    .await?;
+    Ok((0..names.len()).map(|k| (on + k) % names.len()).collect())
+}
+
 async fn grpc_channel(url: &str) -> anyhow::Result<tonic::client::Grpc<tonic::transport::Channel>> {
     let url = if url.starts_with("http") { url.to_owned() } else { format!("http://{url}") };
     let channel = tonic::transport::Endpoint::from_shared(url)?.connect().await?;
@@ -288,7 +305,8 @@ async fn a_block_stream_through_the_gateway_survives_its_node_dying_with_every_b
     // Kill nodes one at a time until the stream's own node was among them (the gateway counts the move);
     // each comes back before the next goes, so the chain keeps its quorum.
     let moves = "iotex_gateway_grpc_stream_moves_total{method=\"StreamBlocks\"}";
-    for (i, name) in names.iter().enumerate() {
+    for i in stream_node_first(&gw, &names).await? {
+        let name = &names[i];
         cluster.kill(i).await?;
         gw.wait_state(name, "down", WAIT).await?;
         more(&mut got_rx, &mut got, 2).await?;
@@ -303,7 +321,8 @@ async fn a_block_stream_through_the_gateway_survives_its_node_dying_with_every_b
     // and the chain goes on without it; the stream moves once the best head is a few blocks past what it
     // delivered, and the blocks committed meanwhile must be filled by the gateway.
     let filled_series = "iotex_gateway_grpc_stream_filled_blocks_total{method=\"StreamBlocks\"}";
-    for (i, name) in names.iter().enumerate() {
+    for i in stream_node_first(&gw, &names).await? {
+        let name = &names[i];
         cluster.pause(i)?;
         let hung = async {
             gw.wait_state(name, "down", WAIT).await?;
@@ -326,7 +345,13 @@ async fn a_block_stream_through_the_gateway_survives_its_node_dying_with_every_b
     let first = heights[0];
     let expected: Vec<u64> = (first..first + heights.len() as u64).collect();
     assert_eq!(heights, expected, "heights as the client got them");
-    // And each is the chain's block, as a live node serves it (filled ones included).
+    // And each is the chain's block, as a live node serves it (filled ones included), once that node (just
+    // back from being killed or hung, maybe) has them all.
+    let top = first + heights.len() as u64 - 1;
+    eventually(WAIT, "node 0 to have every block the client got", || async {
+        (cluster.head(0).await.ok()? >= top).then_some(())
+    })
+    .await?;
     let live = cluster.info().nodes[0].grpc.clone();
     let served = raw_blocks(&live, first, heights.len() as u64).await?;
     assert_eq!(served.len(), got.len());
@@ -355,6 +380,175 @@ async fn a_block_stream_through_the_gateway_survives_its_node_dying_with_every_b
     }
     let filled = gw.metric(filled_series).await.unwrap_or(0.0);
     println!("StreamBlocks across node kills: {} blocks ({first}..), {filled} filled by the gateway", got.len());
+    cluster.wait_synced(1, Duration::from_secs(180)).await?;
+    Ok(())
+}
+
+/// `iotexapi.StreamLogsRequest` / `GetLogsRequest` filter: `LogsFilter{}` matches every log.
+#[derive(Clone, PartialEq, prost::Message)]
+struct LogsRequest {
+    #[prost(message, optional, tag = "1")]
+    filter: Option<Empty>,
+    #[prost(message, optional, tag = "3")]
+    by_range: Option<LogsRange>,
+}
+
+/// `iotexapi.GetLogsByRange`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct LogsRange {
+    #[prost(uint64, tag = "1")]
+    from: u64,
+    #[prost(uint64, tag = "2")]
+    to: u64,
+}
+
+/// `StreamLogsResponse`, its log as bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct StreamedLog {
+    #[prost(bytes = "bytes", tag = "1")]
+    log: bytes::Bytes,
+}
+
+/// `GetLogsResponse`, each log as bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Logs {
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    logs: Vec<bytes::Bytes>,
+}
+
+/// `iotextypes.Log`: where it sits.
+#[derive(Clone, PartialEq, prost::Message)]
+struct LogPlace {
+    #[prost(uint64, tag = "4")]
+    height: u64,
+    #[prost(uint32, tag = "6")]
+    index: u32,
+}
+
+fn place(log: &bytes::Bytes) -> (u64, u32) {
+    <LogPlace as prost::Message>::decode(log.clone()).map_or((0, 0), |p| (p.height, p.index))
+}
+
+/// Every log of blocks `from..=to`, as `node` serves them (`GetLogs` by range, the empty filter).
+async fn logs_in(node: &str, from: u64, to: u64) -> anyhow::Result<Vec<bytes::Bytes>> {
+    let mut grpc = grpc_channel(node).await?;
+    grpc.ready().await?;
+    let codec = tonic_prost::ProstCodec::<LogsRequest, Logs>::default();
+    let path = http::uri::PathAndQuery::from_static("/iotexapi.APIService/GetLogs");
+    let req = LogsRequest { filter: Some(Empty {}), by_range: Some(LogsRange { from, to }) };
+    Ok(grpc.unary(tonic::Request::new(req), path, codec).await?.into_inner().logs)
+}
+
+/// Every block pays its producer a reward, which logs, so a `StreamLogs` subscription with the empty filter
+/// gets logs in every block: a gap would show. Nodes are killed one at a time, then hung (SIGSTOP), until the
+/// stream's own node was among each; the client must get every log of every block once, in order, byte for
+/// byte as a live node's `GetLogs` serves them.
+#[tokio::test]
+async fn a_log_stream_through_the_gateway_survives_its_node_dying_with_every_log_once_in_order() -> anyhow::Result<()> {
+    let cluster = Cluster::shared().await?;
+    let _only = Cluster::exclusive().await;
+    cluster.wait_synced(1, WAIT).await?;
+    let gw = gateway_probing(cluster, "1s").await?;
+    let names: Vec<String> = cluster.info().nodes.iter().map(|n| n.name.clone()).collect();
+    for n in &names {
+        gw.wait_state(n, "up", WAIT).await?;
+    }
+    let mut grpc = grpc_channel(&gw.grpc).await?;
+    grpc.ready().await?;
+    let codec = tonic_prost::ProstCodec::<LogsRequest, StreamedLog>::default();
+    let path = http::uri::PathAndQuery::from_static("/iotexapi.APIService/StreamLogs");
+    let req = LogsRequest { filter: Some(Empty {}), by_range: None };
+    let mut stream = grpc.server_streaming(tonic::Request::new(req), path, codec).await?.into_inner();
+    // The client: every log it gets (or how its stream ended), until dropped or 5,000 of them (bounded).
+    let (got_tx, mut got_rx) = tokio::sync::mpsc::unbounded_channel::<Result<bytes::Bytes, String>>();
+    let reader = tokio::spawn(async move {
+        for _ in 0..5_000 {
+            let m = match stream.message().await {
+                Ok(Some(m)) => Ok(m.log),
+                Ok(None) => Err("the stream ended".to_owned()),
+                Err(s) => Err(format!("the stream failed: {s}")),
+            };
+            let end = m.is_err();
+            if got_tx.send(m).is_err() || end {
+                return;
+            }
+        }
+    });
+    let mut got: Vec<bytes::Bytes> = Vec::new();
+    // Waits (bounded) until logs of `n` more blocks than the last one had have arrived.
+    async fn more_blocks(
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<Result<bytes::Bytes, String>>,
+        got: &mut Vec<bytes::Bytes>,
+        n: u64,
+    ) -> anyhow::Result<()> {
+        let want = got.last().map_or(0, |l| place(l).0) + n;
+        while got.last().is_none_or(|l| place(l).0 < want) {
+            match tokio::time::timeout(WAIT, rx.recv()).await {
+                Ok(Some(Ok(m))) => got.push(m),
+                Ok(Some(Err(e))) => anyhow::bail!("after {} logs: {e}", got.len()),
+                Ok(None) => anyhow::bail!("the client's stream stopped after {} logs", got.len()),
+                Err(_) => anyhow::bail!("no log within {WAIT:?} after {} logs", got.len()),
+            }
+        }
+        Ok(())
+    }
+    more_blocks(&mut got_rx, &mut got, 1).await?;
+    let moves = "iotex_gateway_grpc_stream_moves_total{method=\"StreamLogs\"}";
+    // Killed, one at a time (each back before the next goes, so the chain keeps its quorum), then hung.
+    for hang in [false, true] {
+        let before = gw.metric(moves).await.unwrap_or(0.0);
+        for i in stream_node_first(&gw, &names).await? {
+            let name = &names[i];
+            if hang {
+                cluster.pause(i)?
+            } else {
+                cluster.kill(i).await?
+            }
+            let away = async {
+                gw.wait_state(name, "down", WAIT).await?;
+                more_blocks(&mut got_rx, &mut got, 2).await
+            }
+            .await;
+            if hang {
+                cluster.resume(i)?
+            } else {
+                cluster.restart(i).await?
+            }
+            away?;
+            gw.wait_state(name, "up", Duration::from_secs(120)).await?;
+            if gw.metric(moves).await.unwrap_or(0.0) > before {
+                break;
+            }
+        }
+        assert!(
+            gw.metric(moves).await? > before,
+            "the stream was never on a {} node",
+            if hang { "hung" } else { "killed" }
+        );
+    }
+    more_blocks(&mut got_rx, &mut got, 2).await?;
+    reader.abort();
+
+    // Every log of every block from the first to the one before the last (the last may be cut short by the
+    // client stopping), once, in order, equal to what a live node serves for that range.
+    let (first, last) = (place(&got[0]).0, got.last().map_or(0, |l| place(l).0));
+    let mine: Vec<bytes::Bytes> = got.iter().filter(|l| place(l).0 < last).cloned().collect();
+    eventually(WAIT, "node 0 to have every block the client got logs of", || async {
+        (cluster.head(0).await.ok()? >= last).then_some(())
+    })
+    .await?;
+    let served = logs_in(&cluster.info().nodes[0].grpc, first, last - 1).await?;
+    let places = |v: &[bytes::Bytes]| v.iter().map(place).collect::<Vec<_>>();
+    assert_eq!(places(&mine), places(&served), "(height, index) of every log the client got");
+    assert_eq!(mine, served, "the logs' bytes");
+    let filled_series = "iotex_gateway_grpc_stream_filled_blocks_total{method=\"StreamLogs\"}";
+    let filled = gw.metric(filled_series).await.unwrap_or(0.0);
+    let moved = gw.metric(moves).await.unwrap_or(0.0);
+    println!(
+        "StreamLogs across node kills and hangs: {} logs of blocks {first}..{last}, {moved} moves, {filled} blocks read by the gateway",
+        got.len()
+    );
+    assert!(filled >= 1.0, "no move needed a read");
     cluster.wait_synced(1, Duration::from_secs(180)).await?;
     Ok(())
 }
