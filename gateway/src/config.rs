@@ -518,10 +518,6 @@ pub struct Startup {
     pub admin_listen: SocketAddr,
     /// Native gRPC listen address.
     pub grpc_listen: SocketAddr,
-    /// Origins allowed to call the gRPC listener with gRPC-web (`*`: any).
-    pub grpc_web_cors_origins: Vec<String>,
-    /// gRPC method globs allowed and denied on the gRPC listener.
-    pub grpc_methods: (Vec<String>, Vec<String>),
     /// Runtime worker threads (None = one per CPU).
     pub worker_threads: Option<usize>,
     /// In-flight cap per upstream (an upstream's pool is sized once).
@@ -580,8 +576,6 @@ impl Startup {
             listen,
             admin_listen,
             grpc_listen,
-            grpc_web_cors_origins,
-            grpc_methods,
             worker_threads,
             max_in_flight_per_upstream,
             max_body_bytes,
@@ -599,8 +593,6 @@ impl Startup {
             (*listen != new.listen, "listen"),
             (*admin_listen != new.admin_listen, "admin-listen"),
             (*grpc_listen != new.grpc_listen, "grpc-listen"),
-            (*grpc_web_cors_origins != new.grpc_web_cors_origins, "grpc-web-cors-origin"),
-            (*grpc_methods != new.grpc_methods, "grpc-allow-method / grpc-deny-method"),
             (*worker_threads != new.worker_threads, "worker-threads"),
             (*max_in_flight_per_upstream != new.max_in_flight_per_upstream, "max-in-flight-per-upstream"),
             (*max_body_bytes != new.max_body_bytes, "max-body-bytes"),
@@ -684,6 +676,10 @@ pub struct Live {
     pub logs_max_range_per_call: u64,
     /// Largest `eth_getLogs` range (blocks) one client call may cover.
     pub logs_max_range: u64,
+    /// Origins allowed to call the gRPC listener with gRPC-web (`*`: any).
+    pub grpc_web_cors_origins: Vec<String>,
+    /// gRPC method globs allowed and denied on the gRPC listener.
+    pub grpc_methods: (Vec<String>, Vec<String>),
 }
 
 /// Upstream discovery from DNS.
@@ -777,30 +773,10 @@ impl Opts {
                 format!("{} is also the JSON-RPC or admin listen address", o.grpc_listen),
             ));
         }
-        for origin in &o.grpc_web_cors_origin {
-            if !valid_origin(origin) {
-                return Err(invalid(
-                    "grpc-web-cors-origin",
-                    format!(
-                        "`{origin}` is not `*` or an origin such as https://explorer.example.com (scheme://host[:port], no path)"
-                    ),
-                ));
-            }
-        }
         let startup = Startup {
             listen: o.listen,
             admin_listen: o.admin_listen,
             grpc_listen: o.grpc_listen,
-            grpc_web_cors_origins: o.grpc_web_cors_origin.clone(),
-            grpc_methods: {
-                // One empty value (an empty list in the file) stands for "none", as for the web3 globs.
-                let globs = |v: &[String]| v.iter().filter(|g| !g.is_empty()).cloned().collect::<Vec<_>>();
-                let allow = match globs(&o.grpc_allow_method) {
-                    none if none.is_empty() => vec!["*".to_owned()],
-                    some => some,
-                };
-                (allow, globs(&o.grpc_deny_method))
-            },
             worker_threads: o.worker_threads.map(NonZeroUsize::get),
             max_in_flight_per_upstream: o.max_in_flight_per_upstream.get(),
             max_body_bytes: o.max_body_bytes.get(),
@@ -871,12 +847,20 @@ impl Opts {
                 format!("must be at least logs-max-range-per-call ({logs_max_range_per_call})"),
             ));
         }
+        for origin in &self.grpc_web_cors_origin {
+            if !valid_origin(origin) {
+                return Err(invalid(
+                    "grpc-web-cors-origin",
+                    format!(
+                        "`{origin}` is not `*` or an origin such as https://explorer.example.com (scheme://host[:port], no path)"
+                    ),
+                ));
+            }
+        }
         // One empty value (an empty list in the file) stands for "none".
         let methods = |v: &[String]| v.iter().filter(|g| !g.is_empty()).cloned().collect::<Vec<_>>();
-        let allow_methods = match methods(&self.allow_method) {
-            none if none.is_empty() => vec!["*".to_owned()],
-            some => some,
-        };
+        let all_if_none = |v: Vec<String>| if v.is_empty() { vec!["*".to_owned()] } else { v };
+        let allow_methods = all_if_none(methods(&self.allow_method));
         Ok(Live {
             upstreams,
             discovery,
@@ -903,6 +887,8 @@ impl Opts {
             coalesce: self.coalesce,
             logs_max_range_per_call,
             logs_max_range,
+            grpc_web_cors_origins: self.grpc_web_cors_origin.clone(),
+            grpc_methods: (all_if_none(methods(&self.grpc_allow_method)), methods(&self.grpc_deny_method)),
         })
     }
 

@@ -398,7 +398,7 @@ fn grpc_addresses_come_from_the_upstream_set_and_can_be_overridden() {
 #[test]
 fn grpc_web_cors_origins_are_origins_or_a_star() {
     let c = opts(&["--upstream", "a=http://x"]);
-    assert!(c.startup.grpc_web_cors_origins.is_empty(), "no CORS unless asked");
+    assert!(c.live.grpc_web_cors_origins.is_empty(), "no CORS unless asked");
     let c = opts(&[
         "--upstream",
         "a=http://x",
@@ -407,8 +407,8 @@ fn grpc_web_cors_origins_are_origins_or_a_star() {
         "--grpc-web-cors-origin",
         "http://localhost:3000",
     ]);
-    assert_eq!(c.startup.grpc_web_cors_origins, ["https://explorer.example.com", "http://localhost:3000"]);
-    assert_eq!(opts(&["--upstream", "a=http://x", "--grpc-web-cors-origin", "*"]).startup.grpc_web_cors_origins, ["*"]);
+    assert_eq!(c.live.grpc_web_cors_origins, ["https://explorer.example.com", "http://localhost:3000"]);
+    assert_eq!(opts(&["--upstream", "a=http://x", "--grpc-web-cors-origin", "*"]).live.grpc_web_cors_origins, ["*"]);
     for bad in [
         "explorer.example.com",
         "https://explorer.example.com/",
@@ -429,9 +429,9 @@ fn grpc_web_cors_origins_are_origins_or_a_star() {
 #[test]
 fn grpc_method_globs_default_to_allow_all_and_refuse_bad_globs() {
     let c = opts(&["--upstream", "a=http://x"]);
-    assert_eq!(c.startup.grpc_methods, (vec!["*".to_owned()], vec![]));
+    assert_eq!(c.live.grpc_methods, (vec!["*".to_owned()], vec![]));
     let c = opts(&["--upstream", "a=http://x", "--grpc-allow-method", "Get*", "--grpc-deny-method", "SendAction"]);
-    assert_eq!(c.startup.grpc_methods, (vec!["Get*".to_owned()], vec!["SendAction".to_owned()]));
+    assert_eq!(c.live.grpc_methods, (vec!["Get*".to_owned()], vec!["SendAction".to_owned()]));
     let e = err(&["--upstream", "a=http://x", "--grpc-deny-method", "Get[*"]);
     assert!(e.contains("`grpc-deny-method`"), "{e}");
 }

@@ -119,28 +119,62 @@ fn is_stream(method: &str) -> bool {
     matches!(method, "StreamBlocks" | "StreamLogs")
 }
 
-/// Settings of the gRPC listener.
+/// Settings of the gRPC listener read once at start.
 #[derive(Debug, Clone)]
 pub struct GrpcSettings {
-    /// Which browser origins may call with gRPC-web.
-    pub cors: crate::grpc_web::Cors,
-    /// The longest a unary call may take, all attempts included (a shorter `grpc-timeout` wins).
-    pub request_timeout: Duration,
     /// Largest request message accepted.
     pub max_body_bytes: usize,
     /// A request body must be complete this long after its headers.
     pub body_read_timeout: Duration,
 }
 
+/// What a config reload replaces on the gRPC listener, swapped as one unit.
+pub struct GrpcConf {
+    /// `grpc-allow-method` / `grpc-deny-method`.
+    pub policy: crate::policy::MethodPolicy,
+    /// Which browser origins may call with gRPC-web.
+    pub cors: crate::grpc_web::Cors,
+    /// The longest a unary call may take, all attempts included (a shorter `grpc-timeout` wins).
+    pub request_timeout: Duration,
+}
+
+impl GrpcConf {
+    /// The listener's reloadable settings from a config; `Err` names a bad glob.
+    pub fn from_config(cfg: &crate::config::Config) -> Result<GrpcConf, crate::policy::PolicyError> {
+        let (allow, deny) = &cfg.live.grpc_methods;
+        Ok(GrpcConf {
+            policy: crate::policy::MethodPolicy::new(allow, deny)?,
+            cors: crate::grpc_web::Cors::new(cfg.live.grpc_web_cors_origins.clone()),
+            request_timeout: cfg.live.request_timeout,
+        })
+    }
+}
+
 /// Who may call what on the gRPC listener: the web3 listener's token verification and per-client limits (one
-/// quota per token or client across both APIs, reloaded with them) and this listener's method globs.
+/// quota per token or client across both APIs, reloaded with them), and this listener's own method globs,
+/// CORS origins and deadline (reloaded by [`Guard::reconfigure`]).
 pub struct Guard {
     /// Access tokens (`Authorization: Bearer` metadata).
     pub auth: Arc<crate::layers::auth::Auth>,
     /// Per-client GCRA for callers without a token.
     pub limiter: Arc<crate::layers::rate_limit::Limiter>,
-    /// `grpc-allow-method` / `grpc-deny-method`.
-    pub policy: crate::policy::MethodPolicy,
+    conf: arc_swap::ArcSwap<GrpcConf>,
+}
+
+impl Guard {
+    /// A guard over the web3 listener's tokens and limits, with this listener's `conf`.
+    pub fn new(
+        auth: Arc<crate::layers::auth::Auth>,
+        limiter: Arc<crate::layers::rate_limit::Limiter>,
+        conf: GrpcConf,
+    ) -> Guard {
+        Guard { auth, limiter, conf: arc_swap::ArcSwap::from_pointee(conf) }
+    }
+
+    /// Applies reloaded settings to calls that start from now on.
+    pub fn reconfigure(&self, conf: GrpcConf) {
+        self.conf.store(Arc::new(conf));
+    }
 }
 
 /// The gRPC listener's service.
@@ -348,7 +382,7 @@ impl Grpc {
     /// missing token (`UNAUTHENTICATED`), a token or client over its quota (`RESOURCE_EXHAUSTED`). Strips a
     /// verified token from the metadata, so it never reaches a node.
     fn refuse(&self, method: &str, req: &mut Request<Incoming>) -> Option<Response<GrpcBody>> {
-        if !self.guard.policy.allows(method) {
+        if !self.guard.conf.load().policy.allows(method) {
             return Some(status_only(PERMISSION_DENIED, &format!("{method} is not allowed on this gateway")));
         }
         let mut anonymous = true;
@@ -380,7 +414,7 @@ impl Grpc {
 
     /// Answers one request; never fails (every failure is a gRPC status).
     pub async fn handle(&self, req: Request<Incoming>) -> Result<Response<GrpcBody>, Infallible> {
-        if let Some(resp) = self.settings.cors.preflight(&req) {
+        if let Some(resp) = self.guard.conf.load().cors.preflight(&req) {
             return Ok(resp);
         }
         let started = Instant::now();
@@ -419,7 +453,7 @@ impl Grpc {
         if let Some(o) = origin {
             let mut request = HeaderMap::new();
             request.insert(header::ORIGIN, o);
-            self.settings.cors.decorate(&request, &mut parts.headers);
+            self.guard.conf.load().cors.decorate(&request, &mut parts.headers);
         }
         Response::from_parts(parts, GrpcBody::Web(Box::new(body), web))
     }
@@ -444,7 +478,7 @@ impl Grpc {
         let Some(path) = req.uri().path_and_query().cloned() else {
             return status_only(UNIMPLEMENTED, "no path");
         };
-        let timeout = self.settings.request_timeout;
+        let timeout = self.guard.conf.load().request_timeout;
         let deadline = Instant::now()
             + req.headers().get("grpc-timeout").and_then(grpc_timeout).map_or(timeout, |t| t.min(timeout));
         let mut meta = metadata(req.headers());

@@ -208,6 +208,7 @@ pub async fn run(
         health.control.clone(),
         Arc::clone(&metrics),
     );
+    let guard = grpc_guard(&cfg, &auth, &limiter)?;
     let reloader = reload::spawn(
         cfg.clone(),
         reload::Targets {
@@ -217,6 +218,7 @@ pub async fn run(
             health: health.control.clone(),
             membership: membership.spec.clone(),
             metrics: Arc::clone(&metrics),
+            grpc: Arc::clone(&guard),
         },
     );
     log_start(&cfg, &listeners, &upstreams, serving_threads);
@@ -227,7 +229,6 @@ pub async fn run(
     // Serving thread `i` uses upstream client pool `i + 1` (pool 0 belongs to the control runtime's probes).
     let (shards, shard_threads) =
         server::Shards::start(serving_threads, |i| upstream::use_pool(i + 1)).map_err(GatewayError::Threads)?;
-    let guard = grpc_guard(&cfg, &auth, &limiter)?;
     let grpc_task =
         grpc_listener.map(|l| serve_grpc(l, &cfg, (&proxy, guard), &metrics, (shards.clone(), stop_rpc.clone())));
     let rpc = server::Listener { name: "rpc", limits: Some(conn_limits), grace };
@@ -348,11 +349,7 @@ type ServeTask = tokio::task::JoinHandle<server::ServeReport>;
 
 /// Who may call what on the gRPC listener: the web3 listener's tokens and per-client limits, its own globs.
 fn grpc_guard(cfg: &Config, auth: &Arc<Auth>, limiter: &Arc<Limiter>) -> Result<Arc<grpc::Guard>, GatewayError> {
-    Ok(Arc::new(grpc::Guard {
-        auth: Arc::clone(auth),
-        limiter: Arc::clone(limiter),
-        policy: policy::MethodPolicy::new(&cfg.startup.grpc_methods.0, &cfg.startup.grpc_methods.1)?,
-    }))
+    Ok(Arc::new(grpc::Guard::new(Arc::clone(auth), Arc::clone(limiter), grpc::GrpcConf::from_config(cfg)?)))
 }
 
 /// Serves the native gRPC listener on the serving threads until `stop`, with its own connection caps and
@@ -369,8 +366,6 @@ fn serve_grpc(
         Arc::clone(proxy.reader()),
         Arc::clone(metrics),
         grpc::GrpcSettings {
-            cors: grpc_web::Cors::new(cfg.startup.grpc_web_cors_origins.clone()),
-            request_timeout: cfg.live.request_timeout,
             max_body_bytes: cfg.startup.max_body_bytes,
             body_read_timeout: cfg.startup.clients.body_read_timeout,
         },

@@ -9,7 +9,8 @@
 //! - **applied**: everything in [`crate::config::Live`]: upstreams (static list and DNS discovery), health
 //!   and lag thresholds, timeouts, retry budget, batch limits, transaction broadcast, method policy, rate
 //!   limit, trusted proxies, access tokens (keys, tiers, `require-token`, revocation list), the cache size
-//!   and coalescing, for calls that start from now on. Calls in flight finish as they started: nothing is
+//!   and coalescing, the gRPC listener's method globs, gRPC-web CORS origins and deadline, for calls that
+//!   start from now on. Calls in flight finish as they started: nothing is
 //!   drained or cut.
 //! - Everything in [`crate::config::Startup`] (listen addresses, worker threads, the per-upstream in-flight
 //!   cap, body cap, log format, shutdown timings, the poll interval itself, WebSocket settings, turning the
@@ -41,6 +42,8 @@ pub struct Targets {
     pub membership: watch::Sender<Spec>,
     /// Reload counters.
     pub metrics: Arc<Metrics>,
+    /// The gRPC listener's method globs, CORS origins and deadline.
+    pub grpc: Arc<crate::grpc::Guard>,
 }
 
 /// The outcome of one reload.
@@ -145,6 +148,10 @@ pub fn reload(running: &mut Config, targets: &Targets) -> Outcome {
         Ok(p) => p,
         Err(e) => return Outcome::Rejected(e.to_string()),
     };
+    let grpc = match crate::grpc::GrpcConf::from_config(&new) {
+        Ok(g) => g,
+        Err(e) => return Outcome::Rejected(format!("config key `grpc-allow-method` / `grpc-deny-method`: {e}")),
+    };
     // The revocation list is read before anything changes, so an unreadable one rejects the whole reload.
     if let Err(e) = targets.auth.reconfigure(new.live.tokens.as_ref()) {
         return Outcome::Rejected(format!("config key `token-revocation-list`: {e}"));
@@ -152,6 +159,7 @@ pub fn reload(running: &mut Config, targets: &Targets) -> Outcome {
     targets.proxy.reconfigure(policy, crate::proxy_settings(&new));
     targets.proxy.reconfigure_reuse(new.live.cache_max_bytes, new.live.coalesce);
     targets.limiter.reconfigure(new.live.rate_limit, new.live.trusted_proxies.clone());
+    targets.grpc.reconfigure(grpc);
     // A full control channel means the supervisor is far behind; waiting here would stall reloads, and the
     // next reload sends the whole state again anyway.
     if targets.health.try_send(Control::SetConfig(crate::health_config(&new))).is_err() {

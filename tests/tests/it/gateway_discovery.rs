@@ -1,6 +1,7 @@
 //! The upstream set changes while the gateway serves: DNS discovery (a loopback DNS server whose records the
 //! test changes, in front of real anvil nodes sharing one port on different loopback addresses, as pods
-//! behind a headless Service do) and config reload (file change and SIGHUP), with calls in flight throughout.
+//! behind a headless Service do) and config reload (file change and SIGHUP), with calls in flight throughout,
+//! including the gRPC listener's method globs and CORS origins.
 
 use iotex_tests::dns::TestDns;
 use iotex_tests::gateway::{RunningGateway, TestGateway, sample};
@@ -171,5 +172,80 @@ async fn sighup_reloads_the_config_file() -> anyhow::Result<()> {
     nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGHUP)?;
     wait_members(&g, &["b"]).await?;
     assert!(reloads(&g, "applied").await >= 1.0);
+    Ok(())
+}
+
+/// An empty protobuf message, for gRPC calls whose request and answer the test does not read.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Empty {}
+
+/// The status of a `GetChainMeta` call through the gateway's gRPC listener (no node has a gRPC port here, so
+/// an allowed call ends `UNAVAILABLE` and a denied one `PERMISSION_DENIED`, before any node is asked).
+async fn chain_meta_status(g: &RunningGateway) -> anyhow::Result<tonic::Code> {
+    let channel = tonic::transport::Endpoint::from_shared(g.grpc.clone())?.connect().await?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await?;
+    let codec = tonic_prost::ProstCodec::<Empty, Empty>::default();
+    let path = http::uri::PathAndQuery::from_static("/iotexapi.APIService/GetChainMeta");
+    let mut req = tonic::Request::new(Empty {});
+    req.set_timeout(Duration::from_secs(10));
+    Ok(grpc.unary(req, path, codec).await.map_or_else(|s| s.code(), |_| tonic::Code::Ok))
+}
+
+/// The status line of a gRPC-web CORS preflight from `origin` (HTTP/1.1 on the gRPC listener).
+async fn preflight_status(g: &RunningGateway, origin: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = g.grpc.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!(
+        "OPTIONS /iotexapi.APIService/GetChainMeta HTTP/1.1\r\nhost: {addr}\r\norigin: {origin}\r\n\
+         access-control-request-method: POST\r\nconnection: close\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).await?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WITHIN, s.read(&mut buf)).await??;
+    Ok(String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn the_grpc_listeners_method_globs_and_cors_origins_are_reloaded_live() -> anyhow::Result<()> {
+    let node = Node::anvil(&[]).await?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("gateway.toml");
+    let g = config_gateway(&path, &node, "100ms").await?;
+    let origin = "https://explorer.example.com";
+    assert_eq!(chain_meta_status(&g).await?, tonic::Code::Unavailable, "allowed: it looks for a node");
+    assert!(preflight_status(&g, origin).await?.contains(" 403"), "no origin is listed yet");
+
+    // One edit denies the method and lists the origin; calls from then on see both.
+    let upstream = format!("upstream = [\"a={}\"]\n", node.url);
+    replace_file(
+        &path,
+        &format!("{upstream}grpc-deny-method = [\"GetChain*\"]\ngrpc-web-cors-origin = [\"{origin}\"]\n"),
+    )?;
+    eventually(WITHIN, "the reloaded globs to deny GetChainMeta", || async {
+        (chain_meta_status(&g).await.ok()? == tonic::Code::PermissionDenied).then_some(())
+    })
+    .await?;
+    assert!(preflight_status(&g, origin).await?.contains(" 204"), "the reloaded origin is allowed");
+    assert!(preflight_status(&g, "https://elsewhere.example").await?.contains(" 403"));
+
+    // A glob that does not parse: the whole reload is rejected, and what runs stays in force.
+    let rejected = reloads(&g, "rejected").await;
+    replace_file(&path, &format!("{upstream}grpc-deny-method = [\"[\"]\n"))?;
+    eventually(WITHIN, "the bad glob to be rejected", || async {
+        (reloads(&g, "rejected").await > rejected).then_some(())
+    })
+    .await?;
+    assert_eq!(chain_meta_status(&g).await?, tonic::Code::PermissionDenied, "the running globs stay");
+    assert!(preflight_status(&g, origin).await?.contains(" 204"), "the running origins stay");
+
+    // Back to none: allowed again, and no origin.
+    replace_file(&path, &upstream)?;
+    eventually(WITHIN, "GetChainMeta to be allowed again", || async {
+        (chain_meta_status(&g).await.ok()? == tonic::Code::Unavailable).then_some(())
+    })
+    .await?;
+    assert!(preflight_status(&g, origin).await?.contains(" 403"));
     Ok(())
 }
