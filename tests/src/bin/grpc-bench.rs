@@ -3,8 +3,8 @@
 //!
 //! The upstream is a canned gRPC sink (hyper HTTP/2, one thread): every call gets the same framed
 //! `GetChainMetaResponse` and `grpc-status: 0`, fast enough that what is measured is the hop in front of it.
-//! The gateway runs with one serving thread (its gRPC listener is served on the control runtime), its gRPC upstream the sink and its web3 upstream the JSON-RPC sink
-//! (for health). The load is tonic's gRPC client, `GetChainMeta` on one HTTP/2 connection:
+//! The gateway runs with one serving thread (`--worker-threads 1`; its gRPC connections are served there, as
+//! web3 ones are), its gRPC upstream the sink and its web3 upstream the JSON-RPC sink (for health). The load is tonic's gRPC client, `GetChainMeta` on one HTTP/2 connection:
 //! 1. maximum throughput: 32 calls in flight for SECONDS (default 8);
 //! 2. latency at a fixed rate: 50 % of the gateway's maximum for SECONDS, each call's latency measured from
 //!    its intended send time (no coordinated omission), p50/p99/p99.9 from an HdrHistogram.
@@ -265,7 +265,7 @@ fn main() -> anyhow::Result<()> {
         let rate = (g_max.0.calls as f64 / g_max.0.secs * 0.5).max(10.0);
         let d_fixed = with_cpu(None, fixed_run(&direct, rate, dur)).await?;
         let g_fixed = with_cpu(Some(pid), fixed_run(&through, rate, dur)).await?;
-        println!("== gRPC GetChainMeta, one HTTP/2 connection, canned sink upstream; the gateway's gRPC listener runs on its control runtime");
+        println!("== gRPC GetChainMeta, one HTTP/2 connection, canned sink upstream; the gateway with --worker-threads 1");
         println!("{:10} {:>9} {:>11} {:>8} {:>8} {:>8} {:>12} {:>6}", "target", "max_rps", "cpu_us/call", "p50_ms", "p99_ms", "p999_ms", "cpu_us@fixed", "errors");
         row("direct", &d_max, &d_fixed);
         row("gateway", &g_max, &g_fixed);
