@@ -97,8 +97,8 @@ fn serve(source: &Source) -> ExitCode {
         Err(e) => return invalid(&e),
     };
     telemetry::init(cfg.startup.log_format.unwrap_or_else(LogFormat::detect));
-    // The control runtime: accept loops, health probes, admin. JSON-RPC connections are served on their own
-    // threads (`server::Shards`, `--worker-threads`), so one thread is plenty here.
+    // The control runtime: accept loops, health probes, admin. JSON-RPC and gRPC connections are served on
+    // their own threads (`server::Shards`, `--worker-threads`), so one thread is plenty here.
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
