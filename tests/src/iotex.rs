@@ -80,12 +80,25 @@ fn run_script(wrap: &[String], args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// A base port whose 50 successors are free on 127.0.0.1 now. Another process could take one before the
+/// The low end of the kernel's ephemeral port range, from which outgoing connections take their local ports.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+/// A base port whose 50 successors are free on 127.0.0.1 now, below the ephemeral range: a node's port inside
+/// it can be taken as the local port of any outgoing connection while the node is down, and its restart then
+/// fails to bind (seen in CI: a killed boot node's P2P port). Another process could still take one before the
 /// nodes bind; [`Cluster::start`] then tries another range.
 fn free_range() -> anyhow::Result<u16> {
+    let low = u32::from(ephemeral_low());
+    // 10,000 up to the ephemeral range; a machine whose range starts lower falls back to anywhere above 20,000.
+    let (start, span) = if low > 10_100 { (10_000u32, low - 10_000 - 50) } else { (20_000, 40_000) };
     for _ in 0..50 {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let base = 20_000 + (probe % 40_000) / 10 * 10;
+        let probe = u32::from(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port());
+        let base = u16::try_from(start + (probe % span) / 10 * 10)?;
         if (base..base + 50).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
             return Ok(base);
         }
