@@ -173,6 +173,27 @@ impl Drop for OnNode {
     }
 }
 
+/// The whole messages a node's stream frame completes (appended to what `buf` held), or why the node's stream
+/// is over for the client: it ended, broke, sent its trailers, or sent what the relay cannot read. Shared by
+/// the block and the log relay.
+fn messages_of(next: Option<Result<Frame<Bytes>, hyper::Error>>, buf: &mut BytesMut) -> Result<Vec<Bytes>, String> {
+    let frame = match next {
+        None => return Err("its stream ended".into()),
+        Some(Err(e)) => return Err(format!("its stream broke: {e}")),
+        Some(Ok(f)) => f,
+    };
+    let data = frame.into_data().map_err(|f| {
+        let code = f.trailers_ref().and_then(|t| crate::upstream::grpc::status_of(t, None));
+        format!("its stream ended with status {code:?}")
+    })?;
+    buf.extend_from_slice(&data);
+    let mut out = Vec::new();
+    while let Some(m) = take_message(buf).map_err(|why| format!("it sent {why}"))? {
+        out.push(m);
+    }
+    Ok(out)
+}
+
 /// What ended following one node.
 enum Left {
     /// The client went away: nothing more to do.
@@ -355,25 +376,11 @@ impl Relay {
                 }
                 f = node.frame() => f,
             };
-            let frame = match next {
-                None => return Left::Node("its stream ended".into()),
-                Some(Err(e)) => return Left::Node(format!("its stream broke: {e}")),
-                Some(Ok(f)) => f,
+            let messages = match messages_of(next, &mut buf) {
+                Ok(m) => m,
+                Err(why) => return Left::Node(why),
             };
-            let data = match frame.into_data() {
-                Ok(d) => d,
-                Err(f) => {
-                    let code = f.trailers_ref().and_then(|t| crate::upstream::grpc::status_of(t, None));
-                    return Left::Node(format!("its stream ended with status {code:?}"));
-                }
-            };
-            buf.extend_from_slice(&data);
-            loop {
-                let message = match take_message(&mut buf) {
-                    Ok(Some(m)) => m,
-                    Ok(None) => break,
-                    Err(why) => return Left::Node(format!("it sent {why}")),
-                };
+            for message in messages {
                 if let Some(left) = self.deliver(message, last, tx).await {
                     return left;
                 }
@@ -546,6 +553,26 @@ mod tests {
         // A length far past what arrived waits for more, it does not read past the buffer.
         let mut huge = BytesMut::from(&b"\x00\xff\xff\xff\xffab"[..]);
         assert_eq!(take_message(&mut huge), Ok(None));
+    }
+
+    #[test]
+    fn a_frame_gives_its_whole_messages_and_an_end_or_a_bad_message_says_why() {
+        let mut buf = BytesMut::new();
+        let mut two = frame(b"ab").to_vec();
+        two.extend_from_slice(&frame(b"cd")[..3]);
+        let got = messages_of(Some(Ok(Frame::data(Bytes::from(two)))), &mut buf);
+        assert_eq!(got, Ok(vec![Bytes::from_static(b"ab")]), "the second is not whole yet");
+        let rest = Bytes::copy_from_slice(&frame(b"cd")[3..]);
+        assert_eq!(messages_of(Some(Ok(Frame::data(rest))), &mut buf), Ok(vec![Bytes::from_static(b"cd")]));
+        assert_eq!(messages_of(None, &mut buf), Err("its stream ended".to_owned()));
+        let mut t = HeaderMap::new();
+        t.insert("grpc-status", HeaderValue::from(14u32));
+        assert_eq!(
+            messages_of(Some(Ok(Frame::trailers(t))), &mut buf),
+            Err("its stream ended with status Some(14)".into())
+        );
+        let compressed = Frame::data(Bytes::from_static(b"\x01\x00\x00\x00\x00"));
+        assert!(messages_of(Some(Ok(compressed)), &mut buf).is_err_and(|w| w.contains("compressed")));
     }
 
     #[test]

@@ -24,7 +24,9 @@
 //! `start block > tip height` while its log index has not reached that block yet, instead of silently
 //! cutting the range short. A log at or below `through`, or at or below `last`, is a repeat and is dropped.
 
-use super::{Left, MAX_GAP, MOVE_DEADLINE, OPEN_WAIT, OnNode, ROUTABLE_CHECK, Relay, give_up, take_message};
+use super::{
+    Left, MAX_GAP, MOVE_DEADLINE, OPEN_WAIT, OnNode, ROUTABLE_CHECK, Relay, give_up, messages_of, take_message,
+};
 use crate::upstream::Upstream;
 use crate::upstream::grpc::frame;
 use bytes::{Bytes, BytesMut};
@@ -237,24 +239,11 @@ impl Relay {
                     Err(e) => return Left::Node(format!("opening its stream failed: {e}")),
                 },
                 f = next_frame(&mut node) => {
-                    let data = match f {
-                        None => return Left::Node("its stream ended".into()),
-                        Some(Err(e)) => return Left::Node(format!("its stream broke: {e}")),
-                        Some(Ok(f)) => match f.into_data() {
-                            Ok(d) => d,
-                            Err(f) => {
-                                let code = f.trailers_ref().and_then(|t| crate::upstream::grpc::status_of(t, None));
-                                return Left::Node(format!("its stream ended with status {code:?}"));
-                            }
-                        },
+                    let messages = match messages_of(f, &mut buf) {
+                        Ok(m) => m,
+                        Err(why) => return Left::Node(why),
                     };
-                    buf.extend_from_slice(&data);
-                    loop {
-                        let message = match take_message(&mut buf) {
-                            Ok(Some(m)) => m,
-                            Ok(None) => break,
-                            Err(why) => return Left::Node(format!("it sent {why}")),
-                        };
+                    for message in messages {
                         if let Some(left) = self.deliver_streamed(up, message, pos, filter, tx).await {
                             return left;
                         }
